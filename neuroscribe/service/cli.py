@@ -1,0 +1,184 @@
+"""The ``neuroscribe`` command line.
+
+Bad input (unknown model, revision or site, an empty concept, tau outside (0, 1], a sentences file
+without positives or negatives, ...) prints one line ``neuroscribe: error: FIELD: PROBLEM`` and exits
+with code 2, before any work and without touching DIR.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+
+import click
+from pydantic import ValidationError
+
+from ..errors import InvalidInput, NeuroscribeError
+from ..jobs import ConceptSpec, ExpertsJob, GeneratorSpec, Pooling, SamplingSpec, SubjectModelSpec
+
+__all__ = ["main", "cli"]
+
+
+def _doc(model, name: str) -> str:
+    """The contract's field description, so ``--help`` and the JSON schema say the same thing."""
+    return model.model_fields[name].description or ""
+
+
+def _fail(message: str, code: int = 2):
+    click.echo(f"neuroscribe: error: {message}", err=True)
+    sys.exit(code)
+
+
+def _validation_message(err: ValidationError) -> str:
+    first = err.errors()[0]
+    loc = ".".join(str(x) for x in first["loc"]) or "job"
+    msg = first["msg"].removeprefix("Value error, ")
+    more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
+    return f"{loc}: {msg}{more}"
+
+
+def user_errors(fn):
+    """Turn user errors into one line on stderr and exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except InvalidInput as e:
+            _fail(str(e))
+        except ValidationError as e:
+            _fail(_validation_message(e))
+        except NeuroscribeError as e:
+            _fail(str(e), code=1)
+
+    return wrapper
+
+
+def parse_layers(values: tuple[str, ...]) -> tuple[int, ...] | None:
+    """``--layers 0,2-4 --layers 7`` -> (0, 2, 3, 4, 7)."""
+    if not values:
+        return None
+    out: list[int] = []
+    for value in values:
+        for part in value.split(","):
+            part = part.strip()
+            try:
+                if "-" in part[1:]:
+                    lo, hi = part.split("-", 1)
+                    out.extend(range(int(lo), int(hi) + 1))
+                elif part:
+                    out.append(int(part))
+            except ValueError:
+                raise InvalidInput("layers", f"{value!r} is not a list of layer numbers like 0,2-4") from None
+    if any(x < 0 for x in out):
+        raise InvalidInput("layers", "layer numbers must be >= 0")
+    return tuple(sorted(set(out)))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="neuroscribe")
+def cli():
+    """neuroscribe: what do the neurons of a language model respond to?"""
+
+
+@cli.command("experts")
+@click.option("--model", "model", default="minilm", show_default=True, help=_doc(SubjectModelSpec, "name"))
+@click.option("--revision", default=None, help=_doc(SubjectModelSpec, "revision"))
+@click.option("--concept", "concepts", multiple=True, metavar="NAME[:CATEGORY]",
+              help="A concept to analyse; repeat for several (e.g. --concept cat:animal --concept bus).")
+@click.option("--sentences", "sentences_file", type=click.Path(path_type=Path), default=None,
+              help='Bring your own sentences: a JSONL file, one {"text", "concept", "label"} per line '
+                   "(label 1 = positive, 0 = negative). No LLM is used then.")
+@click.option("--tau", type=float, default=0.9, show_default=True, help=_doc(ExpertsJob, "tau"))
+@click.option("--layers", "layers", multiple=True, metavar="LIST",
+              help="Layers to read, e.g. 0,2-4 (repeatable). Default: all.")
+@click.option("--site", default="mlp_post", show_default=True, help=_doc(SubjectModelSpec, "site"))
+@click.option("--pooling", type=click.Choice([p.value for p in Pooling]), default="max", show_default=True,
+              help=_doc(SubjectModelSpec, "pooling"))
+@click.option("--n-pos", type=int, default=20, show_default=True, help=_doc(ExpertsJob, "n_pos"))
+@click.option("--n-neg", type=int, default=20, show_default=True, help=_doc(ExpertsJob, "n_neg"))
+@click.option("--top-n", type=int, default=10, show_default=True, help=_doc(ExpertsJob, "top_n"))
+@click.option("--generator", "generator", default="transformers:smollm2", show_default=True, metavar="SPEC",
+              help="LLM that writes the sentences: BACKEND[:MODEL][@BASE_URL], backends transformers, vllm, "
+                   "openai (an OpenAI-compatible server such as `vllm serve`), fake.")
+@click.option("--temperature", type=float, default=None, help=_doc(SamplingSpec, "temperature") + " [default: 0.8]")
+@click.option("--max-new-tokens", type=int, default=None, help=_doc(SamplingSpec, "max_new_tokens") + " [default: 400]")
+@click.option("--gen-batch-size", type=int, default=16, show_default=True, help=_doc(GeneratorSpec, "batch_size"))
+@click.option("--batch-size", type=int, default=32, show_default=True, help=_doc(SubjectModelSpec, "batch_size"))
+@click.option("--max-length", type=int, default=128, show_default=True, help=_doc(SubjectModelSpec, "max_length"))
+@click.option("--device", default="auto", show_default=True, help=_doc(SubjectModelSpec, "device"))
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for generation and every random choice.")
+@click.option("--trust-remote-code", is_flag=True, help="Allow model repositories to run their own code (off by default).")
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
+              help="Where finished LLM generations are kept so a re-run resumes [default: $NEUROSCRIBE_CACHE or ~/.cache/neuroscribe].")
+@click.option("--out", "out", type=click.Path(path_type=Path), required=True, metavar="DIR",
+              help="Folder for the results; written under a temporary name, then renamed.")
+@click.option("--force", is_flag=True, help="Replace DIR if it exists and is not empty.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@user_errors
+def experts_cmd(model, revision, concepts, sentences_file, tau, layers, site, pooling, n_pos, n_neg, top_n,
+                generator, temperature, max_new_tokens, gen_batch_size, batch_size, max_length, device, seed,
+                trust_remote_code, cache_dir, out, force, quiet):
+    """Find the expert neurons of concepts: units whose response separates sentences about a
+    concept from sentences without it with average precision >= tau.
+
+    Without --sentences, an LLM (the packaged SmolLM2-135M-Instruct by default) writes fact- and
+    story-style positive and negative sentences for every concept."""
+    from .runner import run_experts_job
+
+    job = build_experts_job(
+        model=model, revision=revision, concepts=concepts, sentences_file=sentences_file, tau=tau,
+        layers=layers, site=site, pooling=pooling, n_pos=n_pos, n_neg=n_neg, top_n=top_n,
+        generator=generator, temperature=temperature, max_new_tokens=max_new_tokens,
+        gen_batch_size=gen_batch_size, batch_size=batch_size, max_length=max_length, device=device,
+        seed=seed, trust_remote_code=trust_remote_code,
+    )
+    run_experts_job(job, out, force=force, progress=not quiet, cache_dir=cache_dir)
+
+
+def build_experts_job(*, concepts, sentences_file, generator, temperature, max_new_tokens, gen_batch_size,
+                      trust_remote_code, model, revision, site, pooling, layers, batch_size, max_length,
+                      device, **rest) -> ExpertsJob:
+    """The ``ExpertsJob`` the command line describes (shared with ``neuroscribe submit`` later)."""
+    from ..workers.sentences import load_sentences_jsonl
+
+    sentences = None
+    if sentences_file is not None:
+        sentences = tuple(load_sentences_jsonl(sentences_file))
+        if not concepts:  # every concept of the file
+            concepts = tuple(dict.fromkeys(s.concept for s in sentences))
+        known = {s.concept for s in sentences}
+        for c in concepts:
+            name = ConceptSpec.from_string(c).name
+            if name not in known:
+                raise InvalidInput("concept", f"{name!r} has no sentences in {sentences_file}")
+    if not concepts:
+        raise InvalidInput("concept", "give at least one --concept (or a --sentences file)")
+    try:
+        concept_specs = tuple(ConceptSpec.from_string(c) for c in concepts)
+    except ValidationError as e:
+        raise InvalidInput("concept", _validation_message(e).split(": ", 1)[-1]) from None
+    sampling = {k: v for k, v in {"temperature": temperature, "max_new_tokens": max_new_tokens}.items() if v is not None}
+    try:
+        gen = GeneratorSpec.from_string(
+            generator, batch_size=gen_batch_size, trust_remote_code=trust_remote_code,
+            sampling=SamplingSpec(**sampling),
+        )
+    except ValidationError as e:
+        raise InvalidInput("generator", _validation_message(e)) from None
+    except ValueError as e:
+        raise InvalidInput("generator", str(e)) from None
+    subject = SubjectModelSpec(
+        name=model, revision=revision, site=site, pooling=pooling, layers=parse_layers(layers),
+        batch_size=batch_size, max_length=max_length, device=device, trust_remote_code=trust_remote_code,
+    )
+    return ExpertsJob(concepts=concept_specs, model=subject, generator=gen, sentences=sentences, **rest)
+
+
+def main(argv: list[str] | None = None) -> None:
+    cli.main(args=argv, prog_name="neuroscribe")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

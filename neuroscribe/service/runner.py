@@ -1,0 +1,110 @@
+"""The embedded runner: one process, no server. Calls the stages of ``workers.stages`` in turn and
+writes the result folder atomically.
+
+Result folder (DIR):
+    job.json          the job as run (JSON of ``neuroscribe.jobs.ExpertsJob``, sentences omitted)
+    sentences.jsonl   the sentences used: one ``SentenceRecord`` per line (style, prompt version,
+                      generator and sampling when generated)
+    responses/        the responses (see ``neuroscribe.workers.activations.store``)
+    ap.csv            the full AP matrix: one row per unit (layer, unit), one column per concept
+    experts.json      ``ExpertsResult``: per concept its experts (layer/unit/AP), counts per layer,
+                      top-N units, tau, generation drop counts, provenance
+    summary.txt       the short human summary printed at the end
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .. import __version__
+from ..errors import InvalidInput
+from ..jobs import ExpertsJob, ExpertsResult
+from .artefacts import atomic_output_dir, check_output_dir, write_json, write_text
+from .summary import format_summary
+
+__all__ = ["run_experts_job", "default_cache_dir"]
+
+
+def default_cache_dir() -> Path:
+    """``$NEUROSCRIBE_CACHE``, else ``~/.cache/neuroscribe``."""
+    return Path(os.environ.get("NEUROSCRIBE_CACHE") or Path.home() / ".cache" / "neuroscribe")
+
+
+def _make_backend(job: ExpertsJob, cache_dir: Path | None):
+    from ..workers.generate import CachedBackend, make_backend
+
+    backend = make_backend(job.generator)
+    if cache_dir is None:
+        return backend
+    return CachedBackend(backend, cache_dir / "generations")
+
+
+def run_experts_job(
+    job: ExpertsJob,
+    out: str | Path,
+    *,
+    force: bool = False,
+    progress: bool = True,
+    backend=None,
+    cache_dir: Path | None = None,
+    log: Callable[[str], None] = print,
+) -> ExpertsResult:
+    """Run an experts job end to end and write DIR. Errors in the job (unknown model or
+    revision, missing site, bad layers, an unwritable DIR) are raised before any generation."""
+    from ..workers.activations import get_site, load_subject_model
+    from ..workers.stages import activations_stage, experts_stage, sentences_stage
+
+    out = Path(out)
+    check_output_dir(out, force=force)
+    t0 = time.perf_counter()
+    spec = job.model
+    log(f"loading subject model {spec.name}" + (f"@{spec.revision}" if spec.revision else ""))
+    subject = load_subject_model(
+        spec.name, revision=spec.revision, device=spec.device, trust_remote_code=spec.trust_remote_code
+    )
+    get_site(subject.model_type, spec.site)  # SiteNotFound before any generation
+    if spec.layers is not None and (min(spec.layers) < 0 or max(spec.layers) >= subject.n_layers):
+        raise InvalidInput("layers", f"{list(spec.layers)} out of range: the model has layers 0..{subject.n_layers - 1}")
+
+    if job.sentences is None and backend is None:
+        log(f"loading generator {job.generator.backend}:{job.generator.model}")
+        backend = _make_backend(job, default_cache_dir() if cache_dir is None else cache_dir)
+    log("writing sentences" if job.sentences is None else f"using {len(job.sentences)} given sentences")
+    sentences = sentences_stage(job, backend, progress=progress)
+    t_gen = time.perf_counter()
+    log(f"capturing responses of {len(sentences.records)} sentences ({spec.site}, {spec.pooling.value} pooling)")
+    acts = activations_stage(job, subject, sentences.records, progress=progress)
+    t_act = time.perf_counter()
+    experts = experts_stage(job, sentences, acts, neuroscribe_version=__version__)
+    result = experts.result
+    timings = {"sentences_s": t_gen - t0, "activations_s": t_act - t_gen, "experts_s": time.perf_counter() - t_act}
+
+    from ..workers.activations import save_responses
+
+    with atomic_output_dir(out, force=force) as tmp:
+        write_json(tmp / "job.json", job.model_dump(mode="json", exclude={"sentences"}))
+        write_text(tmp / "sentences.jsonl", "".join(r.model_dump_json() + "\n" for r in sentences.records))
+        save_responses(acts.responses, tmp / "responses")
+        _write_ap_csv(tmp / "ap.csv", experts.unit_layers, experts.unit_index, experts.ap, [c.name for c in job.concepts])
+        write_text(tmp / "experts.json", result.model_dump_json(indent=2) + "\n")
+        summary = format_summary(result, out, timings)
+        write_text(tmp / "summary.txt", summary + "\n")
+    log(summary)
+    return result
+
+
+def _write_ap_csv(path: Path, layers: np.ndarray, units: np.ndarray, ap: np.ndarray, concepts: list[str]) -> None:
+    import csv
+
+    part = path.with_name(path.name + ".part")
+    with part.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["layer", "unit", *concepts])
+        for i in range(ap.shape[0]):
+            w.writerow([int(layers[i]), int(units[i]), *(f"{v:.6f}" for v in ap[i])])
+    os.replace(part, path)
