@@ -41,7 +41,8 @@ def _make_backend(job: ExpertsJob, cache_dir: Path | None):
     backend = make_backend(job.generator)
     if cache_dir is None:
         return backend
-    return CachedBackend(backend, cache_dir / "generations")
+    # save after every batch, so an interrupted run loses at most one batch of generations
+    return CachedBackend(backend, cache_dir / "generations", chunk_size=job.generator.batch_size)
 
 
 def run_experts_job(

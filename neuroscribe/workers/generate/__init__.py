@@ -1,0 +1,72 @@
+"""LLM backends behind one Protocol (``LLMBackend``), picked by name from a registry.
+
+==============  ==============================================  ===========================
+backend         module                                          needs
+==============  ==============================================  ===========================
+transformers    ``transformers_backend.TransformersBackend``    torch + transformers (CPU/GPU)
+vllm            ``vllm_backend.VLLMBackend``                    vllm on CUDA (optional extra)
+openai          ``openai_compat.OpenAIBackend``                 an OpenAI-compatible server
+fake            ``fake.FakeBackend``                            nothing (tests, dry runs)
+==============  ==============================================  ===========================
+
+Importing this package is cheap: backends are imported when ``make_backend`` builds one.
+``CachedBackend(backend, cache_dir)`` wraps any of them with an on-disk, resumable cache.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Callable
+
+from neuroscribe.errors import InvalidInput
+from neuroscribe.jobs import GeneratorSpec
+
+from .base import Generation, GenerationRequest, LLMBackend
+from .cached import CachedBackend
+from .fake import FakeBackend
+
+__all__ = [
+    "GenerationRequest",
+    "Generation",
+    "LLMBackend",
+    "make_backend",
+    "register_backend",
+    "known_backends",
+    "FakeBackend",
+    "CachedBackend",
+]
+
+BackendFactory = Callable[[GeneratorSpec], LLMBackend]
+
+
+def _lazy(module: str, cls: str) -> BackendFactory:
+    def factory(spec: GeneratorSpec) -> LLMBackend:
+        return getattr(importlib.import_module(f"{__name__}.{module}"), cls)(spec)
+
+    factory.__qualname__ = f"lazy({module}.{cls})"
+    return factory
+
+
+_REGISTRY: dict[str, BackendFactory] = {
+    "transformers": _lazy("transformers_backend", "TransformersBackend"),
+    "vllm": _lazy("vllm_backend", "VLLMBackend"),
+    "openai": _lazy("openai_compat", "OpenAIBackend"),
+    "fake": lambda spec: FakeBackend(),
+}
+
+
+def register_backend(name: str, factory: BackendFactory) -> None:
+    """Add or replace the backend called ``name``; ``factory(spec)`` returns an ``LLMBackend``."""
+    _REGISTRY[name] = factory
+
+
+def known_backends() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def make_backend(spec: GeneratorSpec) -> LLMBackend:
+    """Build the backend ``spec.backend`` names (loading its model now)."""
+    factory = _REGISTRY.get(spec.backend)
+    if factory is None:
+        raise InvalidInput("generator", f"unknown backend {spec.backend!r}; known: {', '.join(known_backends())}")
+    return factory(spec)
