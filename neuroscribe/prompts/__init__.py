@@ -6,7 +6,9 @@ come with a bump of ``PROMPT_VERSION``, which every generated sentence records.
 
 The embedded generator is a 135M-parameter model, so the prompts are short and concrete: an
 explicit count, a numbered list, one sentence per line, and for negatives a list of other topics
-picked deterministically from ``templates/negative_topics.txt``.
+picked deterministically from ``templates/negative_topics.txt``. Each request carries one worked
+example (the same template rendered for ``EXAMPLE_CONCEPT``, answered by
+``templates/<template>.example.txt``): a one-shot exchange keeps a tiny model on the list format.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ POLARITIES: tuple[str, ...] = ("pos", "neg")
 STYLES: tuple[str, ...] = ("fact", "story")
 
 SYSTEM_TEMPLATE = "system.txt"
+EXAMPLE_CONCEPT = "the sun"
+EXAMPLE_TOPICS: tuple[str, ...] = ("bread", "a chess game", "the ocean")
 TOPICS_FILE = "negative_topics.txt"
 # (polarity, style) -> template file: the registry the builder picks from.
 CONCEPT_TEMPLATES: dict[tuple[str, str], str] = {
@@ -104,11 +108,13 @@ def build_concept_messages(
     narrative sentences. Pure: the same arguments always give the same messages.
     """
     concept = _check(concept, polarity, style, n, seed)
-    fields = {"concept": concept, "n": str(n)}
-    if polarity == "neg":
-        fields["topics"] = "; ".join(negative_topics(concept, n, seed))
-    user = Template(load_template(CONCEPT_TEMPLATES[(polarity, style)])).substitute(fields)
+    name = CONCEPT_TEMPLATES[(polarity, style)]
+    template = Template(load_template(name))
+    example = template.substitute(concept=EXAMPLE_CONCEPT, n=len(EXAMPLE_TOPICS), topics=", ".join(EXAMPLE_TOPICS))
+    topics = ", ".join(negative_topics(concept, n, seed)) if polarity == "neg" else ""
     return (
         {"role": "system", "content": load_template(SYSTEM_TEMPLATE)},
-        {"role": "user", "content": user},
+        {"role": "user", "content": example},
+        {"role": "assistant", "content": load_template(name.replace(".txt", ".example.txt"))},
+        {"role": "user", "content": template.substitute(concept=concept, n=n, topics=topics)},
     )
