@@ -1,0 +1,28 @@
+"""Subject models, hook sites, pooling, capture and on-disk responses (pure compute, no service).
+
+``load_subject_model`` -> ``SubjectModel``; ``capture_responses`` -> ``Responses`` (float16,
+sentences x units per layer, rows in input order); ``save_responses`` / ``load_responses`` for
+the on-disk format documented in ``neuroscribe.workers.activations.store``.
+"""
+
+from .capture import capture_responses
+from .hashing import dataset_sha256
+from .loading import SubjectModel, load_subject_model
+from .pooling import POOLINGS
+from .sites import Site, get_site, list_sites
+from .store import Responses, ResponsesMeta, load_responses, save_responses
+
+__all__ = [
+    "SubjectModel",
+    "load_subject_model",
+    "capture_responses",
+    "Responses",
+    "ResponsesMeta",
+    "save_responses",
+    "load_responses",
+    "dataset_sha256",
+    "list_sites",
+    "get_site",
+    "Site",
+    "POOLINGS",
+]
