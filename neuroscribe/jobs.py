@@ -75,9 +75,11 @@ class Pooling(str, Enum):
 class SamplingSpec(_Frozen):
     """Sampling settings of one LLM request; recorded with every output."""
 
-    temperature: float = Field(0.8, ge=0.0, le=5.0, description="Sampling temperature (0 = greedy).")
-    top_p: float = Field(0.95, gt=0.0, le=1.0, description="Nucleus sampling mass.")
-    max_new_tokens: int = Field(400, ge=1, le=8192, description="Most tokens generated per request.")
+    # Defaults suit the packaged SmolLM2-135M-Instruct (its card recommends ~0.2 / 0.9): at 0.8 it
+    # mostly abandons the numbered-list format. Diversity comes from per-request seeds and topics.
+    temperature: float = Field(0.4, ge=0.0, le=5.0, description="Sampling temperature (0 = greedy).")
+    top_p: float = Field(0.9, gt=0.0, le=1.0, description="Nucleus sampling mass.")
+    max_new_tokens: int = Field(320, ge=1, le=8192, description="Most tokens generated per request.")
     repetition_penalty: float = Field(1.15, ge=1.0, le=3.0, description="Penalty on repeated tokens (1 = none).")
     seed: int = Field(0, ge=0, description="Random seed of the request.")
 
@@ -206,6 +208,8 @@ class ExpertsJob(_JobBase):
     top_n: int = Field(10, ge=1, le=10_000, description="Top units by AP reported per concept.")
     min_words: int = Field(4, ge=1, description="Shortest generated sentence kept (words).")
     max_words: int = Field(40, ge=1, description="Longest generated sentence kept (words).")
+    per_request: int = Field(15, ge=1, le=200, description="Sentences asked for in one LLM request.")
+    max_rounds: int = Field(4, ge=1, le=50, description="Generation rounds to reach n_pos / n_neg.")
     sentences: tuple[SentenceRecord, ...] | None = Field(
         None, description="User sentences instead of generated ones (every concept needs both labels)."
     )

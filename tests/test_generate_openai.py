@@ -114,8 +114,9 @@ def test_requests_answers_and_order(server, url):
                                  "revision": None, "weight_sha256": None}
     assert 2 <= server.max_in_flight <= 3  # concurrent, but never more than batch_size
     sent = sorted(server.received, key=lambda p: p["seed"])[4]
-    assert sent == {"model": "my-model", "messages": [dict(m) for m in reqs[4].messages], "temperature": 0.8,
-                    "top_p": 0.95, "max_tokens": 50, "seed": 4, "repetition_penalty": 1.15}
+    assert sent == {"model": "my-model", "messages": [dict(m) for m in reqs[4].messages], "temperature": reqs[4].sampling.temperature,
+                    "top_p": reqs[4].sampling.top_p, "max_tokens": 50, "seed": 4,
+                    "repetition_penalty": reqs[4].sampling.repetition_penalty}
 
 
 def test_length_finish_reason(url):

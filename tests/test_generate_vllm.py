@@ -103,7 +103,7 @@ def test_requests_map_to_sampling_params_and_back(fake_vllm, monkeypatch):
     gens = b.generate(reqs, progress=False)
     prompts, params, use_tqdm = llm.calls[0]
     assert use_tqdm is False
-    assert params == [SamplingParams(0.7, 0.9, 3, 1.2, 11), SamplingParams(0.0, 0.95, 10, 1.15, 12)]
+    assert params == [SamplingParams(0.7, 0.9, 3, 1.2, 11), SamplingParams(0.0, SamplingSpec().top_p, 10, SamplingSpec().repetition_penalty, 12)]
     assert "".join(map(chr, prompts[1]["prompt_token_ids"])) == "<system>s<user>bye<assistant>"
     assert [g.key for g in gens] == ["a", "b"]
     assert gens[0].text == f"seed=11 prompt_len={len('<user>hello<assistant>')}"  # stripped

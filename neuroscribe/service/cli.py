@@ -102,8 +102,9 @@ def cli():
 @click.option("--generator", "generator", default="transformers:smollm2", show_default=True, metavar="SPEC",
               help="LLM that writes the sentences: BACKEND[:MODEL][@BASE_URL], backends transformers, vllm, "
                    "openai (an OpenAI-compatible server such as `vllm serve`), fake.")
-@click.option("--temperature", type=float, default=None, help=_doc(SamplingSpec, "temperature") + " [default: 0.8]")
-@click.option("--max-new-tokens", type=int, default=None, help=_doc(SamplingSpec, "max_new_tokens") + " [default: 400]")
+@click.option("--temperature", type=float, default=None, help=_doc(SamplingSpec, "temperature") + " [default: 0.4]")
+@click.option("--max-new-tokens", type=int, default=None, help=_doc(SamplingSpec, "max_new_tokens") + " [default: 320]")
+@click.option("--rounds", "max_rounds", type=int, default=4, show_default=True, help=_doc(ExpertsJob, "max_rounds"))
 @click.option("--gen-batch-size", type=int, default=16, show_default=True, help=_doc(GeneratorSpec, "batch_size"))
 @click.option("--batch-size", type=int, default=32, show_default=True, help=_doc(SubjectModelSpec, "batch_size"))
 @click.option("--max-length", type=int, default=128, show_default=True, help=_doc(SubjectModelSpec, "max_length"))
@@ -118,7 +119,7 @@ def cli():
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @user_errors
 def experts_cmd(model, revision, concepts, sentences_file, tau, layers, site, pooling, n_pos, n_neg, top_n,
-                generator, temperature, max_new_tokens, gen_batch_size, batch_size, max_length, device, seed,
+                generator, temperature, max_new_tokens, max_rounds, gen_batch_size, batch_size, max_length, device, seed,
                 trust_remote_code, cache_dir, out, force, quiet):
     """Find the expert neurons of concepts: units whose response separates sentences about a
     concept from sentences without it with average precision >= tau.
@@ -127,10 +128,12 @@ def experts_cmd(model, revision, concepts, sentences_file, tau, layers, site, po
     story-style positive and negative sentences for every concept."""
     from .runner import run_experts_job
 
+    if quiet:
+        _silence_libraries()
     job = build_experts_job(
         model=model, revision=revision, concepts=concepts, sentences_file=sentences_file, tau=tau,
         layers=layers, site=site, pooling=pooling, n_pos=n_pos, n_neg=n_neg, top_n=top_n,
-        generator=generator, temperature=temperature, max_new_tokens=max_new_tokens,
+        generator=generator, temperature=temperature, max_new_tokens=max_new_tokens, max_rounds=max_rounds,
         gen_batch_size=gen_batch_size, batch_size=batch_size, max_length=max_length, device=device,
         seed=seed, trust_remote_code=trust_remote_code,
     )
@@ -174,6 +177,16 @@ def build_experts_job(*, concepts, sentences_file, generator, temperature, max_n
         batch_size=batch_size, max_length=max_length, device=device, trust_remote_code=trust_remote_code,
     )
     return ExpertsJob(concepts=concept_specs, model=subject, generator=gen, sentences=sentences, **rest)
+
+
+def _silence_libraries() -> None:
+    """--quiet: no progress bars or load reports from transformers / huggingface_hub either."""
+    import huggingface_hub.utils
+    from transformers.utils import logging as hf_logging
+
+    huggingface_hub.utils.disable_progress_bars()
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -80,6 +80,8 @@ def sentences_stage(job: ExpertsJob, backend=None, *, progress: bool = True) -> 
         sampling=job.generator.sampling,
         min_words=job.min_words,
         max_words=job.max_words,
+        per_request=job.per_request,
+        max_rounds=job.max_rounds,
         progress=progress,
     )
     for name in names:

@@ -6,7 +6,7 @@ the on-disk format documented in ``neuroscribe.workers.activations.store``.
 """
 
 from .capture import capture_responses
-from .hashing import dataset_sha256
+from ..hashing import dataset_sha256
 from .loading import SubjectModel, load_subject_model
 from .pooling import POOLINGS
 from .sites import Site, get_site, list_sites

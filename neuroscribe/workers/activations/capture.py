@@ -18,7 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ...errors import InvalidInput
-from .hashing import dataset_sha256
+from ..hashing import dataset_sha256
 from .hooks import SiteHooks
 from .loading import SubjectModel
 from .pooling import Pooler, check_pooling, real_token_mask

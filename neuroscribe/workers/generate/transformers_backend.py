@@ -61,13 +61,13 @@ class TransformersBackend:
         if self.tokenizer.eos_token_id is not None:
             eos.append(self.tokenizer.eos_token_id)
         if not eos:
-            raise InvalidInput("generator", f"{src.label}: neither the tokenizer nor the generation config names an EOS token")
+            raise InvalidInput("generator", f"{src.model_id}: neither the tokenizer nor the generation config names an EOS token")
         self.eos_ids = sorted(set(eos))
         # a chat template writes its own special tokens; plain prompts (base models) get the tokenizer's BOS
         self._add_special = not getattr(self.tokenizer, "chat_template", None)
         self.info = {
             "backend": "transformers",
-            "model": src.label,
+            "model": src.model_id,
             "revision": src.revision,
             "weight_sha256": src.weight_sha256,
             "dtype": str(self.model.dtype).removeprefix("torch."),

@@ -17,7 +17,8 @@ from neuroscribe.jobs import GeneratorSpec
 from neuroscribe.packaged import resolve_packaged
 
 from .base import Generation, GenerationRequest, render_chat
-from .hf_loading import hub_offline, hub_snapshot, resolve_source
+from ..hub import cached_snapshot, offline
+from .hf_loading import resolve_source
 
 __all__ = ["VLLMBackend", "VLLM_MISSING"]
 
@@ -45,7 +46,7 @@ class VLLMBackend:
         if src.gguf_file:  # vLLM loads GGUF from the file; the upstream tokenizer is faster and safer
             kw["model"] = str(Path(src.load_from) / src.gguf_file)
             packaged = resolve_packaged(spec.model)
-            if packaged is not None and (hub_snapshot(packaged.upstream) or not hub_offline()):
+            if packaged is not None and (cached_snapshot(packaged.upstream) or not offline()):
                 kw["tokenizer"] = packaged.upstream
         kw.update(llm_kwargs)
         self._vllm = vllm
@@ -53,7 +54,7 @@ class VLLMBackend:
         self.tokenizer = self.llm.get_tokenizer()
         self.info = {
             "backend": "vllm",
-            "model": src.label,
+            "model": src.model_id,
             "revision": src.revision,
             "weight_sha256": src.weight_sha256,
             "vllm_version": getattr(vllm, "__version__", None),
