@@ -79,12 +79,12 @@ def test_happy_path_one_call_all_concepts_batched():
         (c, p, s) for c in ("cat", "ice cream") for p in ("pos", "neg") for s in ("fact", "story")
     }
     # targets: pos fact 2, pos story 1, neg fact 1, neg story 1; asked a bit more than missing
-    assert [r.meta["n"] for r in be.calls[0][:4]] == [3, 2, 2, 2]
+    assert [r.meta["n"] for r in be.calls[0][:4]] == [5, 5, 5, 5]  # raised to MIN_REQUEST
     assert [(r.concept, r.label, r.style) for r in out.records] == [
         (c, lab, sty) for c in ("cat", "ice cream")
         for lab, sty in ((1, "fact"), (1, "fact"), (1, "story"), (0, "fact"), (0, "story"))
     ]
-    assert out.drops == {c: counts(generated=9, kept=5, surplus=4) for c in ("cat", "ice cream")}
+    assert out.drops == {c: counts(generated=20, kept=5, surplus=15) for c in ("cat", "ice cream")}
     rec = out.records[0]
     assert rec.text == "Sentence 0 of part 0 round 0 is about cat in fact style."
     assert rec.prompt_version == PROMPT_VERSION and rec.generator == ScriptedBackend.info
@@ -162,7 +162,7 @@ def test_rounds_stop_when_full_and_only_ask_for_missing():
     assert len(be.calls) == 3
     assert len(be.calls[0]) == 12 and len(be.calls[1]) == 6 and len(be.calls[2]) == 6
     assert {r.meta["polarity"] for r in be.calls[1] + be.calls[2]} == {"pos"}
-    assert [r.meta["n"] for r in be.calls[1]] == [3] * 6  # missing 2 -> ask 3
+    assert [r.meta["n"] for r in be.calls[1]] == [5] * 6  # missing 2 -> ask 3, raised to MIN_REQUEST
     assert {c: d["kept"] for c, d in out.drops.items()} == {"cat": 8, "dog": 8, "bus": 8}
     assert all(d["shortfall"] == 0 and d["too_short"] == 8 for d in out.drops.values())
 

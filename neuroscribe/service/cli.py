@@ -151,11 +151,14 @@ def build_experts_job(*, concepts, sentences_file, generator, temperature, max_n
         sentences = tuple(load_sentences_jsonl(sentences_file))
         if not concepts:  # every concept of the file
             concepts = tuple(dict.fromkeys(s.concept for s in sentences))
-        known = {s.concept for s in sentences}
         for c in concepts:
-            name = ConceptSpec.from_string(c).name
-            if name not in known:
+            name = " ".join(c.partition(":")[0].split())
+            labels = {s.label for s in sentences if s.concept == name}
+            if not labels:
                 raise InvalidInput("concept", f"{name!r} has no sentences in {sentences_file}")
+            if labels != {0, 1}:
+                missing = "positives (label 1)" if 1 not in labels else "negatives (label 0)"
+                raise InvalidInput("sentences", f"{sentences_file} has no {missing} for concept {name!r}")
     if not concepts:
         raise InvalidInput("concept", "give at least one --concept (or a --sentences file)")
     try:

@@ -70,9 +70,13 @@ def _split(n: int) -> dict[str, int]:
     return {"fact": n - n // 2, "story": n // 2}
 
 
+MIN_REQUEST = 5
+
+
 def _request_sizes(missing: int, per_request: int) -> list[int]:
-    """Ask a bit more than is missing (filters drop some), at most ``per_request`` per request."""
-    want = missing + max(1, -(-missing // 4))
+    """Ask a bit more than is missing (filters drop some), at most ``per_request`` per request,
+    and never fewer than 5 (up to ``per_request``): small models write short lists badly."""
+    want = max(missing + max(1, -(-missing // 4)), min(per_request, MIN_REQUEST))
     parts = -(-want // per_request)
     return [want // parts + (1 if i < want % parts else 0) for i in range(parts)]
 
