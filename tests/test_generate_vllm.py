@@ -80,6 +80,14 @@ class LLM:
         return out
 
 
+def _online(monkeypatch):
+    """As if the machine were online (CI runs with HF_HUB_OFFLINE=1, which huggingface_hub reads at import)."""
+    import huggingface_hub.constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+
+
 @pytest.fixture
 def fake_vllm(monkeypatch):
     mod = types.ModuleType("vllm")
@@ -90,7 +98,7 @@ def fake_vllm(monkeypatch):
 
 
 def test_requests_map_to_sampling_params_and_back(fake_vllm, monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "0")  # "org/some-model" is not cached: vllm would download it
+    _online(monkeypatch)  # "org/some-model" is not cached: vllm would download it
     b = make_backend(SPEC)
     (llm,) = LLM.instances
     assert llm.kwargs == {"model": "org/some-model", "seed": 5, "trust_remote_code": True}
@@ -116,7 +124,7 @@ def test_requests_map_to_sampling_params_and_back(fake_vllm, monkeypatch):
 
 
 def test_engine_failure_becomes_generation_error(fake_vllm, monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    _online(monkeypatch)
     b = make_backend(SPEC)
 
     def boom(*a, **k):
