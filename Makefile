@@ -30,7 +30,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/bench_ap.py
-	$(PY) bench/bench_capture.py
+	$(PY) bench/bench_capture.py --repeats 5
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .hypothesis

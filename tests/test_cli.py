@@ -151,3 +151,48 @@ def test_help_explains_every_option():
         if p.param_type_name == "option" and p.name != "help":
             assert p.help, f"--{p.name} has no help"
             assert p.opts[0] in r.output
+
+
+def test_hub_model_with_revision_from_local_cache(tmp_path, monkeypatch):
+    """`--model org/name --revision stepN` loads offline from the Hugging Face cache; the revision
+    and its commit land in the provenance; an unknown revision is a one-line exit 2."""
+    import huggingface_hub.constants
+
+    from tiny_models import make_fake_hub_cache
+
+    a = make_tiny_model("bert", tmp_path / "a", seed=1)
+    b = make_tiny_model("bert", tmp_path / "b", seed=2)
+    cache = tmp_path / "hub"
+    commits = make_fake_hub_cache(cache, "org/tiny-bert", {"step1": a, "step2": b})
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    f = _write_sentences(tmp_path / "s.jsonl", SENTENCES)
+    hashes = {}
+    for rev in ("step1", "step2"):
+        out = tmp_path / rev
+        r = _run(["experts", "--model", "org/tiny-bert", "--revision", rev, "--sentences", str(f), "--quiet",
+                  "--out", str(out)])
+        assert r.exit_code == 0, r.output
+        prov = json.loads((out / "experts.json").read_text())["provenance"]
+        assert prov["model"] == "org/tiny-bert" and prov["revision"] == commits[rev]
+        hashes[rev] = prov["weight_sha256"]
+    assert hashes["step1"] != hashes["step2"]
+    r = _run(["experts", "--model", "org/tiny-bert", "--revision", "step999", "--sentences", str(f), "--quiet",
+              "--out", str(tmp_path / "bad")])
+    assert r.exit_code == 2 and "revision" in r.stderr and "step999" in r.stderr, r.stderr
+    assert not (tmp_path / "bad").exists()
+
+
+def test_rerun_is_served_from_the_generation_cache(tiny_bert, tmp_path):
+    """An interrupted or repeated run resumes: finished generations are not redone."""
+    args = ["experts", "--model", str(tiny_bert), "--concept", "cat", "--generator", "fake", "--n-pos", "4",
+            "--n-neg", "4", "--quiet", "--cache-dir", str(tmp_path / "cache")]
+    assert _run(args + ["--out", str(tmp_path / "one")]).exit_code == 0
+    def files():  # a generation redone would rewrite its file (new mtime) or add one
+        return {p.name: p.stat().st_mtime_ns for p in (tmp_path / "cache").rglob("*.json")}
+
+    cached = files()
+    assert cached
+    assert _run(args + ["--out", str(tmp_path / "two")]).exit_code == 0
+    assert files() == cached
+    assert (tmp_path / "one" / "sentences.jsonl").read_text() == (tmp_path / "two" / "sentences.jsonl").read_text()
