@@ -136,7 +136,7 @@ class SubjectModelSpec(_Frozen):
     revision: str | None = Field(None, description="Branch, tag or commit, e.g. Pythia's 'step1000'.")
     site: str = Field("mlp_post", min_length=1, description="Hook site: mlp_post (MLP post-activation) or residual.")
     pooling: Pooling = Field(Pooling.max, description="Pooling over a sentence's real tokens.")
-    layers: tuple[int, ...] | None = Field(None, description="Layers to read (default: all).")
+    layers: tuple[int, ...] | None = Field(None, min_length=1, description="Layers to read (default: all).")
     batch_size: int = Field(32, ge=1, le=4096, description="Sentences per forward pass.")
     max_length: int = Field(128, ge=2, le=8192, description="Tokens kept per sentence.")
     device: str = Field("auto", description="'auto', 'cpu', 'cuda', 'cuda:1'...")
@@ -214,11 +214,18 @@ class ExpertsJob(_JobBase):
         None, description="User sentences instead of generated ones (every concept needs both labels)."
     )
 
+    @field_validator("concepts")
+    @classmethod
+    def _unique(cls, v):
+        names = [c.name for c in v]
+        if len(set(names)) != len(names):
+            dup = sorted({n for n in names if names.count(n) > 1})
+            raise ValueError(f"concepts must be unique (repeated: {', '.join(dup)})")
+        return v
+
     @model_validator(mode="after")
     def _check(self) -> "ExpertsJob":
         names = [c.name for c in self.concepts]
-        if len(set(names)) != len(names):
-            raise ValueError("concepts must be unique")
         if self.min_words > self.max_words:
             raise ValueError("min_words must be <= max_words")
         if self.sentences is not None:
@@ -269,11 +276,16 @@ class Provenance(_Frozen):
     neuroscribe_version: str
     schema_version: Literal[1] = SCHEMA_VERSION
     model: str
-    revision: str | None = None
+    revision: str | None = Field(None, description="The resolved revision (commit) of the weights, when known.")
+    requested_revision: str | None = Field(None, description="The revision as asked for (e.g. 'step1000').")
     weight_sha256: str
     site: str
     pooling: Pooling
     data_sha256: str = Field(..., description="sha256 of the sentences (text + concept + label, in order).")
+    texts_sha256: str | None = Field(
+        None, description="sha256 of the distinct sentence texts in response-row order (responses/meta.json data_sha256)."
+    )
+    environment: dict = Field(default_factory=dict, description="Device, dtype and library versions of the run.")
     generator: dict | None = Field(None, description="None when the user brought the sentences.")
     prompt_version: str | None = None
     seed: int = 0

@@ -132,15 +132,16 @@ def test_sentences_file_without_negatives_and_malformed_line(tiny_bert, tmp_path
 
 def test_existing_out_needs_force(tiny_bert, tmp_path):
     out = tmp_path / "run"
-    out.mkdir()
-    (out / "keep.txt").write_text("mine")
     f = _write_sentences(tmp_path / "s.jsonl", SENTENCES)
     base = ["experts", "--model", str(tiny_bert), "--sentences", str(f), "--quiet", "--out", str(out)]
+    assert _run(base).exit_code == 0
+    (out / "keep.txt").write_text("mine")
     r = _run(base)
     assert r.exit_code == 2 and "--force" in r.stderr
     assert (out / "keep.txt").read_text() == "mine"
     r = _run(base + ["--force"])
     assert r.exit_code == 0 and (out / "experts.json").exists() and not (out / "keep.txt").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
 def test_help_explains_every_option():
@@ -196,3 +197,50 @@ def test_rerun_is_served_from_the_generation_cache(tiny_bert, tmp_path):
     assert _run(args + ["--out", str(tmp_path / "two")]).exit_code == 0
     assert files() == cached
     assert (tmp_path / "one" / "sentences.jsonl").read_text() == (tmp_path / "two" / "sentences.jsonl").read_text()
+
+
+@pytest.mark.parametrize("layers", [",", "3-1"])
+def test_empty_or_reversed_layers_exit_2(tiny_bert, tmp_path, layers):
+    f = _write_sentences(tmp_path / "s.jsonl", SENTENCES)
+    r = _run(["experts", "--model", str(tiny_bert), "--sentences", str(f), "--layers", layers, "--quiet",
+              "--out", str(tmp_path / "run")])
+    assert r.exit_code == 2 and "layers" in r.stderr, r.stderr
+
+
+def test_out_that_cannot_be_created_fails_before_any_work(tiny_bert, tmp_path, monkeypatch):
+    (tmp_path / "afile").write_text("x")
+    f = _write_sentences(tmp_path / "s.jsonl", SENTENCES)
+    for out in (tmp_path / "afile" / "sub", tmp_path):
+        monkeypatch.chdir(tmp_path)
+        r = _run(["experts", "--model", str(tiny_bert), "--sentences", str(f), "--quiet", "--out", str(out)])
+        assert r.exit_code == 2 and "out" in r.stderr, r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "s.jsonl"]
+
+
+def test_force_never_replaces_a_folder_that_is_not_a_result(tiny_bert, tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "main.py").write_text("print('mine')")
+    f = _write_sentences(tmp_path / "s.jsonl", SENTENCES)
+    r = _run(["experts", "--model", str(tiny_bert), "--sentences", str(f), "--quiet", "--force", "--out", str(src)])
+    assert r.exit_code == 2 and "not an earlier neuroscribe result" in r.stderr
+    assert (src / "main.py").read_text() == "print('mine')"
+
+
+def test_result_folder_permissions_follow_umask_and_provenance_is_complete(tiny_bert, tmp_path):
+    import os
+    import stat
+
+    f = _write_sentences(tmp_path / "s.jsonl", SENTENCES)
+    out = tmp_path / "run"
+    old = os.umask(0o022)
+    try:
+        assert _run(["experts", "--model", str(tiny_bert), "--sentences", str(f), "--quiet", "--out", str(out)]).exit_code == 0
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o755
+    prov = json.loads((out / "experts.json").read_text())["provenance"]
+    meta = json.loads((out / "responses" / "meta.json").read_text())
+    assert prov["texts_sha256"] == meta["data_sha256"] and prov["data_sha256"] != meta["data_sha256"]
+    assert prov["environment"]["device"] == "cpu" and prov["environment"]["torch"]
+    assert prov["weight_sha256"] == meta["weight_sha256"]

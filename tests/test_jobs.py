@@ -136,3 +136,15 @@ def test_generator_spec_strings():
 def test_job_status():
     assert JobStatus("queued") is JobStatus.queued
     assert {s.value for s in JobStatus if s.is_final} == {"succeeded", "failed", "cancelled"}
+
+
+def test_repeated_concept_error_names_the_field():
+    with pytest.raises(ValidationError) as e:
+        ExpertsJob(concepts=[ConceptSpec(name="cat"), ConceptSpec(name="cat")])
+    assert _field_of(e) == "concepts" and "cat" in str(e.value)
+
+
+def test_empty_layer_list_rejected():
+    with pytest.raises(ValidationError) as e:
+        SubjectModelSpec(layers=())
+    assert _field_of(e) == "layers"

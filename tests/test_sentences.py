@@ -386,3 +386,18 @@ def test_load_not_utf8(tmp_path):
     with pytest.raises(InvalidInput) as e:
         load_sentences_jsonl(p)
     assert e.value.field == "sentences"
+
+
+@pytest.mark.parametrize(
+    "concept, text",
+    [("dogs", "The dog barked loudly."), ("buses", "A bus stopped."), ("mice", "A mouse ran by."),
+     ("children", "The child slept."), ("cities", "One city woke."), ("knives", "A sharp knife.")],
+)
+def test_a_plural_concept_also_matches_its_singular(concept, text):
+    assert mentions_concept(text, concept)
+
+
+# (a concept that only looks plural errs on the safe side: "news" also drops negatives saying "new")
+@pytest.mark.parametrize("concept, text", [("glass", "He sat in class."), ("bus", "A busy street.")])
+def test_singular_candidates_do_not_overreach(concept, text):
+    assert not mentions_concept(text, concept)

@@ -1,5 +1,9 @@
 """Result folders: written under a temporary name and renamed into place, so a failed or
-interrupted job never leaves a half-written DIR behind."""
+interrupted job never leaves a half-written DIR behind.
+
+``--force`` replaces only an empty folder or an earlier neuroscribe result (one holding
+``job.json``): never an arbitrary folder such as a source tree.
+"""
 
 from __future__ import annotations
 
@@ -13,38 +17,71 @@ from typing import Iterator
 
 from ..errors import InvalidInput
 
-__all__ = ["atomic_output_dir", "write_json", "write_text", "check_output_dir"]
+__all__ = ["atomic_output_dir", "write_json", "write_text", "check_output_dir", "RESULT_MARKER"]
+
+RESULT_MARKER = "job.json"  # every result folder holds it; --force replaces only such folders
 
 
-def check_output_dir(out: Path, *, force: bool) -> None:
-    """Fail early (before any work) when ``out`` cannot be written."""
+def _existing_ancestor(path: Path) -> Path:
+    for parent in path.parents:
+        if parent.exists():
+            return parent
+    return Path(path.anchor or ".")
+
+
+def check_output_dir(out: str | Path, *, force: bool) -> Path:
+    """The absolute output path, after failing early (before any work) when it cannot be written."""
+    out = Path(out).resolve()
+    cwd = Path.cwd().resolve()
+    if out == cwd or out in cwd.parents:
+        raise InvalidInput("out", f"{out} is the current folder or above it; name a new folder")
     if out.exists() and not out.is_dir():
         raise InvalidInput("out", f"{out} exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise InvalidInput("out", f"{out} exists and is not empty (pass --force to replace it)")
-    parent = out.parent if str(out.parent) else Path(".")
-    if parent.exists() and not os.access(parent, os.W_OK):
-        raise InvalidInput("out", f"cannot write in {parent}")
+    if out.is_dir() and any(out.iterdir()):
+        if not force:
+            raise InvalidInput("out", f"{out} exists and is not empty (pass --force to replace an earlier result)")
+        if not (out / RESULT_MARKER).is_file():
+            raise InvalidInput("out", f"{out} is not an earlier neuroscribe result (no {RESULT_MARKER}); not replacing it")
+    base = _existing_ancestor(out)
+    if not base.is_dir():
+        raise InvalidInput("out", f"cannot create {out}: {base} is not a directory")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise InvalidInput("out", f"cannot create {out}: {base} is not writable")
+    return out
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 @contextmanager
 def atomic_output_dir(out: str | Path, *, force: bool = False) -> Iterator[Path]:
-    """Yield a temporary folder beside ``out``; on success it becomes ``out`` (replacing an
-    existing one only when ``force``); on any error it is removed and ``out`` is untouched."""
-    out = Path(out)
-    check_output_dir(out, force=force)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    """Yield a temporary folder beside ``out``; on success it becomes ``out`` (replacing an earlier
+    result only when ``force``); on any error it is removed and ``out`` is left as it was."""
+    out = check_output_dir(out, force=force)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    except OSError as e:
+        raise InvalidInput("out", f"cannot create {out}: {e.strerror or e}") from None
+    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private; a result folder is an ordinary folder
     try:
         yield tmp
+        old = None
+        if out.exists():
+            old = out.parent / f".{out.name}.old-{os.getpid()}"
+            os.rename(out, old)
+        try:
+            os.rename(tmp, out)
+        except OSError:
+            if old is not None:
+                os.rename(old, out)
+            raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    old = None
-    if out.exists():
-        old = out.parent / f".{out.name}.old-{os.getpid()}"
-        os.rename(out, old)
-    os.rename(tmp, out)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 

@@ -65,12 +65,16 @@ def parse_layers(values: tuple[str, ...]) -> tuple[int, ...] | None:
             part = part.strip()
             try:
                 if "-" in part[1:]:
-                    lo, hi = part.split("-", 1)
-                    out.extend(range(int(lo), int(hi) + 1))
+                    lo, hi = (int(x) for x in part.split("-", 1))
+                    if hi < lo:
+                        raise InvalidInput("layers", f"{part!r} is a reversed range (write {hi}-{lo})")
+                    out.extend(range(lo, hi + 1))
                 elif part:
                     out.append(int(part))
             except ValueError:
                 raise InvalidInput("layers", f"{value!r} is not a list of layer numbers like 0,2-4") from None
+    if not out:
+        raise InvalidInput("layers", f"{' '.join(values)!r} names no layer (expected e.g. 0,2-4)")
     if any(x < 0 for x in out):
         raise InvalidInput("layers", "layer numbers must be >= 0")
     return tuple(sorted(set(out)))
@@ -167,12 +171,12 @@ def build_experts_job(*, concepts, sentences_file, generator, temperature, max_n
         raise InvalidInput("concept", _validation_message(e).split(": ", 1)[-1]) from None
     sampling = {k: v for k, v in {"temperature": temperature, "max_new_tokens": max_new_tokens}.items() if v is not None}
     try:
-        gen = GeneratorSpec.from_string(
+        gen = GeneratorSpec() if sentences is not None else GeneratorSpec.from_string(
             generator, batch_size=gen_batch_size, trust_remote_code=trust_remote_code,
             sampling=SamplingSpec(**sampling),
         )
     except ValidationError as e:
-        raise InvalidInput("generator", _validation_message(e)) from None
+        raise InvalidInput("generator", e.errors()[0]["msg"].removeprefix("Value error, ")) from None
     except ValueError as e:
         raise InvalidInput("generator", str(e)) from None
     subject = SubjectModelSpec(

@@ -60,8 +60,7 @@ def run_experts_job(
     from ..workers.activations import get_site, load_subject_model
     from ..workers.stages import activations_stage, experts_stage, sentences_stage
 
-    out = Path(out)
-    check_output_dir(out, force=force)
+    out = check_output_dir(out, force=force)
     t0 = time.perf_counter()
     spec = job.model
     log(f"loading subject model {spec.name}" + (f"@{spec.revision}" if spec.revision else ""))
@@ -107,5 +106,5 @@ def _write_ap_csv(path: Path, layers: np.ndarray, units: np.ndarray, ap: np.ndar
         w = csv.writer(f)
         w.writerow(["layer", "unit", *concepts])
         for i in range(ap.shape[0]):
-            w.writerow([int(layers[i]), int(units[i]), *(f"{v:.6f}" for v in ap[i])])
+            w.writerow([int(layers[i]), int(units[i]), *(repr(float(v)) for v in ap[i])])
     os.replace(part, path)

@@ -3,7 +3,8 @@
 ``mentions_concept`` is how a negative sentence is proven not to be about its concept: the LLM is
 asked to avoid the concept, but only this check decides. It matches the concept or a simple
 inflection of its last word (plural ``-s``/``-es``, ``-y`` -> ``-ies``, ``-f``/``-fe`` -> ``-ves``,
-a few irregular plurals; possessives and hyphenated compounds follow from the word boundaries),
+a few irregular plurals, and the other way round for a concept given in the plural: ``dogs`` also
+matches "dog", ``mice`` "mouse"; possessives and hyphenated compounds follow from the word boundaries),
 case-insensitively, as a whole word: ``cat`` matches "Cats'", "cat-like", but not "category".
 """
 
@@ -42,6 +43,33 @@ def inflections(word: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(forms))
 
 
+_SINGULAR_OF = {p: w for w, plurals in _IRREGULAR.items() for p in plurals}
+
+
+def singular_candidates(word: str) -> tuple[str, ...]:
+    """Words whose plural ``word`` may be: ``buses`` -> bus, buse; ``cities`` -> city; ``mice`` -> mouse."""
+    w = word.casefold()
+    out = []
+    if w in _SINGULAR_OF:
+        out.append(_SINGULAR_OF[w])
+    if len(w) > 3 and w.endswith("ies"):
+        out.append(w[:-3] + "y")
+    if len(w) > 3 and w.endswith("ves"):
+        out += [w[:-3] + "f", w[:-3] + "fe"]
+    if len(w) > 3 and w.endswith("es") and w[:-2].endswith(_ES_ENDINGS):
+        out.append(w[:-2])
+    if len(w) > 2 and w.endswith("s") and not w.endswith("ss"):
+        out.append(w[:-1])
+    return tuple(dict.fromkeys(out))
+
+
+def _all_forms(word: str) -> set[str]:
+    forms = set(inflections(word))
+    for base in singular_candidates(word):
+        forms |= set(inflections(base))
+    return forms
+
+
 @lru_cache(maxsize=1024)
 def _concept_pattern(concept: str) -> re.Pattern:
     words = concept.casefold().split()
@@ -49,7 +77,7 @@ def _concept_pattern(concept: str) -> re.Pattern:
         raise ValueError("concept must not be empty")
     head = "".join(re.escape(w) + r"[\s\-]+" for w in words[:-1])
     # longest forms first so the alternation prefers "cats" over "cat" (either way a match)
-    last = "|".join(re.escape(f) for f in sorted(inflections(words[-1]), key=len, reverse=True))
+    last = "|".join(re.escape(f) for f in sorted(_all_forms(words[-1]), key=len, reverse=True))
     return re.compile(rf"(?<!{_WORD}){head}(?:{last})(?!{_WORD})", re.IGNORECASE)
 
 

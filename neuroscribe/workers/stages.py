@@ -42,6 +42,7 @@ class SentencesArtefact:
 class ActivationsArtefact:
     texts: list[str]  # unique sentence texts, row order of the responses
     responses: Responses
+    environment: dict = field(default_factory=dict)  # device, dtype, library versions
 
 
 @dataclass
@@ -110,7 +111,20 @@ def activations_stage(
         max_length=spec.max_length,
         progress=progress,
     )
-    return ActivationsArtefact(texts, resp)
+    return ActivationsArtefact(texts, resp, _environment(subject))
+
+
+def _environment(subject: SubjectModel) -> dict:
+    import torch
+    import transformers
+
+    dtype = next(subject.model.parameters()).dtype
+    return {
+        "device": str(subject.device),
+        "dtype": str(dtype).removeprefix("torch."),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+    }
 
 
 def experts_stage(
@@ -147,10 +161,13 @@ def experts_stage(
         neuroscribe_version=neuroscribe_version,
         model=meta.model_id,
         revision=meta.revision,
+        requested_revision=job.model.revision,
         weight_sha256=meta.weight_sha256,
         site=meta.site,
         pooling=meta.pooling,
         data_sha256=records_sha256(sentences.records),
+        texts_sha256=meta.data_sha256,
+        environment=acts.environment,
         generator=sentences.generator,
         prompt_version=sentences.prompt_version,
         seed=job.seed,
