@@ -31,6 +31,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/bench_ap.py
 	$(PY) bench/bench_capture.py --repeats 5
+	$(PY) bench/bench_stability.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .hypothesis
