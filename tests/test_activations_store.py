@@ -129,3 +129,33 @@ def test_padding_never_changes_pooled_values(lengths, extra, pad_value, seed):
         a = pool(x, real_token_mask(attn, special), name)
         b = pool(wide_x, real_token_mask(wide_attn, wide_special), name)
         torch.testing.assert_close(a, b)
+
+
+def test_responses_beyond_float16_saturate_and_are_counted(monkeypatch):
+    """A pooled value beyond ±65504 is stored as ±65504 (not inf) and counted in the meta."""
+    import warnings
+
+    import torch
+
+    from tiny_models import tiny_subject
+    from neuroscribe.workers.activations import capture as capture_mod
+
+    subject = tiny_subject("bert")
+    real_pooler = capture_mod.Pooler
+
+    class HugePooler(real_pooler):
+        def __call__(self, values):
+            out = super().__call__(values)
+            out[:, 0] = 1e6
+            out[:, 1] = -1e6
+            return out
+
+    monkeypatch.setattr(capture_mod, "Pooler", HugePooler)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        resp = capture_mod.capture_responses(subject, ["a cat", "the dog ran"], layers=[0], progress=False)
+    a = resp.arrays[0]
+    assert np.isfinite(a).all()
+    assert (a[:, 0] == np.float16(65504)).all() and (a[:, 1] == np.float16(-65504)).all()
+    assert resp.meta.n_saturated == 4
+    assert any("float16" in str(w.message) for w in caught)

@@ -10,6 +10,7 @@ The forward pass stops after the deepest requested layer.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
@@ -24,6 +25,8 @@ from .loading import SubjectModel
 from .pooling import Pooler, check_pooling, real_token_mask
 from .sites import get_site
 from .store import Responses, ResponsesMeta
+
+F16_MAX = float(np.finfo(np.float16).max)  # 65504: responses are stored as float16
 
 __all__ = ["Tokenized", "Batch", "tokenize_texts", "iter_batches", "check_layers", "token_values",
            "capture_responses"]
@@ -152,10 +155,13 @@ def capture_responses(subject: SubjectModel, texts: Sequence[str], *, site: str 
     tok = tokenize_texts(subject.tokenizer, texts, int(max_length))
     n = len(texts)
     arrays: dict[int, np.ndarray] = {}
-    state: dict = {}
+    state: dict = {"saturated": torch.zeros((), dtype=torch.int64, device=subject.device)}
 
     def on_value(layer: int, values: torch.Tensor) -> None:  # stays on the device: no sync per layer
-        state["pooled"][layer] = state["pooler"](values).to(torch.float16)
+        pooled = state["pooler"](values)
+        # float16 storage: saturate at its largest finite value instead of turning into inf
+        state["saturated"] += (pooled.abs() > F16_MAX).sum()
+        state["pooled"][layer] = pooled.clamp(-F16_MAX, F16_MAX).to(torch.float16)
 
     batches = iter_batches(tok, int(batch_size), sort_by_length=sort_by_length,
                            pad_id=_pad_id(subject.tokenizer), device=subject.device)
@@ -174,9 +180,14 @@ def capture_responses(subject: SubjectModel, texts: Sequence[str], *, site: str 
     units = {a.shape[1] for a in arrays.values()}
     if len(units) != 1 or set(arrays) != set(chosen):
         raise RuntimeError(f"site {s.name}: captured layers {sorted(arrays)} with units {sorted(units)}")
+    saturated = int(state["saturated"])
+    if saturated:
+        warnings.warn(f"{saturated} pooled responses exceed the float16 range and were saturated at ±{F16_MAX:g}",
+                      stacklevel=2)
     meta = ResponsesMeta(
         model_id=subject.model_id, revision=subject.revision, weight_sha256=subject.weight_sha256,
         model_type=subject.model_type, site=s.name, pooling=pooling, data_sha256=dataset_sha256(texts),
         n_sentences=n, units_per_layer=units.pop(), layers=chosen, max_length=int(max_length),
+        n_saturated=saturated,
     )
     return Responses(layers=chosen, arrays=arrays, meta=meta)

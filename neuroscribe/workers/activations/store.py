@@ -51,6 +51,7 @@ class ResponsesMeta:
     layers: list[int]
     dtype: str = "float16"
     max_length: int
+    n_saturated: int = 0  # pooled values beyond the float16 range, stored as ±65504
 
     def to_dict(self) -> dict:
         return asdict(self)
