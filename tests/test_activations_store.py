@@ -159,3 +159,22 @@ def test_responses_beyond_float16_saturate_and_are_counted(monkeypatch):
     assert (a[:, 0] == np.float16(65504)).all() and (a[:, 1] == np.float16(-65504)).all()
     assert resp.meta.n_saturated == 4
     assert any("float16" in str(w.message) for w in caught)
+
+
+def test_cached_capture_hits_and_recomputes_a_corrupt_entry(tmp_path):
+    from tiny_models import tiny_subject
+    from neuroscribe.workers.activations import cached_capture, responses_key
+
+    subject = tiny_subject("gpt2")
+    texts = ["a cat sat", "the bus was late", "rain"]
+    first, hit = cached_capture(subject, texts, tmp_path, layers=[1], progress=False)
+    assert not hit
+    again, hit = cached_capture(subject, texts, tmp_path, layers=[1], progress=False)
+    assert hit and np.array_equal(np.asarray(again.arrays[1]), first.arrays[1])
+    _, hit = cached_capture(subject, texts[:2], tmp_path, layers=[1], progress=False)
+    assert not hit  # other sentences, other key
+    key = responses_key(subject, texts, site="mlp_post", pooling="max", layers=[1], max_length=128)
+    (tmp_path / key[:2] / key / "meta.json").write_text("{not json")
+    redone, hit = cached_capture(subject, texts, tmp_path, layers=[1], progress=False)
+    assert not hit and np.array_equal(redone.arrays[1], first.arrays[1])
+    assert cached_capture(subject, texts, tmp_path, layers=[1], progress=False)[1]

@@ -244,3 +244,31 @@ def test_result_folder_permissions_follow_umask_and_provenance_is_complete(tiny_
     assert prov["texts_sha256"] == meta["data_sha256"] and prov["data_sha256"] != meta["data_sha256"]
     assert prov["environment"]["device"] == "cpu" and prov["environment"]["torch"]
     assert prov["weight_sha256"] == meta["weight_sha256"]
+
+
+def test_second_run_does_no_forward_pass(tiny_bert, tmp_path, monkeypatch):
+    """Responses are cached by (model, revision, weight hash, site, pooling, layers, data): a re-run
+    reads them back and runs no forward pass at all; a different pooling is computed anew."""
+    import neuroscribe.workers.activations as activations
+
+    forwards = []
+    real_load = activations.load_subject_model
+
+    def counting_load(*args, **kwargs):
+        subject = real_load(*args, **kwargs)
+        subject.model.register_forward_pre_hook(lambda *a: forwards.append(1))
+        return subject
+
+    monkeypatch.setattr(activations, "load_subject_model", counting_load)
+    f = _write_sentences(tmp_path / "s.jsonl", SENTENCES)
+    base = ["experts", "--model", str(tiny_bert), "--sentences", str(f), "--quiet", "--batch-size", "4",
+            "--cache-dir", str(tmp_path / "cache")]
+    assert _run(base + ["--out", str(tmp_path / "one")]).exit_code == 0
+    first = len(forwards)
+    assert first >= 2  # 12 distinct sentences in batches of 4
+    r = _run(base + ["--out", str(tmp_path / "two")])
+    assert r.exit_code == 0 and len(forwards) == first, "the second run ran the model"
+    assert "from the cache" in r.output
+    assert (tmp_path / "one" / "ap.csv").read_text() == (tmp_path / "two" / "ap.csv").read_text()
+    assert _run(base + ["--pooling", "mean", "--out", str(tmp_path / "three")]).exit_code == 0
+    assert len(forwards) > first

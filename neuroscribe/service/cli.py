@@ -116,7 +116,8 @@ def cli():
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for generation and every random choice.")
 @click.option("--trust-remote-code", is_flag=True, help="Allow model repositories to run their own code (off by default).")
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
-              help="Where finished LLM generations are kept so a re-run resumes [default: $NEUROSCRIBE_CACHE or ~/.cache/neuroscribe].")
+              help="Where finished LLM generations and model responses are kept, so a re-run resumes and "
+                   "repeats no forward pass [default: $NEUROSCRIBE_CACHE or ~/.cache/neuroscribe].")
 @click.option("--out", "out", type=click.Path(path_type=Path), required=True, metavar="DIR",
               help="Folder for the results; written under a temporary name, then renamed.")
 @click.option("--force", is_flag=True, help="Replace DIR if it exists and is not empty.")

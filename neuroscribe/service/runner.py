@@ -71,14 +71,17 @@ def run_experts_job(
     if spec.layers is not None and (min(spec.layers) < 0 or max(spec.layers) >= subject.n_layers):
         raise InvalidInput("layers", f"{list(spec.layers)} out of range: the model has layers 0..{subject.n_layers - 1}")
 
+    cache_dir = default_cache_dir() if cache_dir is None else Path(cache_dir)
     if job.sentences is None and backend is None:
         log(f"loading generator {job.generator.backend}:{job.generator.model}")
-        backend = _make_backend(job, default_cache_dir() if cache_dir is None else cache_dir)
+        backend = _make_backend(job, cache_dir)
     log("writing sentences" if job.sentences is None else f"using {len(job.sentences)} given sentences")
     sentences = sentences_stage(job, backend, progress=progress)
     t_gen = time.perf_counter()
     log(f"capturing responses of {len(sentences.records)} sentences ({spec.site}, {spec.pooling.value} pooling)")
-    acts = activations_stage(job, subject, sentences.records, progress=progress)
+    acts = activations_stage(job, subject, sentences.records, cache_dir=cache_dir / "responses", progress=progress)
+    if acts.from_cache:
+        log("responses read from the cache: no forward pass needed")
     t_act = time.perf_counter()
     experts = experts_stage(job, sentences, acts, neuroscribe_version=__version__)
     result = experts.result

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import InvalidInput
 from ..jobs import ConceptExperts, ExpertsJob, ExpertsResult, Provenance, SentenceRecord
-from .activations import Responses, SubjectModel, capture_responses
+from .activations import Responses, SubjectModel, cached_capture
 from .experts import ap_matrix, concept_experts
 
 __all__ = [
@@ -43,6 +43,7 @@ class ActivationsArtefact:
     texts: list[str]  # unique sentence texts, row order of the responses
     responses: Responses
     environment: dict = field(default_factory=dict)  # device, dtype, library versions
+    from_cache: bool = False  # the responses were read from the cache: no forward pass ran
 
 
 @dataclass
@@ -96,14 +97,21 @@ def sentences_stage(job: ExpertsJob, backend=None, *, progress: bool = True) -> 
 
 
 def activations_stage(
-    job: ExpertsJob, subject: SubjectModel, records: Sequence[SentenceRecord], *, progress: bool = True
+    job: ExpertsJob,
+    subject: SubjectModel,
+    records: Sequence[SentenceRecord],
+    *,
+    cache_dir=None,
+    progress: bool = True,
 ) -> ActivationsArtefact:
-    """Responses of every unit to every distinct sentence (a sentence shared by two concepts is run once)."""
+    """Responses of every unit to every distinct sentence (a sentence shared by two concepts is run
+    once), read from ``cache_dir`` when an earlier run already computed them."""
     texts = list(dict.fromkeys(r.text for r in records))
     spec = job.model
-    resp = capture_responses(
+    resp, hit = cached_capture(
         subject,
         texts,
+        cache_dir,
         site=spec.site,
         pooling=spec.pooling.value,
         layers=spec.layers,
@@ -111,7 +119,7 @@ def activations_stage(
         max_length=spec.max_length,
         progress=progress,
     )
-    return ActivationsArtefact(texts, resp, _environment(subject))
+    return ActivationsArtefact(texts, resp, _environment(subject), hit)
 
 
 def _environment(subject: SubjectModel) -> dict:

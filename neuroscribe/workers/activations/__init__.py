@@ -5,6 +5,7 @@ sentences x units per layer, rows in input order); ``save_responses`` / ``load_r
 the on-disk format documented in ``neuroscribe.workers.activations.store``.
 """
 
+from .cache import cached_capture, responses_key
 from .capture import capture_responses
 from ..hashing import dataset_sha256
 from .loading import SubjectModel, load_subject_model
@@ -16,6 +17,8 @@ __all__ = [
     "SubjectModel",
     "load_subject_model",
     "capture_responses",
+    "cached_capture",
+    "responses_key",
     "Responses",
     "ResponsesMeta",
     "save_responses",
