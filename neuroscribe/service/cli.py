@@ -145,6 +145,19 @@ def experts_cmd(model, revision, concepts, sentences_file, tau, layers, site, po
     run_experts_job(job, out, force=force, progress=not quiet, cache_dir=cache_dir)
 
 
+@cli.command("report")
+@click.argument("result_dir", metavar="DIR", type=click.Path(path_type=Path))
+@user_errors
+def report_cmd(result_dir):
+    """Write DIR/report.html for the experts result folder DIR: one self-contained page with experts
+    per concept and per layer, the concept-overlap heatmap (with the within- vs between-category
+    test when concepts have categories), the top units and the provenance. Every figure is also
+    saved as DIR/report/NAME.png next to NAME.csv, the numbers it plots. Replaces an earlier report."""
+    from .report import write_report
+
+    click.echo(f"report written to {write_report(result_dir)}")
+
+
 def build_experts_job(*, concepts, sentences_file, generator, temperature, max_new_tokens, gen_batch_size,
                       trust_remote_code, model, revision, site, pooling, layers, batch_size, max_length,
                       device, **rest) -> ExpertsJob:

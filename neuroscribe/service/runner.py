@@ -10,6 +10,7 @@ Result folder (DIR):
     experts.json      ``ExpertsResult``: per concept its experts (layer/unit/AP), counts per layer,
                       top-N units, tau, generation drop counts, provenance
     summary.txt       the short human summary printed at the end
+    report.html       the report page, figures in report/ (see ``neuroscribe.service.report``)
 """
 
 from __future__ import annotations
@@ -97,8 +98,20 @@ def run_experts_job(
         write_text(tmp / "experts.json", result.model_dump_json(indent=2) + "\n")
         summary = format_summary(result, out, timings)
         write_text(tmp / "summary.txt", summary + "\n")
+        _write_report(tmp, result, log)
     log(summary)
     return result
+
+
+def _write_report(tmp: Path, result: ExpertsResult, log: Callable[[str], None]) -> None:
+    """report.html + report/ inside the result; a failure to draw it never costs the job's results."""
+    from .report import write_report
+
+    try:
+        write_report(tmp, result)
+    except Exception as e:  # noqa: BLE001 - the report is rebuilt later with `neuroscribe report DIR`
+        log(f"warning: the report could not be written ({type(e).__name__}: {e}); "
+            "run `neuroscribe report DIR` to retry")
 
 
 def _write_ap_csv(path: Path, layers: np.ndarray, units: np.ndarray, ap: np.ndarray, concepts: list[str]) -> None:

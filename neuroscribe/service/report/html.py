@@ -1,0 +1,112 @@
+"""The report page: one self-contained HTML file (inline CSS, PNGs as base64 data URIs, no script,
+no network). Every string that comes from the user or the result is escaped here, through ``esc``;
+``Section.body`` is HTML that its builder already escaped.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ...jobs import ExpertsResult
+from .figures import FigureData
+
+__all__ = ["Section", "esc", "table", "render_page"]
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;max-width:1100px;margin:2em auto;
+padding:0 1em;color:#222;line-height:1.45}
+h1{font-size:1.5em;margin-bottom:.2em} h2{font-size:1.2em;border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:2em}
+figure{margin:1em 0} figure img{max-width:100%;height:auto;border:1px solid #eee}
+figcaption{font-size:.9em;color:#444} .side{display:flex;gap:1.5em;flex-wrap:wrap;align-items:flex-start}
+.side>figure{flex:1 1 520px} .side>aside{flex:0 1 320px;font-size:.92em}
+table{border-collapse:collapse;font-size:.88em;margin:.5em 0} th,td{border:1px solid #ddd;padding:.2em .5em;text-align:left}
+td.num{text-align:right;font-variant-numeric:tabular-nums} th{background:#f5f5f5}
+.note{color:#8a4b00;background:#fff6e5;padding:.4em .6em;border-left:3px solid #e69f00}
+.muted{color:#777} code{font-size:.92em} dl.prov{display:grid;grid-template-columns:max-content 1fr;gap:.15em 1em}
+dl.prov dt{font-weight:600} dl.prov dd{margin:0;word-break:break-all}
+"""
+
+
+def esc(value) -> str:
+    """HTML-escape anything (quotes too), ``None`` as an em dash."""
+    return "—" if value is None else html.escape(str(value), quote=True)
+
+
+@dataclass(frozen=True)
+class Section:
+    """One part of the page: a title, its figures, and extra (already escaped) HTML.
+
+    ``aside`` is shown beside the first figure (e.g. the statistics of a heatmap); ``body`` below
+    the figures; ``files`` are further CSV/JSON files (relative to DIR) linked under the section.
+    """
+
+    title: str
+    figures: tuple[FigureData, ...] = ()
+    aside: str = ""
+    body: str = ""
+    files: tuple[str, ...] = field(default_factory=tuple)
+
+
+def table(header, rows, numeric: set[int] = frozenset()) -> str:
+    """An escaped HTML table; columns in ``numeric`` are right-aligned."""
+    head = "".join(f"<th>{esc(h)}</th>" for h in header)
+    body = "".join(
+        "<tr>" + "".join(f'<td class="num">{esc(v)}</td>' if i in numeric else f"<td>{esc(v)}</td>"
+                         for i, v in enumerate(row)) + "</tr>"
+        for row in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _data_uri(png: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(png.read_bytes()).decode("ascii")
+
+
+def _figure(fig: FigureData, root: Path) -> str:
+    csv_rel = fig.csv.relative_to(root).as_posix()
+    png_rel = fig.png.relative_to(root).as_posix()
+    return (
+        f'<figure id="{esc(fig.name)}"><img src="{_data_uri(fig.png)}" alt="{esc(fig.title)}">'
+        f"<figcaption>{esc(fig.caption)} Numbers: <a href=\"{esc(csv_rel)}\">{esc(csv_rel)}</a>"
+        f' · image: <a href="{esc(png_rel)}">{esc(png_rel)}</a></figcaption></figure>'
+    )
+
+
+def _section(sec: Section, root: Path) -> str:
+    figs = [_figure(f, root) for f in sec.figures]
+    parts = [f"<h2>{esc(sec.title)}</h2>"]
+    if sec.aside and figs:
+        parts.append(f'<div class="side">{figs[0]}<aside>{sec.aside}</aside></div>')
+        parts += figs[1:]
+    else:
+        parts += figs
+        if sec.aside:
+            parts.append(sec.aside)
+    if sec.body:
+        parts.append(sec.body)
+    if sec.files:
+        links = ", ".join(f'<a href="{esc(f)}">{esc(f)}</a>' for f in sec.files)
+        parts.append(f'<p class="muted">Files: {links}</p>')
+    return f"<section>{''.join(parts)}</section>"
+
+
+def render_page(result: ExpertsResult, sections: list[Section], root: Path) -> str:
+    """The whole page; figure and file links are relative to ``root`` (the result folder)."""
+    p = result.provenance
+    title = f"neuroscribe experts — {p.model}" + (f" @ {p.requested_revision or p.revision}" if (p.requested_revision or p.revision) else "")
+    names = ", ".join(c.concept for c in result.concepts)
+    intro = (f"<p>{len(result.concepts)} concepts ({esc(names)}); site <code>{esc(p.site)}</code>, "
+             f"{esc(p.pooling.value)} pooling, layers {esc(', '.join(map(str, result.layers)))} × "
+             f"{esc(result.units_per_layer)} units; expert: AP ≥ tau = {esc(f'{result.tau:g}')}.</p>")
+    body = "".join(_section(s, root) for s in sections)
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{esc(title)}</title><style>{_CSS}</style></head><body>"
+        f"<h1>{esc(title)}</h1>{intro}{body}"
+        f'<p class="muted">Written by neuroscribe {esc(p.neuroscribe_version)} from experts.json.</p>'
+        "</body></html>\n"
+    )
