@@ -31,7 +31,7 @@ def format_summary(result: ExpertsResult, out: Path | None = None, timings: dict
     if timings:
         lines += ["", "time: " + ", ".join(f"{k.removesuffix('_s')} {v:.1f}s" for k, v in timings.items())]
     if out is not None:
-        lines.append(f"full results in {out}/ (experts.json, ap.csv, sentences.jsonl, responses/)")
+        lines.append(f"full results in {out}/ (report.html, experts.json, ap.csv, sentences.jsonl, responses/)")
     return "\n".join(lines)
 
 
