@@ -15,6 +15,17 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
+from .analyses import (
+    AlignmentReport,
+    AlignmentSpec,
+    CausalReport,
+    CausalSpec,
+    StabilityReport,
+    StabilitySpec,
+    SweepReport,
+    SweepTarget,
+)
+
 __all__ = [
     "SCHEMA_VERSION",
     "JobStatus",
@@ -213,6 +224,14 @@ class ExpertsJob(_JobBase):
     sentences: tuple[SentenceRecord, ...] | None = Field(
         None, description="User sentences instead of generated ones (every concept needs both labels)."
     )
+    stability: StabilitySpec | None = Field(
+        default_factory=StabilitySpec, description="Stability of the expert sets (None: skip)."
+    )
+    alignment: AlignmentSpec | None = Field(None, description="Human alignment on word-pair ratings (None: skip).")
+    sweep: tuple[SweepTarget, ...] = Field(
+        (), description="More models / revisions whose expert counts per layer are compared with the main model's."
+    )
+    causal: CausalSpec | None = Field(None, description="Causal check of the experts (decoder models; None: skip).")
 
     @field_validator("concepts")
     @classmethod
@@ -228,6 +247,10 @@ class ExpertsJob(_JobBase):
         names = [c.name for c in self.concepts]
         if self.min_words > self.max_words:
             raise ValueError("min_words must be <= max_words")
+        main = SweepTarget(name=self.model.name, revision=self.model.revision)
+        targets = [main, *self.sweep]
+        if len(set(targets)) != len(targets):
+            raise ValueError("sweep: every (model, revision) must appear once, the main model included")
         if self.sentences is not None:
             for c in names:
                 labels = {s.label for s in self.sentences if s.concept == c}
@@ -319,6 +342,11 @@ class ExpertsResult(_Frozen):
         default_factory=dict, description="Per concept, generated sentences dropped and why."
     )
     provenance: Provenance
+    stability: StabilityReport | None = None
+    alignment: AlignmentReport | None = None
+    sweep: SweepReport | None = None
+    causal: CausalReport | None = None
+    warnings: tuple[str, ...] = Field((), description="Things the user should know (e.g. identical weights).")
 
 
 class DescribeResult(_Frozen):
