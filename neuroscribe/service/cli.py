@@ -15,6 +15,7 @@ import click
 from pydantic import ValidationError
 
 from ..errors import InvalidInput, NeuroscribeError
+from ..analyses import AlignmentSpec, CausalSpec, PairSpec, StabilitySpec, SweepTarget
 from ..jobs import ConceptSpec, ExpertsJob, GeneratorSpec, Pooling, SamplingSpec, SubjectModelSpec
 
 __all__ = ["main", "cli"]
@@ -87,8 +88,14 @@ def cli():
 
 
 @cli.command("experts")
-@click.option("--model", "model", default="minilm", show_default=True, help=_doc(SubjectModelSpec, "name"))
-@click.option("--revision", default=None, help=_doc(SubjectModelSpec, "revision"))
+@click.option("--model", "models", multiple=True, default=("minilm",), show_default=True,
+              help=_doc(SubjectModelSpec, "name") + " Repeat for a sweep over model sizes.")
+@click.option("--revision", "revisions", multiple=True,
+              help=_doc(SubjectModelSpec, "revision") + " Repeat for a sweep over checkpoints (every --model "
+                   "at every --revision). The last model at the last revision is the main one: experts, "
+                   "stability, alignment and causal check are computed on it; the sweep counts experts on all.")
+@click.option("--random-init", is_flag=True,
+              help="Add to the sweep a randomly initialised copy (seeded) of each model's architecture.")
 @click.option("--concept", "concepts", multiple=True, metavar="NAME[:CATEGORY]",
               help="A concept to analyse; repeat for several (e.g. --concept cat:animal --concept bus).")
 @click.option("--sentences", "sentences_file", type=click.Path(path_type=Path), default=None,
@@ -103,6 +110,24 @@ def cli():
 @click.option("--n-pos", type=int, default=20, show_default=True, help=_doc(ExpertsJob, "n_pos"))
 @click.option("--n-neg", type=int, default=20, show_default=True, help=_doc(ExpertsJob, "n_neg"))
 @click.option("--top-n", type=int, default=10, show_default=True, help=_doc(ExpertsJob, "top_n"))
+@click.option("--stability/--no-stability", default=True, show_default=True,
+              help="K-fold stability of the experts and the (n+, n-, tau) subsample sweep.")
+@click.option("--folds", type=int, default=3, show_default=True, help=_doc(StabilitySpec, "folds"))
+@click.option("--stability-tau", "stability_taus", type=float, multiple=True, metavar="TAU",
+              help="A tau of the stability sweep (repeatable) [default: 0.6 0.7 0.8 0.9 0.95].")
+@click.option("--stability-repeats", type=int, default=5, show_default=True, help=_doc(StabilitySpec, "repeats"))
+@click.option("--align", is_flag=True,
+              help="Human alignment: Spearman rho between concept similarities (experts, and hidden-state "
+                   "baselines) and the packaged MEN ratings, over the pairs among the concepts.")
+@click.option("--word-pairs", "word_pairs_file", type=click.Path(path_type=Path), default=None, metavar="FILE",
+              help="Human alignment on your own ratings: lines 'word1 word2 score' (implies --align).")
+@click.option("--men-concepts", type=int, default=None, metavar="N",
+              help="Add N concepts chosen from the word pairs (packaged MEN or --word-pairs) so that many "
+                   "pairs fall among them (implies --align).")
+@click.option("--causal", is_flag=True,
+              help="Causal check (decoder models): fix each concept's experts to their median positive "
+                   "response; change in log P(concept word) against as many random units.")
+@click.option("--causal-random", type=int, default=10, show_default=True, help=_doc(CausalSpec, "n_random"))
 @click.option("--generator", "generator", default="transformers:smollm2", show_default=True, metavar="SPEC",
               help="LLM that writes the sentences: BACKEND[:MODEL][@BASE_URL], backends transformers, vllm, "
                    "openai (an OpenAI-compatible server such as `vllm serve`), fake.")
@@ -123,9 +148,10 @@ def cli():
 @click.option("--force", is_flag=True, help="Replace DIR if it exists and is not empty.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @user_errors
-def experts_cmd(model, revision, concepts, sentences_file, tau, layers, site, pooling, n_pos, n_neg, top_n,
-                generator, temperature, max_new_tokens, max_rounds, gen_batch_size, batch_size, max_length, device, seed,
-                trust_remote_code, cache_dir, out, force, quiet):
+def experts_cmd(models, revisions, random_init, concepts, sentences_file, tau, layers, site, pooling, n_pos, n_neg,
+                top_n, stability, folds, stability_taus, stability_repeats, align, word_pairs_file, men_concepts,
+                causal, causal_random, generator, temperature, max_new_tokens, max_rounds, gen_batch_size,
+                batch_size, max_length, device, seed, trust_remote_code, cache_dir, out, force, quiet):
     """Find the expert neurons of concepts: units whose response separates sentences about a
     concept from sentences without it with average precision >= tau.
 
@@ -136,8 +162,11 @@ def experts_cmd(model, revision, concepts, sentences_file, tau, layers, site, po
     if quiet:
         _silence_libraries()
     job = build_experts_job(
-        model=model, revision=revision, concepts=concepts, sentences_file=sentences_file, tau=tau,
-        layers=layers, site=site, pooling=pooling, n_pos=n_pos, n_neg=n_neg, top_n=top_n,
+        models=models, revisions=revisions, random_init=random_init, concepts=concepts,
+        sentences_file=sentences_file, tau=tau, layers=layers, site=site, pooling=pooling, n_pos=n_pos, n_neg=n_neg,
+        top_n=top_n, stability=stability, folds=folds, stability_taus=stability_taus,
+        stability_repeats=stability_repeats, align=align, word_pairs_file=word_pairs_file,
+        men_concepts=men_concepts, causal=causal, causal_random=causal_random,
         generator=generator, temperature=temperature, max_new_tokens=max_new_tokens, max_rounds=max_rounds,
         gen_batch_size=gen_batch_size, batch_size=batch_size, max_length=max_length, device=device,
         seed=seed, trust_remote_code=trust_remote_code,
@@ -158,12 +187,54 @@ def report_cmd(result_dir):
     click.echo(f"report written to {write_report(result_dir)}")
 
 
+def sweep_from_options(models: tuple[str, ...], revisions: tuple[str, ...], random_init: bool):
+    """(main model, main revision, other targets): every model at every revision, the last one main;
+    ``random_init`` adds one random-init copy per model (its config read at the first revision)."""
+    models = tuple(dict.fromkeys(models)) or ("minilm",)
+    revs = tuple(dict.fromkeys(revisions)) or (None,)
+    targets = [SweepTarget(name=m, revision=r) for m in models for r in revs]
+    if random_init:
+        targets += [SweepTarget(name=m, revision=revs[0], random_init=True) for m in models]
+        main = targets[len(models) * len(revs) - 1]
+        others = [t for t in targets if t != main]
+    else:
+        main, others = targets[-1], targets[:-1]
+    return main.name, main.revision, tuple(others)
+
+
+def _alignment_spec(align: bool, word_pairs_file: Path | None, men_concepts: int | None):
+    """The AlignmentSpec the options ask for (None without --align / --word-pairs / --men-concepts)."""
+    if not (align or word_pairs_file is not None or men_concepts is not None):
+        return None
+    if word_pairs_file is None:
+        return AlignmentSpec()
+    from ..workers.alignment import load_word_pairs
+
+    pairs = load_word_pairs(word_pairs_file)
+    return AlignmentSpec(dataset=Path(word_pairs_file).name,
+                         pairs=tuple(PairSpec(word1=p.word1, word2=p.word2, score=p.score) for p in pairs))
+
+
 def build_experts_job(*, concepts, sentences_file, generator, temperature, max_new_tokens, gen_batch_size,
-                      trust_remote_code, model, revision, site, pooling, layers, batch_size, max_length,
-                      device, **rest) -> ExpertsJob:
+                      trust_remote_code, models, revisions, random_init=False, site, pooling, layers, batch_size,
+                      max_length, device, stability=True, folds=3, stability_taus=(), stability_repeats=5,
+                      align=False, word_pairs_file=None, men_concepts=None, causal=False, causal_random=10,
+                      **rest) -> ExpertsJob:
     """The ``ExpertsJob`` the command line describes (shared with ``neuroscribe submit`` later)."""
     from ..workers.sentences import load_sentences_jsonl
 
+    model, revision, sweep = sweep_from_options(tuple(models), tuple(revisions), random_init)
+    alignment = _alignment_spec(align, word_pairs_file, men_concepts)
+    if men_concepts is not None:
+        if sentences_file is not None:
+            raise InvalidInput("men-concepts", "cannot add concepts to a --sentences file (it has its own)")
+        from ..workers.alignment import WordPair, load_word_pairs, men_concepts as choose
+
+        pairs = ([WordPair(p.word1, p.word2, p.score) for p in alignment.pairs] if alignment.pairs
+                 else load_word_pairs())
+        given = [" ".join(c.partition(":")[0].split()).casefold() for c in concepts]
+        concepts = tuple(concepts) + tuple(w for w in choose(pairs, men_concepts, seed=rest.get("seed", 0))
+                                           if w not in given)
     sentences = None
     if sentences_file is not None:
         sentences = tuple(load_sentences_jsonl(sentences_file))
@@ -197,7 +268,14 @@ def build_experts_job(*, concepts, sentences_file, generator, temperature, max_n
         name=model, revision=revision, site=site, pooling=pooling, layers=parse_layers(layers),
         batch_size=batch_size, max_length=max_length, device=device, trust_remote_code=trust_remote_code,
     )
-    return ExpertsJob(concepts=concept_specs, model=subject, generator=gen, sentences=sentences, **rest)
+    try:
+        stab = StabilitySpec(folds=folds, repeats=stability_repeats,
+                             **({"taus": tuple(stability_taus)} if stability_taus else {})) if stability else None
+    except ValidationError as e:
+        raise InvalidInput("stability", _validation_message(e)) from None
+    causal_spec = CausalSpec(n_random=causal_random) if causal else None
+    return ExpertsJob(concepts=concept_specs, model=subject, generator=gen, sentences=sentences, stability=stab,
+                      alignment=alignment, sweep=sweep, causal=causal_spec, **rest)
 
 
 def _silence_libraries() -> None:

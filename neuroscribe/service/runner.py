@@ -8,7 +8,9 @@ Result folder (DIR):
     responses/        the responses (see ``neuroscribe.workers.activations.store``)
     ap.csv            the full AP matrix: one row per unit (layer, unit), one column per concept
     experts.json      ``ExpertsResult``: per concept its experts (layer/unit/AP), counts per layer,
-                      top-N units, tau, generation drop counts, provenance
+                      top-N units, tau, generation drop counts, provenance; and the suite's reports
+                      when the job asks for them: stability (default on), human alignment, sweep
+                      (expert counts per model / revision / random init), causal check
     summary.txt       the short human summary printed at the end
     report.html       the report page, figures in report/ (see ``neuroscribe.service.report``)
 """
@@ -71,6 +73,7 @@ def run_experts_job(
     get_site(subject.model_type, spec.site)  # SiteNotFound before any generation
     if spec.layers is not None and (min(spec.layers) < 0 or max(spec.layers) >= subject.n_layers):
         raise InvalidInput("layers", f"{list(spec.layers)} out of range: the model has layers 0..{subject.n_layers - 1}")
+    _check_suite(job, log)  # sweep targets resolved, enough word pairs: before any generation
 
     cache_dir = default_cache_dir() if cache_dir is None else Path(cache_dir)
     if job.sentences is None and backend is None:
@@ -85,8 +88,10 @@ def run_experts_job(
         log("responses read from the cache: no forward pass needed")
     t_act = time.perf_counter()
     experts = experts_stage(job, sentences, acts, neuroscribe_version=__version__)
-    result = experts.result
-    timings = {"sentences_s": t_gen - t0, "activations_s": t_act - t_gen, "experts_s": time.perf_counter() - t_act}
+    t_exp = time.perf_counter()
+    result = _run_suite(job, subject, sentences, acts, experts, cache_dir / "responses", progress, log)
+    timings = {"sentences_s": t_gen - t0, "activations_s": t_act - t_gen, "experts_s": t_exp - t_act,
+               "analyses_s": time.perf_counter() - t_exp}
 
     from ..workers.activations import save_responses
 
@@ -101,6 +106,56 @@ def run_experts_job(
         _write_report(tmp, result, log)
     log(summary)
     return result
+
+
+def _check_suite(job: ExpertsJob, log: Callable[[str], None]) -> None:
+    """The suite's checks that need no sentences: every sweep target resolves (revision included)
+    and fits the layers; the word pairs hold >= 3 pairs among the concepts."""
+    from ..workers.alignment import check_pairs
+    from ..workers.analysis_stages import word_pairs
+    from ..workers.sweep import check_targets
+
+    if job.sweep:
+        log(f"checking the {len(job.sweep)} other model(s) of the sweep")
+        check_targets(job)
+    if job.alignment is not None:
+        n = check_pairs(word_pairs(job), [c.name for c in job.concepts], dataset=job.alignment.dataset)
+        log(f"human alignment: {n} {job.alignment.dataset} pairs among the concepts")
+
+
+def _run_suite(job, subject, sentences, acts, experts, responses_cache, progress, log) -> ExpertsResult:
+    """Stability, alignment, causal check and sweep, as the job asks; their reports in the result."""
+    from ..workers.analysis_stages import alignment_stage, causal_stage, stability_stage
+    from ..workers.sweep import run_sweep
+
+    update: dict = {}
+    warnings: list[str] = []
+    if job.stability is not None:
+        log("stability: K-fold and (n+, n-, tau) subsample sweep")
+        update["stability"] = stability_stage(job, sentences, acts, progress=progress)
+    if job.alignment is not None:
+        log(f"human alignment on {job.alignment.dataset}")
+        try:
+            update["alignment"] = alignment_stage(job, subject, sentences, acts, experts, cache_dir=responses_cache,
+                                                  progress=progress)
+        except InvalidInput as e:  # e.g. similarities undefined on too many pairs: keep everything else
+            warnings.append(f"human alignment not computed: {e}")
+    if job.causal is not None:
+        update["causal"] = causal_stage(job, subject, sentences, acts, experts, log=log)
+    if job.sweep:
+        report = run_sweep(job, sentences.records, main=subject, main_acts=acts, cache_dir=responses_cache,
+                           progress=progress, log=log)
+        update["sweep"] = report
+        for group in report.identical_weights:
+            warnings.append(f"identical weights: {', '.join(group)} have the same weight files (sha256); "
+                            "a checkpoint may have been served under the wrong revision")
+    for w in warnings:
+        log(f"warning: {w}")
+    if warnings:
+        update["warnings"] = tuple(warnings)
+    # validate the assembled result (model_copy(update=...) would not)
+    return ExpertsResult.model_validate({**experts.result.model_dump(), **{k: v.model_dump() if hasattr(v, "model_dump")
+                                                                           else v for k, v in update.items()}})
 
 
 def _write_report(tmp: Path, result: ExpertsResult, log: Callable[[str], None]) -> None:

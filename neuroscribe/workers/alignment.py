@@ -25,7 +25,8 @@ from neuroscribe.workers.overlap import jaccard_matrix
 
 __all__ = [
     "WordPair", "Skipped", "AlignmentResult", "load_word_pairs", "pairs_among", "cosine_similarity_matrix",
-    "binary_jaccard_similarity", "human_alignment", "compare_alignment", "men_concepts", "NO_PAIR",
+    "binary_jaccard_similarity", "human_alignment", "compare_alignment", "alignment_table", "check_pairs",
+    "men_concepts", "NO_PAIR",
 ]
 
 NO_PAIR = "not in any pair with another requested concept"
@@ -215,6 +216,27 @@ def compare_alignment(
     out["skipped"] = [s._asdict() for s in skipped]
     out["dropped_pairs"] = [dict(zip(("word1", "word2", "reason"), d)) for d in dropped]
     return out
+
+
+def check_pairs(pairs: Sequence[WordPair], concepts: Sequence[str], *, dataset: str = "MEN") -> int:
+    """The number of pairs among ``concepts``; ``InvalidInput("concepts", ...)`` naming it when below 3.
+    Cheap: run it before any model or LLM work."""
+    used, _ = pairs_among(pairs, concepts)
+    if len(used) < _MIN_PAIRS:
+        raise InvalidInput("concepts", f"only {len(used)} {dataset} pairs found among the {len(concepts)} concepts "
+                                       f"(need >= {_MIN_PAIRS}); choose concepts that occur together in its pairs")
+    return len(used)
+
+
+def alignment_table(sims: Mapping[str, Similarity], pairs: Sequence[WordPair], concepts: Sequence[str],
+                    *, dataset: str = "MEN") -> dict:
+    """Every method's rho on the same pairs (those defined for all methods): ``compare_alignment``
+    for any number of methods. Keys: n_pairs, rho {method: (rho, p)}, rows [(pair, {method: sim})],
+    skipped, dropped."""
+    rows, skipped, dropped = _scored(dict(sims), pairs, concepts, dataset)
+    human = [p.score for p, _ in rows]
+    rho = {k: _spearman(human, [v[k] for _, v in rows]) for k in sims}
+    return {"n_pairs": len(rows), "rho": rho, "rows": rows, "skipped": skipped, "dropped": dropped}
 
 
 def men_concepts(pairs: Sequence[WordPair], n: int, *, seed: int = 0) -> list[str]:

@@ -27,6 +27,7 @@ __all__ = [
     "activations_stage",
     "experts_stage",
     "records_sha256",
+    "concept_groups",
 ]
 
 
@@ -61,6 +62,17 @@ def records_sha256(records: Sequence[SentenceRecord]) -> str:
         h.update(json.dumps([r.text, r.concept, r.label], ensure_ascii=False).encode())
         h.update(b"\n")
     return h.hexdigest()
+
+
+def concept_groups(job: ExpertsJob, records: Sequence[SentenceRecord], texts: Sequence[str]) -> dict:
+    """Concept -> (row indices into ``texts``, labels as bool) for ``ap_matrix``, in job order."""
+    row = {t: i for i, t in enumerate(texts)}
+    groups = {}
+    for c in job.concepts:
+        recs = [r for r in records if r.concept == c.name]
+        groups[c.name] = (np.array([row[r.text] for r in recs], dtype=np.int64),
+                          np.array([r.label for r in recs], dtype=bool))
+    return groups
 
 
 def sentences_stage(job: ExpertsJob, backend=None, *, progress: bool = True) -> SentencesArtefact:
@@ -143,17 +155,8 @@ def experts_stage(
     neuroscribe_version: str,
 ) -> ExpertsArtefact:
     """AP of every unit for every concept, experts (AP >= tau) and the top-N units."""
-    row = {t: i for i, t in enumerate(acts.texts)}
-    groups = {}
-    counts = {}
-    for c in job.concepts:
-        recs = [r for r in sentences.records if r.concept == c.name]
-        groups[c.name] = (
-            np.array([row[r.text] for r in recs], dtype=np.int64),
-            np.array([r.label for r in recs], dtype=bool),
-        )
-        n_pos = sum(r.label for r in recs)
-        counts[c.name] = (n_pos, len(recs) - n_pos)
+    groups = concept_groups(job, sentences.records, acts.texts)
+    counts = {name: (int(y.sum()), int((~y).sum())) for name, (_, y) in groups.items()}
     resp = acts.responses
     unit_layers, unit_index, ap = ap_matrix(resp.arrays, groups)
     per_concept: list[ConceptExperts] = []

@@ -2,8 +2,8 @@
 
 Writes ``DIR/report.html`` (PNGs embedded as data URIs, no script, no network) and ``DIR/report/``
 with every figure as ``NAME.png`` next to ``NAME.csv``, the numbers it plots. The page is built from
-the section builders of ``sections.SECTIONS`` (the extension point for the stability, MEN and sweep
-figures still to come).
+the section builders of ``sections.SECTIONS``: experts, overlap and, when the result carries them, the
+analysis suite's stability, human-alignment, sweep and causal sections (``suite_sections``).
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Section builders: ``(result, fig_dir) -> Section | None``, run in ``SECTIONS`` order.
 
-Extension point: the stability curves, the MEN scatter and the sweep curves (issue 3) become
-further builders appended to ``SECTIONS`` once their results are in the result folder; a builder
-returns ``None`` when the folder holds nothing for it, so the page never shows empty placeholders.
+A builder returns ``None`` when the result holds nothing for it, so the page never shows empty
+placeholders. The page: the result's warnings (if any), experts per concept and per layer, concept
+overlap, then the analysis suite of ``suite_sections`` (stability, human alignment, sweep, causal
+check: each only when the result carries it), the top units and the provenance.
 """
 
 from __future__ import annotations
@@ -13,6 +14,13 @@ from ...errors import InvalidInput
 from ...jobs import ExpertsResult
 from .figures import concept_overlap, experts_per_concept, experts_per_layer
 from .html import Section, esc, table
+from .suite_sections import (
+    alignment_section,
+    causal_section,
+    stability_section,
+    sweep_section,
+    warnings_section,
+)
 
 __all__ = ["SECTIONS", "experts_section", "overlap_section", "top_units_section", "provenance_section"]
 
@@ -101,4 +109,5 @@ def provenance_section(result: ExpertsResult, fig_dir: Path) -> Section:
     return Section("Provenance", body=prov + drops, files=("job.json", "sentences.jsonl"))
 
 
-SECTIONS = (experts_section, overlap_section, top_units_section, provenance_section)
+SECTIONS = (warnings_section, experts_section, overlap_section, stability_section, alignment_section, sweep_section,
+            causal_section, top_units_section, provenance_section)

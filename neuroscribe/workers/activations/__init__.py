@@ -8,7 +8,7 @@ the on-disk format documented in ``neuroscribe.workers.activations.store``.
 from .cache import cached_capture, responses_key
 from .capture import capture_responses
 from ..hashing import dataset_sha256
-from .loading import SubjectModel, load_subject_model
+from .loading import SubjectModel, load_subject_model, random_init_subject
 from .pooling import POOLINGS
 from .sites import Site, get_site, list_sites
 from .store import Responses, ResponsesMeta, load_responses, save_responses
@@ -16,6 +16,7 @@ from .store import Responses, ResponsesMeta, load_responses, save_responses
 __all__ = [
     "SubjectModel",
     "load_subject_model",
+    "random_init_subject",
     "capture_responses",
     "cached_capture",
     "responses_key",

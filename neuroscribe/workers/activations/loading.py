@@ -19,7 +19,7 @@ from ...errors import InvalidInput, ModelNotFound
 from ..hub import first_line, resolve_model
 from .sites import ARCHITECTURES, _n_layers
 
-__all__ = ["SubjectModel", "load_subject_model", "resolve_device"]
+__all__ = ["SubjectModel", "load_subject_model", "random_init_subject", "state_sha256", "resolve_device"]
 
 
 @dataclass
@@ -53,6 +53,15 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return dev
 
 
+def _pad_right(tokenizer) -> None:
+    """Decoders often have no pad token: pad with eos (or unk); always pad on the right."""
+    if tokenizer.pad_token is None:
+        fill = tokenizer.eos_token or tokenizer.unk_token
+        if fill is not None:
+            tokenizer.pad_token = fill
+    tokenizer.padding_side = "right"
+
+
 def load_subject_model(name: str, *, revision: str | None = None, device: str = "auto",
                        trust_remote_code: bool = False, cache_dir: str | None = None,
                        local_files_only: bool | None = None,
@@ -72,11 +81,7 @@ def load_subject_model(name: str, *, revision: str | None = None, device: str = 
     except (OSError, ValueError, KeyError) as e:
         raise ModelNotFound("model", f"cannot load {name!r} from {src.path}: {first_line(e)}") from None
     model.to(dev).eval()
-    if tokenizer.pad_token is None:
-        fill = tokenizer.eos_token or tokenizer.unk_token
-        if fill is not None:
-            tokenizer.pad_token = fill
-    tokenizer.padding_side = "right"
+    _pad_right(tokenizer)
     arch = ARCHITECTURES.get(config.model_type)
     try:
         n_layers = (arch.n_layers if arch else _n_layers)(config)
@@ -87,4 +92,46 @@ def load_subject_model(name: str, *, revision: str | None = None, device: str = 
         revision=src.revision if src.kind == "hub" else None, weight_sha256=src.weight_sha256,
         model_type=config.model_type,
         n_layers=n_layers, path=src.path, device=dev,
+    )
+
+
+def state_sha256(model: torch.nn.Module) -> str:
+    """sha256 over a model's parameters and buffers (names, dtypes, shapes and bytes, sorted by name):
+    the weight hash of a model that has no weight files (a random initialisation)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        t = t.detach().to("cpu").contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}\n".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def random_init_subject(name: str, *, revision: str | None = None, seed: int = 0, device: str = "auto",
+                        trust_remote_code: bool = False, dtype: torch.dtype | None = None) -> SubjectModel:
+    """``name``'s architecture (its config at ``revision``) with freshly initialised weights: the
+    random-initialisation baseline of a sweep. The weights depend only on the config, ``seed`` and
+    the torch version; their hash (``state_sha256``) keys the responses cache like a file hash."""
+    dev = resolve_device(device)
+    src = resolve_model(name, revision=revision, trust_remote_code=trust_remote_code)
+    kw = src.pretrained_kwargs(trust_remote_code)
+    try:
+        config = AutoConfig.from_pretrained(src.path, **kw)
+        tokenizer = AutoTokenizer.from_pretrained(src.path, **kw)
+    except (OSError, ValueError, KeyError) as e:
+        raise ModelNotFound("model", f"cannot load the config of {name!r} from {src.path}: {first_line(e)}") from None
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = AutoModel.from_config(config, dtype=dtype or torch.float32,
+                                      trust_remote_code=trust_remote_code)
+    model.to(dev).eval()
+    _pad_right(tokenizer)
+    arch = ARCHITECTURES.get(config.model_type)
+    n_layers = (arch.n_layers if arch else _n_layers)(config)
+    label = name if src.kind == "local" else src.model_id
+    return SubjectModel(
+        model=model, tokenizer=tokenizer, model_id=f"{label} (random init, seed {seed})", revision=None,
+        weight_sha256=state_sha256(model), model_type=config.model_type, n_layers=n_layers, path=src.path,
+        device=dev,
     )
