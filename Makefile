@@ -5,8 +5,9 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.neuroscribe-installed
 DEMO_OUT ?= runs/demo
+SWEEP_OUT ?= runs/sweep-demo
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo sweep-demo test bench clean
 
 setup: $(STAMP)
 
@@ -24,6 +25,13 @@ demo: $(STAMP)
 	$(VENV)/bin/neuroscribe experts --model minilm \
 	  --concept cat --concept dog --concept bus --concept guitar \
 	  --n-pos 20 --n-neg 20 --tau 0.9 --out $(DEMO_OUT) --force
+
+# a small sweep with the packaged models only: MiniLM (22M) and SmolLM2 (135M, the main model, with
+# the causal check), each against a random initialisation of its architecture; same sentences as the demo
+sweep-demo: $(STAMP)
+	$(VENV)/bin/neuroscribe experts --model minilm --model smollm2 --random-init --causal \
+	  --concept cat --concept dog --concept bus --concept guitar \
+	  --n-pos 20 --n-neg 20 --tau 0.9 --out $(SWEEP_OUT) --force
 
 test: $(STAMP)
 	$(PY) -m pytest -q
