@@ -247,6 +247,15 @@ class ExpertsJob(_JobBase):
         names = [c.name for c in self.concepts]
         if self.min_words > self.max_words:
             raise ValueError("min_words must be <= max_words")
+        st = self.stability
+        if st is not None and self.sentences is None:
+            for field, sizes, have in (("n_pos", st.n_pos, self.n_pos), ("n_neg", st.n_neg, self.n_neg)):
+                if sizes is not None and max(sizes) > have:
+                    raise ValueError(f"stability.{field}: subsample size {max(sizes)} exceeds the {have} sentences "
+                                     f"asked for per concept ({field} = {have})")
+            if st.folds > min(self.n_pos, self.n_neg):
+                raise ValueError(f"stability.folds: {st.folds} folds need at least {st.folds} positives and "
+                                 f"negatives per concept (n_pos = {self.n_pos}, n_neg = {self.n_neg})")
         main = SweepTarget(name=self.model.name, revision=self.model.revision)
         targets = [main, *self.sweep]
         if len(set(targets)) != len(targets):

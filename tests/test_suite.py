@@ -213,11 +213,19 @@ def test_missing_revision_is_an_error_before_any_work(offline_hub, tmp_path, for
 
 
 def test_sweep_options_make_every_model_at_every_revision():
-    name, rev, others = sweep_from_options(("a", "b"), ("s1", "s2"), random_init=True)
-    assert (name, rev) == ("b", "s2")
+    name, rev, others = sweep_from_options(("org/a", "org/b"), ("s1", "s2"), random_init=True)
+    assert (name, rev) == ("org/b", "s2")
     assert [(t.name, t.revision, t.random_init) for t in others] == [
-        ("a", "s1", False), ("a", "s2", False), ("b", "s1", False), ("a", "s1", True), ("b", "s1", True)]
+        ("org/a", "s1", False), ("org/a", "s2", False), ("org/b", "s1", False), ("org/a", "s1", True),
+        ("org/b", "s1", True)]
     assert sweep_from_options((), (), False) == ("minilm", None, ())
+    # packaged aliases and local folders take no revision: they appear once
+    name, rev, others = sweep_from_options(("minilm", "org/a"), ("s1", "s2"), random_init=True)
+    assert (name, rev) == ("org/a", "s2")
+    assert [(t.name, t.revision, t.random_init) for t in others] == [
+        ("minilm", None, False), ("org/a", "s1", False), ("minilm", None, True), ("org/a", "s1", True)]
+    with pytest.raises(Exception, match="revision"):
+        sweep_from_options(("minilm",), ("s1",), False)
 
 
 # --------------------------------------------------------------------------- human alignment
@@ -298,3 +306,31 @@ def test_causal_check_on_a_decoder_and_skipped_for_bert(offline_hub, sentences_f
     assert r.exit_code == 0, r.output
     res = _result(tmp_path / "b")
     assert "decoder" in res.causal.skipped and res.stability is None
+
+
+def test_stability_grid_larger_than_the_sentences_asked_for_is_rejected():
+    from pydantic import ValidationError
+
+    from neuroscribe.analyses import StabilitySpec
+    from neuroscribe.jobs import ConceptSpec, ExpertsJob
+
+    with pytest.raises(ValidationError, match="stability.n_pos.*25.*20"):
+        ExpertsJob(concepts=(ConceptSpec(name="cat"),), n_pos=20, stability=StabilitySpec(n_pos=(5, 25)))
+    with pytest.raises(ValidationError, match="stability.folds"):
+        ExpertsJob(concepts=(ConceptSpec(name="cat"),), n_pos=2, stability=StabilitySpec(folds=3))
+    assert ExpertsJob(concepts=(ConceptSpec(name="cat"),), n_pos=2, stability=None).stability is None
+
+
+def test_sweep_layers_out_of_range_for_another_model_is_an_error_before_work(offline_hub, tmp_path):
+    from transformers import AutoConfig, AutoModel
+
+    bert = make_tiny_model("bert", tmp_path / "bert")
+    config = AutoConfig.from_pretrained(bert)
+    config.num_hidden_layers = 1
+    AutoModel.from_config(config).save_pretrained(bert)  # a one-layer BERT; org/tiny has 2 layers
+    r = _run(["experts", "--model", str(bert), "--model", "org/tiny", "--revision", "step0", "--layers", "1",
+              "--concept", "cat", "--generator", "fake", "--quiet", "--cache-dir", str(tmp_path / "c"),
+              "--out", str(tmp_path / "out")])
+    assert r.exit_code == 2, r.output
+    assert "sweep.0.layers" in r.output and "0..0" in r.output
+    assert not (tmp_path / "out").exists()

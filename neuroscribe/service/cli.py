@@ -188,17 +188,22 @@ def report_cmd(result_dir):
 
 
 def sweep_from_options(models: tuple[str, ...], revisions: tuple[str, ...], random_init: bool):
-    """(main model, main revision, other targets): every model at every revision, the last one main;
-    ``random_init`` adds one random-init copy per model (its config read at the first revision)."""
+    """(main model, main revision, other targets): every Hugging Face model at every revision (packaged
+    aliases and local folders once, without one), the last one main; ``random_init`` adds one
+    random-init copy per model (its config read at the first revision)."""
+    from ..workers.hub import takes_revision
+
     models = tuple(dict.fromkeys(models)) or ("minilm",)
     revs = tuple(dict.fromkeys(revisions)) or (None,)
-    targets = [SweepTarget(name=m, revision=r) for m in models for r in revs]
+    if revisions and not any(takes_revision(m) for m in models):
+        raise InvalidInput("revision", "--revision applies only to Hugging Face ids, not to packaged aliases or "
+                                       f"local folders ({', '.join(models)})")
+    own = {m: revs if takes_revision(m) else (None,) for m in models}  # a local model has no revisions
+    trained = [SweepTarget(name=m, revision=r) for m in models for r in own[m]]
+    main = trained[-1]
+    others = trained[:-1]
     if random_init:
-        targets += [SweepTarget(name=m, revision=revs[0], random_init=True) for m in models]
-        main = targets[len(models) * len(revs) - 1]
-        others = [t for t in targets if t != main]
-    else:
-        main, others = targets[-1], targets[:-1]
+        others += [SweepTarget(name=m, revision=own[m][0], random_init=True) for m in models]
     return main.name, main.revision, tuple(others)
 
 
@@ -232,6 +237,8 @@ def build_experts_job(*, concepts, sentences_file, generator, temperature, max_n
 
         pairs = ([WordPair(p.word1, p.word2, p.score) for p in alignment.pairs] if alignment.pairs
                  else load_word_pairs())
+        if men_concepts < 1:
+            raise InvalidInput("men-concepts", f"must be >= 1, got {men_concepts}")
         given = [" ".join(c.partition(":")[0].split()).casefold() for c in concepts]
         concepts = tuple(concepts) + tuple(w for w in choose(pairs, men_concepts, seed=rest.get("seed", 0))
                                            if w not in given)

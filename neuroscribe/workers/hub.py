@@ -155,6 +155,12 @@ def _from_hub(repo_id: str, revision: str | None, cache_dir: str | None, local_f
     return _snapshot_source(repo_id, path)
 
 
+def takes_revision(name: str) -> bool:
+    """Whether ``name`` is a Hugging Face id (revisions apply), not a packaged alias or local path."""
+    path = Path(name).expanduser()
+    return resolve_packaged(name) is None and not path.exists() and not _PATHLIKE.search(name)
+
+
 def resolve_model(name: str, *, revision: str | None = None, cache_dir: str | None = None,
                   local_files_only: bool | None = None, field: str = "model",
                   trust_remote_code: bool = False, download: bool = True) -> ModelSource:
