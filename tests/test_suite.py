@@ -243,8 +243,8 @@ def test_alignment_on_own_word_pairs_matches_spearman_and_lists_skipped(offline_
     assert r.exit_code == 0, r.output
     al = _result(tmp_path / "out").alignment
     assert al.dataset == "pairs.txt" and al.n_pairs == 5
-    assert [m.method for m in al.methods] == ["experts_ap_cosine", "experts_jaccard", "embedding_word",
-                                              "embedding_sentences"]
+    assert [m.method for m in al.methods] == ["experts_ap_cosine", "experts_ap_above_chance", "experts_jaccard",
+                                              "embedding_word", "embedding_sentences"]
     human = [p.human for p in al.pairs]
     for m in al.methods:
         with warnings.catch_warnings():

@@ -2,8 +2,9 @@
 ``(job, artefacts) -> report`` (a pydantic model of ``neuroscribe.analyses``). Nothing here writes files.
 
 * ``stability_stage``: per concept, K-fold stability at the job's tau and the (n+, n-, tau) sweep.
-* ``alignment_stage``: Spearman rho against human word-pair ratings for four concept similarities,
-  on the same pairs: the experts' AP vectors (cosine), their expert sets (Jaccard), and two
+* ``alignment_stage``: Spearman rho against human word-pair ratings for five concept similarities,
+  on the same pairs: the experts' AP vectors (cosine, raw and minus the chance level), their
+  expert sets (Jaccard), and two
   baselines from the model's own hidden states (output of its last layer, mean-pooled over real
   tokens): of the concept word alone, and averaged over the concept's positive sentences.
 * ``causal_stage``: the causal check of each concept's experts (decoder models only).
@@ -52,6 +53,8 @@ DEFAULT_CAUSAL_PROMPTS = (
 
 ALIGNMENT_METHODS = {
     "experts_ap_cosine": "cosine of the concepts' AP vectors over all units (METHODS A.5 default)",
+    "experts_ap_above_chance": "cosine of the concepts' AP vectors minus their chance level n+/(n+ + n-), "
+                               "so that the shared baseline of uninformative units does not dominate",
     "experts_jaccard": "Jaccard of the concepts' expert sets (AP >= tau)",
     "embedding_word": "baseline: cosine of the mean-pooled last-layer hidden states of the concept word alone",
     "embedding_sentences": "baseline: cosine of the last-layer hidden states mean-pooled over each positive "
@@ -143,6 +146,7 @@ def alignment_stage(job: ExpertsJob, subject, sentences: SentencesArtefact, acts
         return None
     names = [c.name for c in job.concepts]
     ap_vectors = {n: experts.ap[:, j].astype(np.float64) for j, n in enumerate(names)}
+    chance = {c.concept: c.n_pos / (c.n_pos + c.n_neg) for c in experts.result.concepts}
     expert_sets = {c.concept: {(u.layer, u.unit) for u in c.experts} for c in experts.result.concepts}
     words, layer = _hidden_means(subject, names, job, cache_dir, progress)
     pos_texts = list(dict.fromkeys(r.text for r in sentences.records if r.label == 1))
@@ -152,6 +156,7 @@ def alignment_stage(job: ExpertsJob, subject, sentences: SentencesArtefact, acts
                 for n in names}
     sims = {
         "experts_ap_cosine": cosine_similarity_matrix(ap_vectors),
+        "experts_ap_above_chance": cosine_similarity_matrix({n: v - chance[n] for n, v in ap_vectors.items()}),
         "experts_jaccard": binary_jaccard_similarity(expert_sets),
         "embedding_word": cosine_similarity_matrix({n: words[i] for i, n in enumerate(names)}),
         "embedding_sentences": cosine_similarity_matrix(sent_vec),
