@@ -180,8 +180,10 @@ def experts_cmd(models, revisions, random_init, concepts, sentences_file, tau, l
 def report_cmd(result_dir):
     """Write DIR/report.html for the experts result folder DIR: one self-contained page with experts
     per concept and per layer, the concept-overlap heatmap (with the within- vs between-category
-    test when concepts have categories), the top units and the provenance. Every figure is also
-    saved as DIR/report/NAME.png next to NAME.csv, the numbers it plots. Replaces an earlier report."""
+    test when concepts have categories), and, when the result holds them, the stability curves,
+    the human-alignment scatter, the sweep curves and the causal check; then the top units and the
+    provenance. Every figure is also saved as DIR/report/NAME.png next to NAME.csv, the numbers it
+    plots. Replaces an earlier report."""
     from .report import write_report
 
     click.echo(f"report written to {write_report(result_dir)}")
