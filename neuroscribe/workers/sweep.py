@@ -134,16 +134,16 @@ def run_sweep(job: ExpertsJob, records: Sequence[SentenceRecord], *, main: Subje
         entries.append(entry)
         del subject
         gc.collect()
-    entries = _ordered(entries)
+    # models in the order the user named them: the sweep's trained models, then the main model
+    order = [t.name for t in job.sweep if not t.random_init] + [job.model.name] + [t.name for t in job.sweep]
+    entries = _ordered(entries, list(dict.fromkeys(order)))
     return SweepReport(tau=job.tau, entries=tuple(entries), identical_weights=identical_weight_groups(entries))
 
 
-def _ordered(entries: list[SweepEntry]) -> list[SweepEntry]:
-    """Trained models first, grouped by model in order of appearance, checkpoints by step (revisions
-    without a step keep their order), random inits last."""
-    first = {}
-    for e in entries:
-        first.setdefault(e.model, len(first))
+def _ordered(entries: list[SweepEntry], models: list[str]) -> list[SweepEntry]:
+    """Trained models first, grouped by model in ``models`` order, checkpoints by step (revisions
+    without a step keep their order), random inits last (in the same model order)."""
+    first = {m: i for i, m in enumerate(models)}
     return [e for _, e in sorted(enumerate(entries), key=lambda ie: (
         ie[1].random_init, first[ie[1].model], ie[1].step is None, ie[1].step or 0, ie[0]))]
 
