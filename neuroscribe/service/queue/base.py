@@ -1,0 +1,179 @@
+"""The job queue interface: jobs flow through per-stage queues to long-lived workers.
+
+A job is submitted once (optionally under an idempotency key) and enters the first stage of its
+kind (``STAGES``). A worker of a stage ``claim``s one delivery at a time under its consumer name;
+the delivery is leased: the worker ``renew``s it while the job runs, and a delivery whose lease
+ran out is handed to another worker (a dead worker's job is reclaimed, never lost). ``complete``
+is atomic: it records the stage's hand-off (or the final result), enqueues the next stage and
+acknowledges the delivery, all or nothing, and only while the caller still holds the lease, so a
+job is committed exactly once. ``fail`` retries with backoff up to ``max_attempts`` deliveries,
+then moves the job to the dead-letter list with the reason; ``dead_letter`` does so at once
+(malformed payloads). ``cancel`` stops a queued job before it starts; a running job sees
+``renew`` return ``False`` and must stop without publishing (``complete`` refuses it anyway).
+
+Everything on the wire is JSON (``dict`` payloads), never pickle. Implementations: ``memory``
+(one process, for the embedded mode and tests) and ``redis`` (Redis Streams); one contract test
+suite (``tests/test_queue_contract.py``) runs against both.
+"""
+
+from __future__ import annotations
+
+import abc
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ...errors import NeuroscribeError
+from ...jobs import JobStatus
+
+__all__ = ["STAGES", "first_stage", "next_stage", "StageProgress", "JobRecord", "Delivery", "DeadLetter",
+           "JobQueue", "QueueError", "JobNotFound", "new_job_id"]
+
+# The stages each job kind goes through, in order.
+STAGES: dict[str, tuple[str, ...]] = {
+    "experts": ("generate", "activate", "analyse"),
+}
+
+
+def first_stage(kind: str) -> str:
+    try:
+        return STAGES[kind][0]
+    except KeyError:
+        raise QueueError(f"job kind {kind!r} has no stages (runnable kinds: {', '.join(STAGES)})") from None
+
+
+def next_stage(kind: str, stage: str) -> str | None:
+    stages = STAGES[kind]
+    i = stages.index(stage)
+    return stages[i + 1] if i + 1 < len(stages) else None
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex
+
+
+class QueueError(NeuroscribeError):
+    """The queue cannot do what was asked (unknown kind, backend unreachable...)."""
+
+
+class JobNotFound(QueueError):
+    def __init__(self, job_id: str):
+        self.job_id = job_id
+        super().__init__(f"no job {job_id!r}")
+
+
+class StageProgress(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    done: int = 0
+    total: int | None = None
+    message: str | None = None
+
+
+class JobRecord(BaseModel):
+    """What the queue knows of a job: served by the API as its status."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    kind: str
+    status: JobStatus
+    stage: str | None = Field(None, description="The stage the job is in (None once final).")
+    attempts: int = Field(0, description="Deliveries of the current stage so far.")
+    progress: dict[str, StageProgress] = Field(default_factory=dict, description="Per stage.")
+    error: str | None = None
+    result: dict | None = Field(None, description="The final result (JSON) once succeeded.")
+    idempotency_key: str | None = None
+    cancel_requested: bool = False
+    created_at: float = Field(default_factory=time.time)
+    updated_at: float = Field(default_factory=time.time)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One leased message of a stage, as a worker receives it."""
+
+    job_id: str
+    stage: str
+    attempt: int  # 1 for the first delivery of this stage
+    payload: dict = field(repr=False)  # the job (``job``) and earlier stages' hand-off (``handoff``)
+    delivery_id: str  # the backend's message id
+    consumer: str
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    job_id: str | None
+    stage: str
+    reason: str
+    raw: dict  # the message as it was (for inspection)
+
+
+class JobQueue(abc.ABC):
+    """See the module docstring. ``lease_s``: how long a delivery stays leased without a renewal."""
+
+    lease_s: float
+    max_attempts: int
+
+    # ---------------------------------------------------------------- client side
+    @abc.abstractmethod
+    def submit(self, job: dict, *, idempotency_key: str | None = None) -> JobRecord:
+        """Enqueue ``job`` (the JSON of a ``jobs.py`` job) into its first stage. With an
+        ``idempotency_key`` seen before, return that job instead (nothing is enqueued)."""
+
+    @abc.abstractmethod
+    def get(self, job_id: str) -> JobRecord:
+        """The job's record; ``JobNotFound`` otherwise."""
+
+    @abc.abstractmethod
+    def list(self, *, limit: int = 100) -> list[JobRecord]:
+        """The most recent jobs first."""
+
+    @abc.abstractmethod
+    def cancel(self, job_id: str) -> JobRecord:
+        """Cancel: a queued job is final at once; a running one is marked and stops at its next renew."""
+
+    @abc.abstractmethod
+    def ping(self) -> bool:
+        """Whether the backend answers."""
+
+    # ---------------------------------------------------------------- worker side
+    @abc.abstractmethod
+    def claim(self, stage: str, consumer: str, *, block_s: float = 1.0) -> Delivery | None:
+        """The next delivery of ``stage`` for ``consumer`` (reclaiming expired leases first), or None."""
+
+    @abc.abstractmethod
+    def renew(self, delivery: Delivery) -> bool:
+        """Extend the lease. False when the lease was lost or the job was cancelled: stop the job."""
+
+    @abc.abstractmethod
+    def progress(self, delivery: Delivery, done: int, total: int | None = None, message: str | None = None) -> None:
+        """Record the stage's progress (shown by ``get``)."""
+
+    @abc.abstractmethod
+    def complete(self, delivery: Delivery, *, handoff: dict | None = None, result: dict | None = None) -> bool:
+        """Atomically: hand ``handoff`` to the next stage (or record ``result`` when this is the last
+        stage) and acknowledge. False, with nothing written, when the lease was lost; a cancelled
+        job is acknowledged and publishes nothing (also False)."""
+
+    @abc.abstractmethod
+    def fail(self, delivery: Delivery, reason: str, *, retry: bool = True) -> None:
+        """Retry later with backoff while attempts remain (and ``retry``), else dead-letter the job."""
+
+    @abc.abstractmethod
+    def dead_letter(self, delivery: Delivery, reason: str) -> None:
+        """Dead-letter at once (a malformed or poisonous payload)."""
+
+    @abc.abstractmethod
+    def dead_letters(self, stage: str) -> list[DeadLetter]:
+        """The dead-letter list of ``stage``."""
+
+    @abc.abstractmethod
+    def pending(self, stage: str) -> int:
+        """Deliveries of ``stage`` handed out and not yet acknowledged."""
+
+    def backoff_s(self, attempt: int) -> float:
+        """Delay before the retry after ``attempt`` failed deliveries: 0.5 s doubling, at most 60 s."""
+        return min(60.0, 0.5 * 2 ** (attempt - 1))

@@ -1,0 +1,236 @@
+"""``JobQueue`` in one process (a lock, dicts and deques): the embedded mode and unit tests.
+
+Same contract as the Redis implementation, leases included (on ``time.monotonic``), so the
+contract suite runs against both. Payloads are stored as JSON text, so that what a worker gets is
+exactly what would have crossed the wire.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+
+from ...jobs import JobStatus
+from .base import (
+    DeadLetter,
+    Delivery,
+    JobNotFound,
+    JobQueue,
+    JobRecord,
+    StageProgress,
+    first_stage,
+    new_job_id,
+    next_stage,
+)
+
+__all__ = ["InMemoryQueue"]
+
+
+@dataclass
+class _Msg:
+    id: str
+    job_id: str
+    stage: str
+    data: str  # JSON of {"job": ..., "handoff": ...}
+    deliveries: int = 0
+    consumer: str | None = None
+    lease_until: float = 0.0
+    due: float = 0.0  # not deliverable before (retry backoff)
+
+
+class InMemoryQueue(JobQueue):
+    def __init__(self, *, lease_s: float = 30.0, max_attempts: int = 3):
+        self.lease_s = float(lease_s)
+        self.max_attempts = int(max_attempts)
+        self._lock = threading.Condition()
+        self._jobs: dict[str, JobRecord] = {}
+        self._idem: dict[str, str] = {}
+        self._ready: dict[str, deque[_Msg]] = {}
+        self._leased: dict[str, _Msg] = {}  # message id -> message
+        self._dead: dict[str, list[DeadLetter]] = {}
+        self._ids = itertools.count(1)
+
+    # ---------------------------------------------------------------- client side
+    def submit(self, job: dict, *, idempotency_key: str | None = None) -> JobRecord:
+        kind = job.get("kind")
+        stage = first_stage(kind)
+        data = json.dumps({"job": job, "handoff": None})
+        with self._lock:
+            if idempotency_key is not None and idempotency_key in self._idem:
+                return self._jobs[self._idem[idempotency_key]].model_copy(deep=True)
+            job_id = new_job_id()
+            rec = JobRecord(id=job_id, kind=kind, status=JobStatus.queued, stage=stage, idempotency_key=idempotency_key)
+            self._jobs[job_id] = rec
+            if idempotency_key is not None:
+                self._idem[idempotency_key] = job_id
+            self._enqueue(job_id, stage, data)
+            return rec.model_copy(deep=True)
+
+    def get(self, job_id: str) -> JobRecord:
+        with self._lock:
+            if job_id not in self._jobs:
+                raise JobNotFound(job_id)
+            return self._jobs[job_id].model_copy(deep=True)
+
+    def list(self, *, limit: int = 100) -> list[JobRecord]:
+        with self._lock:
+            recs = sorted(self._jobs.values(), key=lambda r: r.created_at, reverse=True)[:limit]
+            return [r.model_copy(deep=True) for r in recs]
+
+    def cancel(self, job_id: str) -> JobRecord:
+        with self._lock:
+            rec = self._jobs.get(job_id)
+            if rec is None:
+                raise JobNotFound(job_id)
+            if rec.status.is_final:
+                return rec.model_copy(deep=True)
+            rec.cancel_requested = True
+            if rec.status == JobStatus.queued:
+                self._finish(rec, JobStatus.cancelled, error="cancelled before it started")
+            rec.updated_at = time.time()
+            return rec.model_copy(deep=True)
+
+    def ping(self) -> bool:
+        return True
+
+    # ---------------------------------------------------------------- worker side
+    def claim(self, stage: str, consumer: str, *, block_s: float = 1.0) -> Delivery | None:
+        deadline = time.monotonic() + max(0.0, block_s)
+        with self._lock:
+            while True:
+                msg = self._next(stage)
+                if msg is not None:
+                    return self._deliver(msg, consumer)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self._lock.wait(min(left, 0.05))
+
+    def _next(self, stage: str) -> _Msg | None:
+        now = time.monotonic()
+        for m in list(self._leased.values()):  # reclaim expired leases first
+            if m.stage == stage and m.lease_until <= now:
+                del self._leased[m.id]
+                return m
+        ready = self._ready.get(stage, deque())
+        for _ in range(len(ready)):
+            m = ready.popleft()
+            if m.due <= now:
+                return m
+            ready.append(m)
+        return None
+
+    def _deliver(self, msg: _Msg, consumer: str) -> Delivery | None:
+        rec = self._jobs.get(msg.job_id)
+        if rec is None or rec.cancel_requested or rec.status.is_final:
+            if rec is not None and not rec.status.is_final:
+                self._finish(rec, JobStatus.cancelled, error="cancelled before it started")
+            return None  # dropped: a cancelled job never starts
+        msg.deliveries += 1
+        if msg.deliveries > self.max_attempts:  # it killed every worker that took it
+            self._to_dead(msg, f"delivered {msg.deliveries - 1} times without completing (workers died)")
+            return None
+        msg.consumer = consumer
+        msg.lease_until = time.monotonic() + self.lease_s
+        self._leased[msg.id] = msg
+        rec.status, rec.stage, rec.attempts, rec.updated_at = JobStatus.running, msg.stage, msg.deliveries, time.time()
+        return Delivery(job_id=msg.job_id, stage=msg.stage, attempt=msg.deliveries, payload=json.loads(msg.data),
+                        delivery_id=msg.id, consumer=consumer)
+
+    def _held(self, d: Delivery) -> _Msg | None:
+        """The message while ``d``'s consumer still holds it (an expired lease not yet reclaimed by
+        another worker still counts, as in Redis)."""
+        m = self._leased.get(d.delivery_id)
+        if m is None or m.consumer != d.consumer:
+            return None
+        return m
+
+    def renew(self, delivery: Delivery) -> bool:
+        with self._lock:
+            m = self._held(delivery)
+            if m is None:
+                return False
+            if self._jobs[m.job_id].cancel_requested:
+                return False
+            m.lease_until = time.monotonic() + self.lease_s
+            return True
+
+    def progress(self, delivery: Delivery, done: int, total: int | None = None, message: str | None = None) -> None:
+        with self._lock:
+            if self._held(delivery) is None:
+                return
+            rec = self._jobs[delivery.job_id]
+            rec.progress[delivery.stage] = StageProgress(done=done, total=total, message=message)
+            rec.updated_at = time.time()
+
+    def complete(self, delivery: Delivery, *, handoff: dict | None = None, result: dict | None = None) -> bool:
+        with self._lock:
+            m = self._held(delivery)
+            if m is None:
+                return False
+            del self._leased[m.id]
+            rec = self._jobs[m.job_id]
+            if rec.cancel_requested:
+                self._finish(rec, JobStatus.cancelled, error="cancelled while running")
+                return False
+            nxt = next_stage(rec.kind, m.stage)
+            if nxt is None:
+                rec.result = result
+                self._finish(rec, JobStatus.succeeded)
+            else:
+                job = json.loads(m.data)["job"]
+                rec.status, rec.stage, rec.attempts, rec.updated_at = JobStatus.queued, nxt, 0, time.time()
+                self._enqueue(m.job_id, nxt, json.dumps({"job": job, "handoff": handoff}))
+            return True
+
+    def fail(self, delivery: Delivery, reason: str, *, retry: bool = True) -> None:
+        with self._lock:
+            m = self._held(delivery)
+            if m is None:
+                return
+            del self._leased[m.id]
+            rec = self._jobs[m.job_id]
+            if rec.cancel_requested:
+                self._finish(rec, JobStatus.cancelled, error="cancelled while running")
+            elif retry and m.deliveries < self.max_attempts:
+                m.consumer, m.due = None, time.monotonic() + self.backoff_s(m.deliveries)
+                rec.status, rec.error, rec.updated_at = JobStatus.queued, reason, time.time()
+                self._ready.setdefault(m.stage, deque()).append(m)
+                self._lock.notify_all()
+            else:
+                self._to_dead(m, reason)
+
+    def dead_letter(self, delivery: Delivery, reason: str) -> None:
+        with self._lock:
+            m = self._leased.pop(delivery.delivery_id, None)
+            if m is not None:
+                self._to_dead(m, reason)
+
+    def dead_letters(self, stage: str) -> list[DeadLetter]:
+        with self._lock:
+            return list(self._dead.get(stage, []))
+
+    def pending(self, stage: str) -> int:
+        with self._lock:
+            return sum(1 for m in self._leased.values() if m.stage == stage)
+
+    # ---------------------------------------------------------------- internals (lock held)
+    def _enqueue(self, job_id: str, stage: str, data: str) -> None:
+        self._ready.setdefault(stage, deque()).append(_Msg(f"{next(self._ids)}-0", job_id, stage, data))
+        self._lock.notify_all()
+
+    def _finish(self, rec: JobRecord, status: JobStatus, error: str | None = None) -> None:
+        rec.status, rec.stage, rec.updated_at = status, None, time.time()
+        if error is not None:
+            rec.error = error
+
+    def _to_dead(self, m: _Msg, reason: str) -> None:
+        self._dead.setdefault(m.stage, []).append(
+            DeadLetter(job_id=m.job_id, stage=m.stage, reason=reason, raw={"job": m.job_id, "data": m.data}))
+        rec = self._jobs.get(m.job_id)
+        if rec is not None and not rec.status.is_final:
+            self._finish(rec, JobStatus.failed, error=f"dead-lettered at {m.stage}: {reason}")

@@ -1,0 +1,143 @@
+"""Lua scripts of the Redis queue: each runs atomically on the server, so a crash between its steps
+cannot happen (a stage is committed, handed on and acknowledged at once, or not at all).
+
+Keys (prefix P): ``P:job:ID`` hash (status, stage, kind, attempts, error, result, cancel, idem,
+created_at, updated_at, progress:STAGE), ``P:jobs`` zset of ids by creation time, ``P:idem:KEY`` ->
+id, ``P:s:STAGE`` stream (group ``workers``; fields job, data, failures), ``P:delayed:STAGE`` zset
+of retries by due time (ms), ``P:dead:STAGE`` dead-letter stream (job, stage, reason, data).
+"""
+
+# KEYS: job hash, jobs zset, idem key (or ""), stream
+# ARGV: id, kind, stage, data, now, idem
+SUBMIT = """
+if KEYS[3] ~= '' then
+  local seen = redis.call('GET', KEYS[3])
+  if seen then return seen end
+  redis.call('SET', KEYS[3], ARGV[1])
+end
+redis.call('HSET', KEYS[1], 'id', ARGV[1], 'kind', ARGV[2], 'status', 'queued', 'stage', ARGV[3],
+           'attempts', 0, 'cancel', '0', 'created_at', ARGV[5], 'updated_at', ARGV[5], 'idem', ARGV[6])
+redis.call('ZADD', KEYS[2], ARGV[5], ARGV[1])
+redis.call('XADD', KEYS[4], '*', 'job', ARGV[1], 'data', ARGV[4], 'failures', 0)
+return ARGV[1]
+"""
+
+# the caller still owns the pending entry? (shared prologue)
+_OWNER = """
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
+if #p == 0 or p[1][2] ~= ARGV[3] then return 0 end
+"""
+
+# KEYS: stream, job hash
+# ARGV: group, id, consumer, now
+RENEW = _OWNER + """
+if redis.call('HGET', KEYS[2], 'cancel') == '1' then return -1 end
+redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[3], 0, ARGV[2], 'JUSTID')
+return 1
+"""
+
+# KEYS: stream, job hash, next stream (or the same stream when last)
+# ARGV: group, id, consumer, now, next stage ('' when last), next data, result
+COMPLETE = _OWNER + """
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+if redis.call('HGET', KEYS[2], 'cancel') == '1' then
+  redis.call('HSET', KEYS[2], 'status', 'cancelled', 'stage', '', 'error', 'cancelled while running',
+             'updated_at', ARGV[4])
+  return -1
+end
+if ARGV[5] ~= '' then
+  local job = redis.call('HGET', KEYS[2], 'id')
+  redis.call('XADD', KEYS[3], '*', 'job', job, 'data', ARGV[6], 'failures', 0)
+  redis.call('HSET', KEYS[2], 'status', 'queued', 'stage', ARGV[5], 'attempts', 0, 'updated_at', ARGV[4])
+else
+  redis.call('HSET', KEYS[2], 'status', 'succeeded', 'stage', '', 'result', ARGV[7], 'updated_at', ARGV[4])
+end
+return 1
+"""
+
+# KEYS: stream, job hash, delayed zset, dead stream
+# ARGV: group, id, consumer, now, reason, retry member ('' = no retry), due ms, stage, data
+FAIL = _OWNER + """
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+if redis.call('HGET', KEYS[2], 'cancel') == '1' then
+  redis.call('HSET', KEYS[2], 'status', 'cancelled', 'stage', '', 'error', 'cancelled while running',
+             'updated_at', ARGV[4])
+  return -1
+end
+if ARGV[6] ~= '' then
+  redis.call('ZADD', KEYS[3], ARGV[7], ARGV[6])
+  redis.call('HSET', KEYS[2], 'status', 'queued', 'error', ARGV[5], 'updated_at', ARGV[4])
+  return 1
+end
+local job = redis.call('HGET', KEYS[2], 'id') or ''
+redis.call('XADD', KEYS[4], '*', 'job', job, 'stage', ARGV[8], 'reason', ARGV[5], 'data', ARGV[9])
+if job ~= '' then
+  redis.call('HSET', KEYS[2], 'status', 'failed', 'stage', '',
+             'error', 'dead-lettered at ' .. ARGV[8] .. ': ' .. ARGV[5], 'updated_at', ARGV[4])
+end
+return 2
+"""
+
+# Move due retries into the stream. KEYS: delayed zset, stream. ARGV: now ms, max moved
+PROMOTE = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for _, m in ipairs(due) do
+  local msg = cjson.decode(m)
+  redis.call('XADD', KEYS[2], '*', 'job', msg.job, 'data', msg.data, 'failures', msg.failures)
+  redis.call('ZREM', KEYS[1], m)
+end
+return #due
+"""
+
+# Drop a delivery without running it (job cancelled or gone) or dead-letter it (malformed,
+# or delivered too often). KEYS: stream, job hash, dead stream. ARGV: group, id, stage, reason,
+# data, now, mode ('drop' | 'dead')
+DISCARD = """
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+if ARGV[7] == 'dead' then
+  local job = ''
+  if KEYS[2] ~= '' then job = redis.call('HGET', KEYS[2], 'id') or '' end
+  redis.call('XADD', KEYS[3], '*', 'job', job, 'stage', ARGV[3], 'reason', ARGV[4], 'data', ARGV[5])
+  if job ~= '' then
+    local st = redis.call('HGET', KEYS[2], 'status')
+    if st ~= 'succeeded' and st ~= 'failed' and st ~= 'cancelled' then
+      redis.call('HSET', KEYS[2], 'status', 'failed', 'stage', '',
+                 'error', 'dead-lettered at ' .. ARGV[3] .. ': ' .. ARGV[4], 'updated_at', ARGV[6])
+    end
+  end
+elseif KEYS[2] ~= '' then
+  local st = redis.call('HGET', KEYS[2], 'status')
+  if st == 'queued' or st == 'running' then
+    redis.call('HSET', KEYS[2], 'status', 'cancelled', 'stage', '', 'error', 'cancelled before it started',
+               'updated_at', ARGV[6])
+  end
+end
+return 1
+"""
+
+# KEYS: job hash. ARGV: now. Returns the status after the call ('' when no such job)
+CANCEL = """
+local st = redis.call('HGET', KEYS[1], 'status')
+if not st then return '' end
+if st == 'succeeded' or st == 'failed' or st == 'cancelled' then return st end
+redis.call('HSET', KEYS[1], 'cancel', '1', 'updated_at', ARGV[1])
+if st == 'queued' then
+  redis.call('HSET', KEYS[1], 'status', 'cancelled', 'stage', '', 'error', 'cancelled before it started')
+  return 'cancelled'
+end
+return st
+"""
+
+# Mark a job running at delivery, unless it is final or cancelled. KEYS: job hash.
+# ARGV: stage, attempt, now. Returns 1 (run it), 0 (drop: cancelled / final), -1 (no such job)
+START = """
+local st = redis.call('HGET', KEYS[1], 'status')
+if not st then return -1 end
+if st == 'succeeded' or st == 'failed' or st == 'cancelled' then return 0 end
+if redis.call('HGET', KEYS[1], 'cancel') == '1' then return 0 end
+redis.call('HSET', KEYS[1], 'status', 'running', 'stage', ARGV[1], 'attempts', ARGV[2], 'updated_at', ARGV[3])
+return 1
+"""
