@@ -28,6 +28,17 @@ local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
 if #p == 0 or p[1][2] ~= ARGV[3] then return 0 end
 """
 
+# acknowledge and delete the entry; a cancelled job ends here, publishing nothing (shared prologue)
+_ACK = """
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+if redis.call('HGET', KEYS[2], 'cancel') == '1' then
+  redis.call('HSET', KEYS[2], 'status', 'cancelled', 'stage', '', 'error', 'cancelled while running',
+             'updated_at', ARGV[4])
+  return -1
+end
+"""
+
 # KEYS: stream, job hash
 # ARGV: group, id, consumer, now
 RENEW = _OWNER + """
@@ -38,14 +49,7 @@ return 1
 
 # KEYS: stream, job hash, next stream (or the same stream when last)
 # ARGV: group, id, consumer, now, next stage ('' when last), next data, result
-COMPLETE = _OWNER + """
-redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-redis.call('XDEL', KEYS[1], ARGV[2])
-if redis.call('HGET', KEYS[2], 'cancel') == '1' then
-  redis.call('HSET', KEYS[2], 'status', 'cancelled', 'stage', '', 'error', 'cancelled while running',
-             'updated_at', ARGV[4])
-  return -1
-end
+COMPLETE = _OWNER + _ACK + """
 if ARGV[5] ~= '' then
   local job = redis.call('HGET', KEYS[2], 'id')
   redis.call('XADD', KEYS[3], '*', 'job', job, 'data', ARGV[6], 'failures', 0)
@@ -58,14 +62,7 @@ return 1
 
 # KEYS: stream, job hash, delayed zset, dead stream
 # ARGV: group, id, consumer, now, reason, retry member ('' = no retry), due ms, stage, data
-FAIL = _OWNER + """
-redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-redis.call('XDEL', KEYS[1], ARGV[2])
-if redis.call('HGET', KEYS[2], 'cancel') == '1' then
-  redis.call('HSET', KEYS[2], 'status', 'cancelled', 'stage', '', 'error', 'cancelled while running',
-             'updated_at', ARGV[4])
-  return -1
-end
+FAIL = _OWNER + _ACK + """
 if ARGV[6] ~= '' then
   redis.call('ZADD', KEYS[3], ARGV[7], ARGV[6])
   redis.call('HSET', KEYS[2], 'status', 'queued', 'error', ARGV[5], 'updated_at', ARGV[4])
