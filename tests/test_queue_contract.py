@@ -211,3 +211,13 @@ def test_payloads_are_json(queue):
     d = queue.claim("generate", "w", block_s=0.2)
     assert json.loads(json.dumps(d.payload)) == d.payload and d.payload["job"]["note"] == "ünïcode ✓"
     assert queue.get(rec.id).id == rec.id
+
+
+def test_released_delivery_is_claimable_at_once(queue):
+    rec = queue.submit(JOB)
+    d = queue.claim("generate", "stopping-worker", block_s=0.2)
+    queue.release(d)
+    assert queue.get(rec.id).status == JobStatus.queued
+    again = queue.claim("generate", "other", block_s=0.05)
+    assert again is not None and again.job_id == rec.id and again.attempt == 2
+    assert not queue.complete(d, handoff={}) and queue.complete(again, handoff={})

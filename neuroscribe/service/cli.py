@@ -87,59 +87,71 @@ def cli():
     """neuroscribe: what do the neurons of a language model respond to?"""
 
 
+_EXPERTS_JOB_OPTIONS = [
+    click.option("--model", "models", multiple=True, default=("minilm",), show_default=True,
+                  help=_doc(SubjectModelSpec, "name") + " Repeat for a sweep over model sizes."),
+    click.option("--revision", "revisions", multiple=True,
+                  help=_doc(SubjectModelSpec, "revision") + " Repeat for a sweep over checkpoints (every --model "
+                       "at every --revision). The last model at the last revision is the main one: experts, "
+                       "stability, alignment and causal check are computed on it; the sweep counts experts on all."),
+    click.option("--random-init", is_flag=True,
+                  help="Add to the sweep a randomly initialised copy (seeded) of each model's architecture."),
+    click.option("--concept", "concepts", multiple=True, metavar="NAME[:CATEGORY]",
+                  help="A concept to analyse; repeat for several (e.g. --concept cat:animal --concept bus)."),
+    click.option("--sentences", "sentences_file", type=click.Path(path_type=Path), default=None,
+                  help='Bring your own sentences: a JSONL file, one {"text", "concept", "label"} per line '
+                       "(label 1 = positive, 0 = negative). No LLM is used then."),
+    click.option("--tau", type=float, default=0.9, show_default=True, help=_doc(ExpertsJob, "tau")),
+    click.option("--layers", "layers", multiple=True, metavar="LIST",
+                  help="Layers to read, e.g. 0,2-4 (repeatable). Default: all."),
+    click.option("--site", default="mlp_post", show_default=True, help=_doc(SubjectModelSpec, "site")),
+    click.option("--pooling", type=click.Choice([p.value for p in Pooling]), default="max", show_default=True,
+                  help=_doc(SubjectModelSpec, "pooling")),
+    click.option("--n-pos", type=int, default=20, show_default=True, help=_doc(ExpertsJob, "n_pos")),
+    click.option("--n-neg", type=int, default=20, show_default=True, help=_doc(ExpertsJob, "n_neg")),
+    click.option("--top-n", type=int, default=10, show_default=True, help=_doc(ExpertsJob, "top_n")),
+    click.option("--stability/--no-stability", default=True, show_default=True,
+                  help="K-fold stability of the experts and the (n+, n-, tau) subsample sweep."),
+    click.option("--folds", type=int, default=3, show_default=True, help=_doc(StabilitySpec, "folds")),
+    click.option("--stability-tau", "stability_taus", type=float, multiple=True, metavar="TAU",
+                  help="A tau of the stability sweep (repeatable) [default: 0.6 0.7 0.8 0.9 0.95]."),
+    click.option("--stability-repeats", type=int, default=5, show_default=True, help=_doc(StabilitySpec, "repeats")),
+    click.option("--align", is_flag=True,
+                  help="Human alignment: Spearman rho between concept similarities (experts, and hidden-state "
+                       "baselines) and the packaged MEN ratings, over the pairs among the concepts."),
+    click.option("--word-pairs", "word_pairs_file", type=click.Path(path_type=Path), default=None, metavar="FILE",
+                  help="Human alignment on your own ratings: lines 'word1 word2 score' (implies --align)."),
+    click.option("--men-concepts", type=int, default=None, metavar="N",
+                  help="Add N concepts chosen from the word pairs (packaged MEN or --word-pairs) so that many "
+                       "pairs fall among them (implies --align)."),
+    click.option("--causal", is_flag=True,
+                  help="Causal check (decoder models): fix each concept's experts to their median positive "
+                       "response; change in log P(concept word) against as many random units."),
+    click.option("--causal-random", type=int, default=10, show_default=True, help=_doc(CausalSpec, "n_random")),
+    click.option("--generator", "generator", default="transformers:smollm2", show_default=True, metavar="SPEC",
+                  help="LLM that writes the sentences: BACKEND[:MODEL][@BASE_URL], backends transformers, vllm, "
+                       "openai (an OpenAI-compatible server such as `vllm serve`), fake."),
+    click.option("--temperature", type=float, default=None, help=_doc(SamplingSpec, "temperature") + " [default: 0.4]"),
+    click.option("--max-new-tokens", type=int, default=None, help=_doc(SamplingSpec, "max_new_tokens") + " [default: 320]"),
+    click.option("--rounds", "max_rounds", type=int, default=4, show_default=True, help=_doc(ExpertsJob, "max_rounds")),
+    click.option("--gen-batch-size", type=int, default=16, show_default=True, help=_doc(GeneratorSpec, "batch_size")),
+    click.option("--batch-size", type=int, default=32, show_default=True, help=_doc(SubjectModelSpec, "batch_size")),
+    click.option("--max-length", type=int, default=128, show_default=True, help=_doc(SubjectModelSpec, "max_length")),
+    click.option("--device", default="auto", show_default=True, help=_doc(SubjectModelSpec, "device")),
+    click.option("--seed", type=int, default=0, show_default=True, help="Seed for generation and every random choice."),
+    click.option("--trust-remote-code", is_flag=True, help="Allow model repositories to run their own code (off by default)."),
+]
+
+
+def experts_job_options(f):
+    """The options that describe an experts job (shared by ``experts`` and ``submit experts``)."""
+    for option in reversed(_EXPERTS_JOB_OPTIONS):
+        f = option(f)
+    return f
+
+
 @cli.command("experts")
-@click.option("--model", "models", multiple=True, default=("minilm",), show_default=True,
-              help=_doc(SubjectModelSpec, "name") + " Repeat for a sweep over model sizes.")
-@click.option("--revision", "revisions", multiple=True,
-              help=_doc(SubjectModelSpec, "revision") + " Repeat for a sweep over checkpoints (every --model "
-                   "at every --revision). The last model at the last revision is the main one: experts, "
-                   "stability, alignment and causal check are computed on it; the sweep counts experts on all.")
-@click.option("--random-init", is_flag=True,
-              help="Add to the sweep a randomly initialised copy (seeded) of each model's architecture.")
-@click.option("--concept", "concepts", multiple=True, metavar="NAME[:CATEGORY]",
-              help="A concept to analyse; repeat for several (e.g. --concept cat:animal --concept bus).")
-@click.option("--sentences", "sentences_file", type=click.Path(path_type=Path), default=None,
-              help='Bring your own sentences: a JSONL file, one {"text", "concept", "label"} per line '
-                   "(label 1 = positive, 0 = negative). No LLM is used then.")
-@click.option("--tau", type=float, default=0.9, show_default=True, help=_doc(ExpertsJob, "tau"))
-@click.option("--layers", "layers", multiple=True, metavar="LIST",
-              help="Layers to read, e.g. 0,2-4 (repeatable). Default: all.")
-@click.option("--site", default="mlp_post", show_default=True, help=_doc(SubjectModelSpec, "site"))
-@click.option("--pooling", type=click.Choice([p.value for p in Pooling]), default="max", show_default=True,
-              help=_doc(SubjectModelSpec, "pooling"))
-@click.option("--n-pos", type=int, default=20, show_default=True, help=_doc(ExpertsJob, "n_pos"))
-@click.option("--n-neg", type=int, default=20, show_default=True, help=_doc(ExpertsJob, "n_neg"))
-@click.option("--top-n", type=int, default=10, show_default=True, help=_doc(ExpertsJob, "top_n"))
-@click.option("--stability/--no-stability", default=True, show_default=True,
-              help="K-fold stability of the experts and the (n+, n-, tau) subsample sweep.")
-@click.option("--folds", type=int, default=3, show_default=True, help=_doc(StabilitySpec, "folds"))
-@click.option("--stability-tau", "stability_taus", type=float, multiple=True, metavar="TAU",
-              help="A tau of the stability sweep (repeatable) [default: 0.6 0.7 0.8 0.9 0.95].")
-@click.option("--stability-repeats", type=int, default=5, show_default=True, help=_doc(StabilitySpec, "repeats"))
-@click.option("--align", is_flag=True,
-              help="Human alignment: Spearman rho between concept similarities (experts, and hidden-state "
-                   "baselines) and the packaged MEN ratings, over the pairs among the concepts.")
-@click.option("--word-pairs", "word_pairs_file", type=click.Path(path_type=Path), default=None, metavar="FILE",
-              help="Human alignment on your own ratings: lines 'word1 word2 score' (implies --align).")
-@click.option("--men-concepts", type=int, default=None, metavar="N",
-              help="Add N concepts chosen from the word pairs (packaged MEN or --word-pairs) so that many "
-                   "pairs fall among them (implies --align).")
-@click.option("--causal", is_flag=True,
-              help="Causal check (decoder models): fix each concept's experts to their median positive "
-                   "response; change in log P(concept word) against as many random units.")
-@click.option("--causal-random", type=int, default=10, show_default=True, help=_doc(CausalSpec, "n_random"))
-@click.option("--generator", "generator", default="transformers:smollm2", show_default=True, metavar="SPEC",
-              help="LLM that writes the sentences: BACKEND[:MODEL][@BASE_URL], backends transformers, vllm, "
-                   "openai (an OpenAI-compatible server such as `vllm serve`), fake.")
-@click.option("--temperature", type=float, default=None, help=_doc(SamplingSpec, "temperature") + " [default: 0.4]")
-@click.option("--max-new-tokens", type=int, default=None, help=_doc(SamplingSpec, "max_new_tokens") + " [default: 320]")
-@click.option("--rounds", "max_rounds", type=int, default=4, show_default=True, help=_doc(ExpertsJob, "max_rounds"))
-@click.option("--gen-batch-size", type=int, default=16, show_default=True, help=_doc(GeneratorSpec, "batch_size"))
-@click.option("--batch-size", type=int, default=32, show_default=True, help=_doc(SubjectModelSpec, "batch_size"))
-@click.option("--max-length", type=int, default=128, show_default=True, help=_doc(SubjectModelSpec, "max_length"))
-@click.option("--device", default="auto", show_default=True, help=_doc(SubjectModelSpec, "device"))
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for generation and every random choice.")
-@click.option("--trust-remote-code", is_flag=True, help="Allow model repositories to run their own code (off by default).")
+@experts_job_options
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
               help="Where finished LLM generations and model responses are kept, so a re-run resumes and "
                    "repeats no forward pass [default: $NEUROSCRIBE_CACHE or ~/.cache/neuroscribe].")
@@ -295,6 +307,11 @@ def _silence_libraries() -> None:
     huggingface_hub.utils.disable_progress_bars()
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
+
+
+from .cli_service import register as _register_service  # noqa: E402 - needs the helpers above
+
+_register_service(cli, user_errors, experts_job_options, build_experts_job)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -30,7 +30,8 @@ from ..jobs import ExpertsJob, ExpertsResult
 from .artefacts import atomic_output_dir, check_output_dir, write_json, write_text
 from .summary import format_summary
 
-__all__ = ["run_experts_job", "default_cache_dir"]
+__all__ = ["run_experts_job", "default_cache_dir", "check_subject", "check_suite", "run_suite",
+           "write_result_files", "needs_subject_for_suite", "make_generator"]
 
 
 def default_cache_dir() -> Path:
@@ -38,7 +39,7 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("NEUROSCRIBE_CACHE") or Path.home() / ".cache" / "neuroscribe")
 
 
-def _make_backend(job: ExpertsJob, cache_dir: Path | None):
+def make_generator(job: ExpertsJob, cache_dir: Path | None):
     from ..workers.generate import CachedBackend, make_backend
 
     backend = make_backend(job.generator)
@@ -60,7 +61,7 @@ def run_experts_job(
 ) -> ExpertsResult:
     """Run an experts job end to end and write DIR. Errors in the job (unknown model or
     revision, missing site, bad layers, an unwritable DIR) are raised before any generation."""
-    from ..workers.activations import get_site, load_subject_model
+    from ..workers.activations import load_subject_model
     from ..workers.stages import activations_stage, experts_stage, sentences_stage
 
     out = check_output_dir(out, force=force)
@@ -70,15 +71,13 @@ def run_experts_job(
     subject = load_subject_model(
         spec.name, revision=spec.revision, device=spec.device, trust_remote_code=spec.trust_remote_code
     )
-    get_site(subject.model_type, spec.site)  # SiteNotFound before any generation
-    if spec.layers is not None and (min(spec.layers) < 0 or max(spec.layers) >= subject.n_layers):
-        raise InvalidInput("layers", f"{list(spec.layers)} out of range: the model has layers 0..{subject.n_layers - 1}")
-    _check_suite(job, log)  # sweep targets resolved, enough word pairs: before any generation
+    check_subject(job, subject)  # SiteNotFound, bad layers: before any generation
+    check_suite(job, log)  # sweep targets resolved, enough word pairs: before any generation
 
     cache_dir = default_cache_dir() if cache_dir is None else Path(cache_dir)
     if job.sentences is None and backend is None:
         log(f"loading generator {job.generator.backend}:{job.generator.model}")
-        backend = _make_backend(job, cache_dir)
+        backend = make_generator(job, cache_dir)
     log("writing sentences" if job.sentences is None else f"using {len(job.sentences)} given sentences")
     sentences = sentences_stage(job, backend, progress=progress)
     t_gen = time.perf_counter()
@@ -89,26 +88,48 @@ def run_experts_job(
     t_act = time.perf_counter()
     experts = experts_stage(job, sentences, acts, neuroscribe_version=__version__)
     t_exp = time.perf_counter()
-    result = _run_suite(job, subject, sentences, acts, experts, cache_dir / "responses", progress, log)
+    result = run_suite(job, subject, sentences, acts, experts, cache_dir / "responses", progress, log)
     timings = {"sentences_s": t_gen - t0, "activations_s": t_act - t_gen, "experts_s": t_exp - t_act,
                "analyses_s": time.perf_counter() - t_exp}
 
-    from ..workers.activations import save_responses
-
     with atomic_output_dir(out, force=force) as tmp:
-        write_json(tmp / "job.json", job.model_dump(mode="json", exclude={"sentences"}))
-        write_text(tmp / "sentences.jsonl", "".join(r.model_dump_json() + "\n" for r in sentences.records))
-        save_responses(acts.responses, tmp / "responses")
-        _write_ap_csv(tmp / "ap.csv", experts.unit_layers, experts.unit_index, experts.ap, [c.name for c in job.concepts])
-        write_text(tmp / "experts.json", result.model_dump_json(indent=2) + "\n")
-        summary = format_summary(result, out, timings)
-        write_text(tmp / "summary.txt", summary + "\n")
-        _write_report(tmp, result, log)
+        summary = write_result_files(tmp, job, sentences, acts, experts, result, out, timings, log)
     log(summary)
     return result
 
 
-def _check_suite(job: ExpertsJob, log: Callable[[str], None]) -> None:
+def check_subject(job: ExpertsJob, subject) -> None:
+    """The job's site and layers exist in the loaded main model."""
+    from ..workers.activations import get_site
+
+    spec = job.model
+    get_site(subject.model_type, spec.site)
+    if spec.layers is not None and (min(spec.layers) < 0 or max(spec.layers) >= subject.n_layers):
+        raise InvalidInput("layers", f"{list(spec.layers)} out of range: the model has layers 0..{subject.n_layers - 1}")
+
+
+def needs_subject_for_suite(job: ExpertsJob) -> bool:
+    """Whether the analyses after the experts run the main model again (alignment, causal, sweep)."""
+    return job.alignment is not None or job.causal is not None or bool(job.sweep)
+
+
+def write_result_files(tmp: Path, job: ExpertsJob, sentences, acts, experts, result: ExpertsResult, out: Path,
+                       timings: dict | None, log: Callable[[str], None]) -> str:
+    """Everything of the result folder into ``tmp`` (renamed to ``out`` by the caller); the summary."""
+    from ..workers.activations import save_responses
+
+    write_json(tmp / "job.json", job.model_dump(mode="json", exclude={"sentences"}))
+    write_text(tmp / "sentences.jsonl", "".join(r.model_dump_json() + "\n" for r in sentences.records))
+    save_responses(acts.responses, tmp / "responses")
+    _write_ap_csv(tmp / "ap.csv", experts.unit_layers, experts.unit_index, experts.ap, [c.name for c in job.concepts])
+    write_text(tmp / "experts.json", result.model_dump_json(indent=2) + "\n")
+    summary = format_summary(result, out, timings)
+    write_text(tmp / "summary.txt", summary + "\n")
+    _write_report(tmp, result, log)
+    return summary
+
+
+def check_suite(job: ExpertsJob, log: Callable[[str], None]) -> None:
     """The suite's checks that need no sentences: every sweep target resolves (revision included)
     and fits the layers; the word pairs hold >= 3 pairs among the concepts."""
     from ..workers.alignment import check_pairs
@@ -123,7 +144,7 @@ def _check_suite(job: ExpertsJob, log: Callable[[str], None]) -> None:
         log(f"human alignment: {n} {job.alignment.dataset} pairs among the concepts")
 
 
-def _run_suite(job, subject, sentences, acts, experts, responses_cache, progress, log) -> ExpertsResult:
+def run_suite(job, subject, sentences, acts, experts, responses_cache, progress, log) -> ExpertsResult:
     """Stability, alignment, causal check and sweep, as the job asks; their reports in the result."""
     from ..workers.analysis_stages import alignment_stage, causal_stage, stability_stage
     from ..workers.sweep import run_sweep

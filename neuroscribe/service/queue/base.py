@@ -159,6 +159,10 @@ class JobQueue(abc.ABC):
         job is acknowledged and publishes nothing (also False)."""
 
     @abc.abstractmethod
+    def release(self, delivery: Delivery) -> None:
+        """Give the delivery back unfinished (a worker shutting down): claimable again at once."""
+
+    @abc.abstractmethod
     def fail(self, delivery: Delivery, reason: str, *, retry: bool = True) -> None:
         """Retry later with backoff while attempts remain (and ``retry``), else dead-letter the job."""
 

@@ -187,6 +187,14 @@ class InMemoryQueue(JobQueue):
                 self._enqueue(m.job_id, nxt, json.dumps({"job": job, "handoff": handoff}))
             return True
 
+    def release(self, delivery: Delivery) -> None:
+        with self._lock:
+            m = self._held(delivery)
+            if m is not None:
+                m.lease_until = 0.0  # expired: the next claim of the stage takes it
+                self._jobs[m.job_id].status = JobStatus.queued
+                self._lock.notify_all()
+
     def fail(self, delivery: Delivery, reason: str, *, retry: bool = True) -> None:
         with self._lock:
             m = self._held(delivery)

@@ -50,7 +50,7 @@ class RedisQueue(JobQueue):
         self.lease_s = float(lease_s)
         self.max_attempts = int(max_attempts)
         self._scripts = {name: client.register_script(getattr(scripts, name))
-                         for name in ("SUBMIT", "RENEW", "COMPLETE", "FAIL", "PROMOTE", "DISCARD", "CANCEL", "START")}
+                         for name in ("SUBMIT", "RENEW", "RELEASE", "COMPLETE", "FAIL", "PROMOTE", "DISCARD", "CANCEL", "START")}
         self._groups: set[str] = set()
 
     @classmethod
@@ -204,6 +204,11 @@ class RedisQueue(JobQueue):
             args=[GROUP, delivery.delivery_id, delivery.consumer, repr(time.time()), nxt or "", data,
                   json.dumps(result) if nxt is None else ""])
         return int(got) == 1
+
+    def release(self, delivery: Delivery) -> None:
+        self._scripts["RELEASE"](keys=[self._stream(delivery.stage), self._job(delivery.job_id)],
+                                 args=[GROUP, delivery.delivery_id, delivery.consumer, int(self.lease_s * 1000) + 1,
+                                       repr(time.time())])
 
     def fail(self, delivery: Delivery, reason: str, *, retry: bool = True) -> None:
         failures_before = delivery.attempt  # this delivery counts as a failure now

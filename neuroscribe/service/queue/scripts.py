@@ -47,6 +47,14 @@ redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[3], 0, ARGV[2], 'JUSTID')
 return 1
 """
 
+# Give a delivery back: its idle time set past the lease, so the next claim takes it over.
+# KEYS: stream, job hash. ARGV: group, id, consumer, idle ms, now
+RELEASE = _OWNER + """
+redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[3], 0, ARGV[2], 'IDLE', ARGV[4], 'JUSTID')
+redis.call('HSET', KEYS[2], 'status', 'queued', 'updated_at', ARGV[5])
+return 1
+"""
+
 # KEYS: stream, job hash, next stream (or the same stream when last)
 # ARGV: group, id, consumer, now, next stage ('' when last), next data, result
 COMPLETE = _OWNER + _ACK + """

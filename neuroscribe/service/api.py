@@ -1,0 +1,299 @@
+"""The HTTP API (FastAPI): submit jobs, follow them, fetch results and artefacts.
+
+``create_app(queue, artefacts_dir=..., api_key=...)`` builds the app; nothing happens at import
+time. Every route is a thin shell over the ``JobQueue`` interface (``service.queue``):
+
+=======================================  ==================================================
+``POST /v1/jobs``                        submit a job (any kind of ``jobs.py``); 201, or 200 with
+                                         the existing job for a known ``Idempotency-Key``
+``GET  /v1/jobs?limit=N``                the most recent jobs first
+``GET  /v1/jobs/{id}``                   the job's record: status, stage, progress per stage
+``POST /v1/jobs/{id}/cancel``            cancel (a queued job at once, a running one at its next renew)
+``GET  /v1/jobs/{id}/result``            the result JSON; 409 until the job has succeeded
+``GET  /v1/jobs/{id}/artefacts``         relative paths of the files under ``ARTEFACTS/<id>/``
+``GET  /v1/jobs/{id}/artefacts/{path}``  one of those files
+``GET  /healthz``                        the process answers (never needs the key)
+``GET  /readyz``                         the queue answers (``queue.ping()``); else 503
+=======================================  ==================================================
+
+Errors are JSON ``{"detail": ...}``: 401 without the API key (when one is set), 404 for an
+unknown job (job ids are 32 hex characters) or file, 400 for a path that tries to leave the job's
+folder, 409 for a result not available yet, 422 for an invalid job (pydantic's errors; ``loc``
+is ``["body", FIELD, ...]``, e.g. ``["body", "tau"]``) or a kind that cannot run yet, 503 when the
+queue backend cannot be reached (with ``Retry-After``), never a 500 with a traceback for that.
+
+The API key (``api_key``): every route but ``/healthz`` -- ``/readyz``, ``/openapi.json`` and
+``/docs`` included -- then needs ``Authorization: Bearer KEY`` or ``X-API-Key: KEY``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import re
+import time
+from pathlib import Path
+from typing import Annotated, Any, Callable, TypeVar
+
+from fastapi import Body, Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+
+from .. import __version__
+from ..jobs import AnyJob, AnyResult, JobStatus
+from .queue.base import STAGES, JobNotFound, JobQueue, JobRecord
+
+__all__ = ["create_app", "run_server", "JOB_ID_PATTERN"]
+
+log = logging.getLogger(__name__)
+
+JOB_ID_PATTERN = re.compile(r"[0-9a-f]{32}")
+_JOB_KINDS = ("experts", "describe", "rank")  # the discriminator values of AnyJob
+_MAX_IDEMPOTENCY_KEY = 200
+_T = TypeVar("_T")
+
+
+# --------------------------------------------------------------------------- dependencies
+
+
+def _queue(request: Request) -> JobQueue:
+    return request.app.state.queue
+
+
+def _artefacts_dir(request: Request) -> Path:
+    return request.app.state.artefacts_dir
+
+
+QueueDep = Annotated[JobQueue, Depends(_queue)]
+ArtefactsDep = Annotated[Path, Depends(_artefacts_dir)]
+
+
+def _job_id(job_id: str) -> str:
+    if not JOB_ID_PATTERN.fullmatch(job_id):
+        raise HTTPException(404, f"no job {job_id!r} (job ids are 32 lowercase hex characters)")
+    return job_id
+
+
+JobIdDep = Annotated[str, Depends(_job_id)]
+
+
+def _call(fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+    """Call the queue: ``JobNotFound`` -> 404, anything else the backend raises -> 503."""
+    try:
+        return fn(*args, **kwargs)
+    except JobNotFound as e:
+        raise HTTPException(404, f"no job {e.job_id!r}") from None
+    except Exception as e:  # the backend is unreachable or broken: say so, no traceback
+        log.warning("job queue error in %s: %r", getattr(fn, "__name__", fn), e)
+        raise HTTPException(503, f"the job queue is unavailable ({type(e).__name__}); retry later",
+                            headers={"Retry-After": "5"}) from None
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def _clean_error(err: dict) -> dict:
+    """A pydantic error as JSON: the job kind's tag dropped from ``loc``, no echo of the input."""
+    loc = list(err.get("loc", ()))
+    if len(loc) >= 2 and loc[0] == "body" and loc[1] in _JOB_KINDS:
+        loc = ["body", *loc[2:]]
+    out = {"loc": loc, "msg": err.get("msg", ""), "type": err.get("type", "")}
+    if err.get("ctx"):
+        out["ctx"] = {k: v if isinstance(v, (str, int, float, bool, type(None))) else str(v)
+                      for k, v in err["ctx"].items()}
+    return out
+
+
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    return JSONResponse({"detail": jsonable_encoder([_clean_error(e) for e in exc.errors()])}, status_code=422)
+
+
+# --------------------------------------------------------------------------- API key
+
+
+class _RequireKey:
+    """Pure ASGI middleware: every HTTP request but ``open_paths`` needs the key (401 otherwise)."""
+
+    def __init__(self, app, *, key: str, open_paths: frozenset[str]):
+        self.app = app
+        self.key = key.encode()
+        self.open_paths = open_paths
+
+    def _ok(self, headers: list[tuple[bytes, bytes]]) -> bool:
+        given = []
+        for name, value in headers:
+            name = name.lower()
+            if name == b"x-api-key":
+                given.append(value.strip())
+            elif name == b"authorization":
+                scheme, _, token = value.strip().partition(b" ")
+                if scheme.lower() == b"bearer":
+                    given.append(token.strip())
+        # compare_digest on every candidate, so timing does not tell which header matched
+        return any([hmac.compare_digest(g, self.key) for g in given])
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["path"] in self.open_paths or self._ok(scope["headers"]):
+            return await self.app(scope, receive, send)
+        response = JSONResponse({"detail": "missing or wrong API key (Authorization: Bearer KEY or X-API-Key: KEY)"},
+                                status_code=401, headers={"WWW-Authenticate": "Bearer"})
+        await response(scope, receive, send)
+
+
+# --------------------------------------------------------------------------- artefacts
+
+
+def _artefact_root(artefacts_dir: Path, job_id: str) -> Path:
+    return (artefacts_dir / job_id).resolve()
+
+
+def _safe_artefact(root: Path, rel: str) -> Path:
+    """``root/rel`` if it is a file inside ``root`` (symlinks resolved); 400 / 404 otherwise."""
+    if not rel or "\x00" in rel or "\\" in rel or rel.startswith("/") or re.match(r"[A-Za-z]:", rel):
+        raise HTTPException(400, "artefact paths are relative paths inside the job's folder")
+    parts = rel.split("/")
+    if any(p in ("..", ".") for p in parts):
+        raise HTTPException(400, "artefact paths must not contain '.' or '..' segments")
+    target = (root / rel).resolve()
+    if not target.is_relative_to(root) or not target.is_file():
+        raise HTTPException(404, f"no artefact {rel!r}")
+    return target
+
+
+def _list_artefacts(root: Path) -> list[str]:
+    if not root.is_dir():
+        return []
+    out = []
+    for p in sorted(root.rglob("*")):
+        try:
+            real = p.resolve()
+        except OSError:
+            continue
+        if real.is_relative_to(root) and real.is_file():
+            out.append(p.relative_to(root).as_posix())
+    return out
+
+
+# --------------------------------------------------------------------------- the app
+
+
+def create_app(queue: JobQueue, *, artefacts_dir: Path | str, api_key: str | None = None) -> FastAPI:
+    """The API over ``queue``; artefacts served from ``artefacts_dir/<job id>/``; ``api_key``
+    (when set, non-empty) required on every route but ``/healthz``."""
+    app = FastAPI(title="neuroscribe", version=__version__,
+                  description="Expert neurons and neuron descriptions as a service. See `neuroscribe.jobs`.")
+    app.state.queue = queue
+    app.state.artefacts_dir = Path(artefacts_dir).resolve()
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    if api_key:
+        app.add_middleware(_RequireKey, key=api_key, open_paths=frozenset({"/healthz"}))
+        _document_key(app)
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict:
+        """The process answers."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"], responses={503: {"description": "The queue backend does not answer."}})
+    def readyz(q: QueueDep) -> JSONResponse:
+        """The queue backend answers (``ping``)."""
+        try:
+            ok = bool(q.ping())
+        except Exception as e:
+            log.warning("readiness: ping raised %r", e)
+            ok = False
+        if ok:
+            return JSONResponse({"status": "ready"})
+        return JSONResponse({"status": "unavailable", "detail": "the job queue does not answer"}, status_code=503)
+
+    @app.post("/v1/jobs", status_code=201, response_model=JobRecord, tags=["jobs"],
+              responses={200: {"model": JobRecord, "description": "A job submitted before under this Idempotency-Key."},
+                         422: {"description": "Invalid job, or a kind that cannot run yet."}})
+    def submit(
+        job: Annotated[AnyJob, Body(description="The job: one of the kinds of `neuroscribe.jobs`.")],
+        q: QueueDep,
+        idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=_MAX_IDEMPOTENCY_KEY,
+                                                      description="Resubmitting with the same key returns "
+                                                                  "the first job (nothing new is queued).")] = None,
+    ):
+        """Validate and queue a job; it enters the first stage of its kind."""
+        if job.kind not in STAGES:
+            raise HTTPException(422, [{"loc": ["body", "kind"], "type": "kind_not_runnable",
+                                       "msg": f"job kind {job.kind!r} cannot run yet (runnable kinds: "
+                                              f"{', '.join(STAGES)})"}])
+        t0 = time.time()
+        rec = _call(q.submit, job.model_dump(mode="json"), idempotency_key=idempotency_key)
+        # A record made before this request is the earlier submission of the same key (the queue
+        # stamps ``created_at`` with time.time() inside ``submit``, after ``t0``, for a new job).
+        replay = idempotency_key is not None and rec.created_at < t0
+        return JSONResponse(jsonable_encoder(rec), status_code=200 if replay else 201)
+
+    @app.get("/v1/jobs", response_model=list[JobRecord], tags=["jobs"])
+    def list_jobs(q: QueueDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100):
+        """The most recent jobs first."""
+        return _call(q.list, limit=limit)
+
+    @app.get("/v1/jobs/{job_id}", response_model=JobRecord, tags=["jobs"])
+    def get_job(job_id: JobIdDep, q: QueueDep):
+        """Status, current stage and progress per stage."""
+        return _call(q.get, job_id)
+
+    @app.post("/v1/jobs/{job_id}/cancel", response_model=JobRecord, tags=["jobs"])
+    def cancel_job(job_id: JobIdDep, q: QueueDep):
+        """Cancel: a queued job never starts; a running one stops and publishes nothing."""
+        return _call(q.cancel, job_id)
+
+    @app.get("/v1/jobs/{job_id}/result", tags=["jobs"],
+             responses={200: {"model": AnyResult, "description": "The result (`neuroscribe.jobs`)."},
+                        409: {"description": "The job has not succeeded (yet)."}})
+    def get_result(job_id: JobIdDep, q: QueueDep) -> JSONResponse:
+        """The job's result, once it has succeeded."""
+        rec = _call(q.get, job_id)
+        if rec.status != JobStatus.succeeded or rec.result is None:
+            where = f" (stage {rec.stage})" if rec.stage else ""
+            why = f": {rec.error}" if rec.error and rec.status.is_final else ""
+            raise HTTPException(409, f"job {job_id} is {rec.status.value}{where}{why}; no result"
+                                     f"{' yet' if not rec.status.is_final else ''}")
+        return JSONResponse(rec.result)
+
+    @app.get("/v1/jobs/{job_id}/artefacts", response_model=list[str], tags=["artefacts"])
+    def list_artefacts(job_id: JobIdDep, q: QueueDep, root: ArtefactsDep):
+        """Relative paths of the job's files (empty until a stage writes some)."""
+        _call(q.get, job_id)
+        return _list_artefacts(_artefact_root(root, job_id))
+
+    @app.get("/v1/jobs/{job_id}/artefacts/{path:path}", tags=["artefacts"], response_class=FileResponse,
+             responses={400: {"description": "A path leaving the job's folder."}})
+    def get_artefact(job_id: JobIdDep, path: str, q: QueueDep, root: ArtefactsDep):
+        """One file of the job's folder."""
+        _call(q.get, job_id)
+        target = _safe_artefact(_artefact_root(root, job_id), path)
+        return FileResponse(target, filename=target.name)
+
+    return app
+
+
+def _document_key(app: FastAPI) -> None:
+    """Declare the key in the OpenAPI schema (the middleware enforces it)."""
+    base = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = base()
+            schema.setdefault("components", {})["securitySchemes"] = {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+            }
+            schema["security"] = [{"bearer": []}, {"apiKey": []}]
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi
+
+
+def run_server(app: FastAPI, host: str = "127.0.0.1", port: int = 8000, **uvicorn_options: Any) -> None:
+    """Serve ``app`` with uvicorn (blocking). Binds 127.0.0.1 unless told otherwise."""
+    import uvicorn
+
+    uvicorn.run(app, host=host, port=port, **uvicorn_options)

@@ -1,0 +1,145 @@
+"""``neuroscribe worker STAGE``: a long-lived process serving one stage's queue.
+
+Loop: claim one delivery (``XREADGROUP COUNT 1``; expired leases of dead workers first), hand it to
+the executor process (``service.executor``), and while it runs renew the lease every third of
+``lease_s`` and forward its progress. Then commit (``complete``: hand-off to the next stage or the
+final result, atomically), ``fail`` (retried with backoff, or dead-lettered when the job can never
+succeed) or, when the renewal says the job was cancelled or the lease was lost, kill the executor
+and publish nothing.
+
+Redis outages: every queue call is retried with backoff until Redis answers again (the worker
+never exits for it); a lease that ran out meanwhile makes the commit a no-op and the job runs
+again elsewhere. SIGTERM / SIGINT: finish the current job within ``grace_s``, else kill it and
+release the delivery (claimable at once); then leave the consumer group and exit 0.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+from pathlib import Path
+from typing import Callable
+
+from .executor import DEFAULT_HANDLERS, Executor
+from .queue.base import Delivery, JobQueue
+
+__all__ = ["Worker", "consumer_name"]
+
+
+def consumer_name(stage: str) -> str:
+    return f"{stage}-{socket.gethostname()}-{os.getpid()}"
+
+
+def _transient() -> tuple[type[BaseException], ...]:
+    errors: list[type[BaseException]] = [ConnectionError, TimeoutError]
+    try:
+        import redis
+
+        errors += [redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError]
+    except ImportError:  # pragma: no cover - the memory queue needs no redis
+        pass
+    return tuple(errors)
+
+
+class Worker:
+    def __init__(self, queue: JobQueue, stage: str, *, artefacts: Path, cache_dir: Path,
+                 handlers: str = DEFAULT_HANDLERS, consumer: str | None = None, poll_s: float = 1.0,
+                 grace_s: float = 30.0, log: Callable[[str], None] = print):
+        self.queue = queue
+        self.stage = stage
+        self.consumer = consumer or consumer_name(stage)
+        self.poll_s = poll_s
+        self.grace_s = grace_s
+        self.log = log
+        self.executor = Executor(handlers, artefacts, cache_dir)
+        self._stop_at: float | None = None
+        self._transient = _transient()
+        self.jobs_done = 0
+
+    # ---------------------------------------------------------------- signals
+    def stop(self, *_args) -> None:
+        if self._stop_at is None:
+            self._stop_at = time.monotonic() + self.grace_s
+            self.log(f"worker {self.consumer}: stopping (current job has {self.grace_s:g} s to finish)")
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop_at is not None
+
+    def _retrying(self, fn, *args, **kw):
+        """``fn(*args, **kw)``, retried with backoff while the queue backend is unreachable."""
+        delay = 0.1
+        while True:
+            try:
+                return fn(*args, **kw)
+            except self._transient as e:
+                self.log(f"worker {self.consumer}: queue unreachable ({type(e).__name__}); retrying in {delay:.1f} s")
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    # ---------------------------------------------------------------- loop
+    def run(self, *, max_jobs: int | None = None) -> int:
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+        prune = getattr(self.queue, "prune_consumers", None)
+        if prune is not None:
+            self._retrying(prune, self.stage, keep=self.consumer)
+        self.log(f"worker {self.consumer}: serving stage {self.stage!r}")
+        try:
+            while not self.stopping and (max_jobs is None or self.jobs_done < max_jobs):
+                d = self._retrying(self.queue.claim, self.stage, self.consumer, block_s=self.poll_s)
+                if d is not None:
+                    self._serve(d)
+                    self.jobs_done += 1
+        finally:
+            self.executor.close()
+            leave = getattr(self.queue, "leave", None)
+            if leave is not None:
+                try:
+                    leave(self.stage, self.consumer)
+                except self._transient:
+                    pass
+        self.log(f"worker {self.consumer}: exited after {self.jobs_done} job(s)")
+        return 0
+
+    def _serve(self, d: Delivery) -> None:
+        q = self.queue
+        self.log(f"worker {self.consumer}: job {d.job_id} stage {d.stage} attempt {d.attempt}")
+        self.executor.start(d)
+        every = q.lease_s / 3
+        next_renew = time.monotonic() + every
+        while True:
+            msg = self.executor.poll(timeout=min(0.1, every))
+            now = time.monotonic()
+            if msg is None:
+                if self._stop_at is not None and now >= self._stop_at:
+                    self.executor.kill()
+                    self._retrying(q.release, d)
+                    self.log(f"worker {self.consumer}: released job {d.job_id} unfinished")
+                    return
+                if now >= next_renew:
+                    next_renew = now + every
+                    if not self._retrying(q.renew, d):
+                        self.executor.kill()
+                        self._retrying(q.complete, d)  # acknowledges a cancelled job; a no-op for a lost lease
+                        self.log(f"worker {self.consumer}: job {d.job_id} cancelled or its lease was lost; stopped")
+                        return
+                continue
+            kind = msg.get("type")
+            if kind == "progress":
+                self._retrying(q.progress, d, msg.get("done", 0), msg.get("total"), msg.get("message"))
+            elif kind == "done":
+                ok = self._retrying(q.complete, d, handoff=msg.get("handoff"), result=msg.get("result"))
+                self.log(f"worker {self.consumer}: job {d.job_id} stage {d.stage} "
+                         + ("committed" if ok else "not committed (cancelled or lease lost)"))
+                return
+            elif kind == "error":
+                self._retrying(q.fail, d, msg.get("reason", "unknown error"), retry=bool(msg.get("retry")))
+                self.log(f"worker {self.consumer}: job {d.job_id} failed: {msg.get('reason')}")
+                return
+            elif kind == "died":
+                self._retrying(q.fail, d, msg["reason"], retry=True)
+                self.log(f"worker {self.consumer}: job {d.job_id}: {msg['reason']}")
+                return
