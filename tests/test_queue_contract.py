@@ -221,3 +221,17 @@ def test_released_delivery_is_claimable_at_once(queue):
     again = queue.claim("generate", "other", block_s=0.05)
     assert again is not None and again.job_id == rec.id and again.attempt == 2
     assert not queue.complete(d, handoff={}) and queue.complete(again, handoff={})
+
+
+def test_a_duplicate_delivery_of_a_committed_stage_publishes_nothing(queue):
+    rec = queue.submit(JOB)
+    a = queue.claim("generate", "w1", block_s=0.2)
+    # the same stage delivered twice at once (e.g. a message duplicated by an operator's replay)
+    twin = type(a)(job_id=a.job_id, stage=a.stage, attempt=a.attempt, payload=a.payload,
+                   delivery_id=a.delivery_id, consumer=a.consumer)
+    assert queue.complete(a, handoff={"n": 1})
+    assert not queue.complete(twin, handoff={"n": 2})
+    d = queue.claim("activate", "w", block_s=0.2)
+    assert d.payload["handoff"] == {"n": 1}
+    assert queue.claim("activate", "w", block_s=0.05) is None
+    assert queue.get(rec.id).stage == "activate"

@@ -1,6 +1,7 @@
 """Redis-specific behaviour of the queue: raw malformed messages, the consumer list across worker
 restarts, and a Redis restart (append-only file on) in the middle of a run."""
 
+import json
 import time
 
 import pytest
@@ -113,3 +114,15 @@ def test_group_is_shared_and_named(rq):
     rq.submit(JOB)
     groups = rq.r.xinfo_groups(rq._stream("generate"))
     assert [g["name"].decode() for g in groups] == [GROUP]
+
+
+def test_a_replayed_message_of_a_finished_stage_is_dropped(rq):
+    rec = rq.submit(JOB)
+    d = rq.claim("generate", "w", block_s=0.2)
+    raw = {"job": rec.id, "data": json.dumps(d.payload), "failures": "0"}
+    assert rq.complete(d, handoff={"once": True})
+    rq.r.xadd(rq._stream("generate"), raw)  # delivered again after the stage was committed
+    assert rq.claim("generate", "w", block_s=0.1) is None
+    assert rq.claim("activate", "w", block_s=0.1).payload["handoff"] == {"once": True}
+    assert rq.claim("activate", "w", block_s=0.05) is None
+    assert rq.pending("generate") == 0

@@ -79,7 +79,19 @@ def _recv(conn) -> dict:
     return json.loads(conn.recv_bytes().decode())
 
 
+def _die_with_parent() -> None:
+    """Linux: the kernel kills the executor when its worker dies (even by SIGKILL), so an orphan
+    never goes on running a job nobody will commit."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the pipe closing stops it after the job
+        pass
+
+
 def _child_main(conn, handlers_spec: str, artefacts_root: str, cache_dir: str) -> None:
+    _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker decides when the executor stops
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     handlers = load_handlers(handlers_spec)

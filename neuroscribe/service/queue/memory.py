@@ -126,6 +126,8 @@ class InMemoryQueue(JobQueue):
 
     def _deliver(self, msg: _Msg, consumer: str) -> Delivery | None:
         rec = self._jobs.get(msg.job_id)
+        if rec is not None and rec.stage != msg.stage and not rec.status.is_final:
+            return None  # a duplicate of a stage already committed: dropped
         if rec is None or rec.cancel_requested or rec.status.is_final:
             if rec is not None and not rec.status.is_final:
                 self._finish(rec, JobStatus.cancelled, error="cancelled before it started")
@@ -176,6 +178,8 @@ class InMemoryQueue(JobQueue):
             rec = self._jobs[m.job_id]
             if rec.cancel_requested:
                 self._finish(rec, JobStatus.cancelled, error="cancelled while running")
+                return False
+            if rec.stage != m.stage:  # another delivery of this stage committed first
                 return False
             nxt = next_stage(rec.kind, m.stage)
             if nxt is None:

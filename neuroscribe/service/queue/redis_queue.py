@@ -202,7 +202,7 @@ class RedisQueue(JobQueue):
         got = self._scripts["COMPLETE"](
             keys=[self._stream(delivery.stage), self._job(delivery.job_id), self._stream(nxt or delivery.stage)],
             args=[GROUP, delivery.delivery_id, delivery.consumer, repr(time.time()), nxt or "", data,
-                  json.dumps(result) if nxt is None else ""])
+                  json.dumps(result) if nxt is None else "", delivery.stage])
         return int(got) == 1
 
     def release(self, delivery: Delivery) -> None:

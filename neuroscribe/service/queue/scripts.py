@@ -56,8 +56,9 @@ return 1
 """
 
 # KEYS: stream, job hash, next stream (or the same stream when last)
-# ARGV: group, id, consumer, now, next stage ('' when last), next data, result
+# ARGV: group, id, consumer, now, next stage ('' when last), next data, result, this stage
 COMPLETE = _OWNER + _ACK + """
+if redis.call('HGET', KEYS[2], 'stage') ~= ARGV[8] then return 0 end  -- another delivery committed it
 if ARGV[5] ~= '' then
   local job = redis.call('HGET', KEYS[2], 'id')
   redis.call('XADD', KEYS[3], '*', 'job', job, 'data', ARGV[6], 'failures', 0)
@@ -96,7 +97,7 @@ end
 return #due
 """
 
-# Drop a delivery without running it (job cancelled or gone) or dead-letter it (malformed,
+# Drop a delivery without running it (job cancelled, or a duplicate of a committed stage) or dead-letter it (malformed,
 # or delivered too often). KEYS: stream, job hash, dead stream. ARGV: group, id, stage, reason,
 # data, now, mode ('drop' | 'dead')
 DISCARD = """
@@ -113,7 +114,7 @@ if ARGV[7] == 'dead' then
                  'error', 'dead-lettered at ' .. ARGV[3] .. ': ' .. ARGV[4], 'updated_at', ARGV[6])
     end
   end
-elseif KEYS[2] ~= '' then
+elseif KEYS[2] ~= '' and redis.call('HGET', KEYS[2], 'cancel') == '1' then
   local st = redis.call('HGET', KEYS[2], 'status')
   if st == 'queued' or st == 'running' then
     redis.call('HSET', KEYS[2], 'status', 'cancelled', 'stage', '', 'error', 'cancelled before it started',
@@ -143,6 +144,7 @@ local st = redis.call('HGET', KEYS[1], 'status')
 if not st then return -1 end
 if st == 'succeeded' or st == 'failed' or st == 'cancelled' then return 0 end
 if redis.call('HGET', KEYS[1], 'cancel') == '1' then return 0 end
+if redis.call('HGET', KEYS[1], 'stage') ~= ARGV[1] then return 0 end  -- a duplicate of a finished stage
 redis.call('HSET', KEYS[1], 'status', 'running', 'stage', ARGV[1], 'attempts', ARGV[2], 'updated_at', ARGV[3])
 return 1
 """
