@@ -144,6 +144,7 @@ class Executor:
         load_handlers(handlers_spec)  # fail early, in the worker, on a bad spec
         self.spec = handlers_spec
         self.root = Path(artefacts_root)
+        self.root.mkdir(parents=True, exist_ok=True)
         self.cache_dir = Path(cache_dir)
         self._proc = None
         self._conn = None

@@ -113,20 +113,21 @@ class Worker:
         while True:
             msg = self.executor.poll(timeout=min(0.1, every))
             now = time.monotonic()
-            if msg is None:
+            if msg is None or msg.get("type") == "progress":  # the job is still running
                 if self._stop_at is not None and now >= self._stop_at:
                     self.executor.kill()
                     self._retrying(q.release, d)
                     self.log(f"worker {self.consumer}: released job {d.job_id} unfinished")
                     return
-                if now >= next_renew:
+                if now >= next_renew:  # renewed on time whatever the executor says meanwhile
                     next_renew = now + every
                     if not self._retrying(q.renew, d):
                         self.executor.kill()
                         self._retrying(q.complete, d)  # acknowledges a cancelled job; a no-op for a lost lease
                         self.log(f"worker {self.consumer}: job {d.job_id} cancelled or its lease was lost; stopped")
                         return
-                continue
+                if msg is None:
+                    continue
             kind = msg.get("type")
             if kind == "progress":
                 self._retrying(q.progress, d, msg.get("done", 0), msg.get("total"), msg.get("message"))

@@ -1,0 +1,254 @@
+"""Reliability of the service against a real Redis, with workers as real processes
+(`neuroscribe worker STAGE --handlers service_handlers:HANDLERS`) and short leases. Each test counts
+executions (``executions.log``) and commits (the tokens handed from stage to stage)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from neuroscribe.jobs import JobStatus
+from redis_server import delete_prefix, free_port, redis_url, start_redis, unique_prefix
+
+LEASE = 0.6
+TESTS = Path(__file__).parent
+NEUROSCRIBE = str(Path(sys.executable).parent / "neuroscribe")
+
+
+def job(command: str) -> dict:
+    return {"kind": "experts", "concepts": [{"name": command}], "sentences": [
+        {"text": "a cat", "concept": command, "label": 1}, {"text": "a bus", "concept": command, "label": 0}]}
+
+
+class Service:
+    """Workers (one process each) on one queue prefix; a queue handle for the test."""
+
+    def __init__(self, url: str, root: Path):
+        import redis
+
+        from neuroscribe.service.queue.redis_queue import RedisQueue
+
+        self.prefix = unique_prefix()
+        self.url = url
+        self.queue_url = f"{url}?prefix={self.prefix}"
+        self.root = root
+        self.client = redis.Redis.from_url(url)
+        self.q = RedisQueue(self.client, prefix=self.prefix, lease_s=LEASE, max_attempts=4)
+        self.procs: list[subprocess.Popen] = []
+
+    def worker(self, stage: str, *extra: str) -> subprocess.Popen:
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
+        p = subprocess.Popen([NEUROSCRIBE, "worker", stage, "--queue", self.queue_url, "--artefacts", str(self.root),
+                              "--cache-dir", str(self.root / "cache"), "--handlers", "service_handlers:HANDLERS",
+                              "--lease", str(LEASE), "--max-attempts", "4", "--grace", "2", *extra],
+                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.procs.append(p)
+        return p
+
+    def all_stages(self):
+        return [self.worker(s) for s in ("generate", "activate", "analyse")]
+
+    def executions(self) -> list[dict]:
+        log = self.root / "executions.log"
+        return [json.loads(x) for x in log.read_text().splitlines()] if log.exists() else []
+
+    def wait_final(self, ids, timeout: float = 60.0) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            recs = {i: self.q.get(i) for i in ids}
+            if all(r.status.is_final for r in recs.values()):
+                return recs
+            time.sleep(0.1)
+        pending = {i: (r.status.value, r.stage) for i, r in recs.items() if not r.status.is_final}
+        raise AssertionError(f"jobs not final after {timeout} s: {pending}")
+
+    def close(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+            p.wait(10)
+            if p.stderr:
+                p.stderr.close()
+        delete_prefix(self.client, self.prefix)
+
+
+@pytest.fixture
+def service(tmp_path):
+    s = Service(redis_url(), tmp_path / "artefacts")
+    yield s
+    s.close()
+
+
+def _committed_once(service, ids):
+    """Every job succeeded, and each stage handed exactly one token on (one commit per stage)."""
+    recs = service.wait_final(ids)
+    assert {r.status for r in recs.values()} == {JobStatus.succeeded}, [r.error for r in recs.values() if r.error]
+    ex = service.executions()
+    for i in ids:
+        got_activate = {json.dumps(e["got"]) for e in ex if e["job"] == i and e["stage"] == "activate"}
+        got_analyse = {json.dumps(e["got"]) for e in ex if e["job"] == i and e["stage"] == "analyse"}
+        assert len(got_activate) == 1 and len(got_analyse) == 1, f"job {i} was handed on twice"
+        assert len(recs[i].result["tokens"]) == 3
+    for stage in ("generate", "activate", "analyse"):
+        assert service.q.pending(stage) == 0
+    return recs, ex
+
+
+def test_kill_9_workers_mid_job_every_job_completes_once(service):
+    ids = [service.q.submit(job("sleep 0.5")).id for _ in range(20)]
+    gens = [service.worker("generate"), service.worker("generate")]
+    service.worker("activate")
+    service.worker("analyse")
+    kills = 0
+    while kills < 5:
+        time.sleep(0.8)
+        victim = gens[kills % 2]
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+        kills += 1
+        gens[kills % 2 - 1] = service.worker("generate")  # a replacement comes up
+    recs, ex = _committed_once(service, ids)
+    # a killed job was taken over within 2 leases of its last sign of life
+    starts = {}
+    for e in ex:
+        if e["stage"] == "generate":
+            starts.setdefault(e["job"], []).append(e["t"])
+    rerun = {j: sorted(t) for j, t in starts.items() if len(t) > 1}
+    assert rerun, "no job was interrupted: the test did not kill anything mid-job"
+    for j, ts in rerun.items():
+        gaps = [b - a for a, b in zip(ts, ts[1:])]
+        assert max(gaps) <= 0.5 + 2 * LEASE + 1.0, f"job {j} waited {max(gaps):.2f} s to be reclaimed"
+
+
+def test_long_job_and_gil_holding_job_run_exactly_once(service):
+    ids = [service.q.submit(job(f"sleep {5 * LEASE}")).id, service.q.submit(job("gil 2")).id]  # 5 and >3 leases
+    service.worker("generate")
+    service.worker("generate")
+    service.worker("activate")
+    service.worker("analyse")
+    _, ex = _committed_once(service, ids)
+    runs = Counter(e["job"] for e in ex if e["stage"] == "generate")
+    assert runs == Counter({ids[0]: 1, ids[1]: 1})
+    assert service.q.get(ids[0]).progress["generate"].done == service.q.get(ids[0]).progress["generate"].total
+
+
+def test_poisonous_payloads_are_dead_lettered_and_the_worker_lives_on(service):
+    bad = []
+    for i in range(100):
+        if i % 3 == 0:
+            bad.append(service.q.submit({"kind": "experts", "concepts": [{"name": "x"}], "tau": 5}).id)  # invalid
+        elif i % 3 == 1:
+            bad.append(service.q.submit(job("invalid")).id)  # the handler says it can never succeed
+        else:
+            service.q.ensure_groups()
+            service.client.xadd(service.q._stream("generate"), {"job": "nope", "data": "{not json"})
+    w = service.worker("generate")
+    service.worker("activate")
+    service.worker("analyse")
+    good = service.q.submit(job("noop")).id
+    recs = service.wait_final(bad + [good], timeout=90)
+    assert recs[good].status == JobStatus.succeeded
+    assert all(recs[i].status == JobStatus.failed for i in bad)
+    dead = service.q.dead_letters("generate")
+    assert len(dead) == 100 and all(d.reason for d in dead)
+    reasons = Counter(d.reason.split(":")[0] for d in dead)
+    assert reasons["not a valid job"] == 34 and reasons["malformed message"] == 33 and reasons["concepts"] == 33
+    assert w.poll() is None, "the worker died"
+    assert service.q.pending("generate") == 0
+
+
+def test_crash_between_write_and_handoff_gives_one_message_and_an_intact_artefact(service):
+    jid = service.q.submit(job("kill-worker-after-write")).id
+    first = service.worker("generate")
+    first.wait(30)  # killed by its own job after the write
+    service.worker("generate")
+    service.worker("activate")
+    service.worker("analyse")
+    _, ex = _committed_once(service, [jid])
+    assert [e["attempt"] for e in ex if e["stage"] == "generate"] == [1, 2]
+    assert sum(1 for e in ex if e["stage"] == "activate") == 1
+    assert (service.root / jid / "artefact.txt").read_text() == f"artefact of {jid}\n"
+
+
+def test_duplicate_delivery_and_same_idempotency_key_give_one_job_one_result(service):
+    a = service.q.submit(job("noop"), idempotency_key="same")
+    b = service.q.submit(job("noop"), idempotency_key="same")
+    assert a.id == b.id
+    # the same message delivered twice (replayed into the stream)
+    fields = service.client.xrange(service.q._stream("generate"))[0][1]
+    service.client.xadd(service.q._stream("generate"), fields)
+    service.all_stages()
+    _, ex = _committed_once(service, [a.id])
+    assert sum(1 for e in ex if e["stage"] == "analyse") == 1
+
+
+def test_cancel_queued_never_starts_and_running_stops_within_10s_publishing_nothing(service):
+    queued = service.q.submit(job("noop")).id
+    assert service.q.cancel(queued).status == JobStatus.cancelled
+    running = service.q.submit(job("sleep 30")).id
+    service.all_stages()
+    deadline = time.monotonic() + 20
+    while service.q.get(running).status != JobStatus.running and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    service.q.cancel(running)
+    while service.q.pending("generate") and time.monotonic() - t0 < 10:
+        time.sleep(0.05)
+    assert time.monotonic() - t0 < 10
+    assert service.q.get(running).status == JobStatus.cancelled
+    ex = service.executions()
+    assert not [e for e in ex if e["job"] == queued]
+    assert not [e for e in ex if e["stage"] != "generate"]  # nothing published downstream
+    assert service.q.claim("activate", "probe", block_s=0.1) is None
+
+
+def test_fifty_worker_restarts_do_not_grow_the_consumer_list(service):
+    ids = []
+    for batch in range(10):
+        ws = [service.worker("generate") for _ in range(5)]
+        ids += [service.q.submit(job("noop")).id for _ in range(5)]
+        time.sleep(1.5)
+        for w in ws:
+            w.send_signal(signal.SIGTERM if batch % 2 else signal.SIGKILL)
+        for w in ws:
+            w.wait(20)
+    service.worker("generate")
+    service.worker("activate")
+    service.worker("analyse")
+    service.wait_final(ids, timeout=90)
+    time.sleep(2 * LEASE + 1)
+    service.worker("generate")  # prunes idle, empty consumers at start
+    deadline = time.monotonic() + 30
+    names = [c["name"] for c in service.q.consumers("generate")]
+    while len(names) > 2 and time.monotonic() < deadline:  # until the new worker has started and pruned
+        time.sleep(0.2)
+        names = [c["name"] for c in service.q.consumers("generate")]
+    assert len(names) <= 2, names  # the worker that finished the jobs, and the new one
+    assert all(service.q.get(i).status == JobStatus.succeeded for i in ids)
+    assert service.q.pending("generate") == 0
+
+
+def test_redis_restart_mid_run_workers_reconnect_and_every_job_completes_once(tmp_path):
+    port = free_port()
+    server = start_redis(port, appendonly=True, workdir=str(tmp_path))
+    s = Service(f"redis://127.0.0.1:{port}/0", tmp_path / "artefacts")
+    try:
+        ids = [s.q.submit(job("sleep 0.3")).id for _ in range(6)]
+        workers = s.all_stages()
+        time.sleep(1.5)
+        server.kill()
+        server.wait()
+        time.sleep(2)
+        server = start_redis(port, appendonly=True, workdir=str(tmp_path))
+        _committed_once(s, ids)
+        assert all(w.poll() is None for w in workers), "a worker exited instead of reconnecting"
+    finally:
+        s.close()
+        server.kill()
