@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(PY) bench/bench_ap.py
 	$(PY) bench/bench_capture.py --repeats 5
 	$(PY) bench/bench_stability.py
+	$(PY) bench/bench_queue.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .hypothesis
