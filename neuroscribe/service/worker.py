@@ -89,7 +89,9 @@ class Worker:
         self.log(f"worker {self.consumer}: serving stage {self.stage!r}")
         try:
             while not self.stopping and (max_jobs is None or self.jobs_done < max_jobs):
-                d = self._retrying(self.queue.claim, self.stage, self.consumer, block_s=self.poll_s)
+                # block at most a quarter lease, so that expired leases are looked for often enough
+                d = self._retrying(self.queue.claim, self.stage, self.consumer,
+                                   block_s=min(self.poll_s, self.queue.lease_s / 4))
                 if d is not None:
                     self._serve(d)
                     self.jobs_done += 1

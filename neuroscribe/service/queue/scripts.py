@@ -137,14 +137,22 @@ end
 return st
 """
 
-# Mark a job running at delivery, unless it is final or cancelled. KEYS: job hash.
-# ARGV: stage, attempt, now. Returns 1 (run it), 0 (drop: cancelled / final), -1 (no such job)
+# Accept a delivery: count its attempt (failures recorded on the message + deliveries counted by
+# Redis) and mark the job running, unless it must not run. KEYS: stream, job hash.
+# ARGV: group, id, stage, failures, max attempts, now.
+# Returns {code, attempt}: 1 run it, 0 drop (cancelled, final, or a duplicate of a committed
+# stage), -1 no such job, -2 too many attempts (both dead-lettered by the caller)
 START = """
-local st = redis.call('HGET', KEYS[1], 'status')
-if not st then return -1 end
-if st == 'succeeded' or st == 'failed' or st == 'cancelled' then return 0 end
-if redis.call('HGET', KEYS[1], 'cancel') == '1' then return 0 end
-if redis.call('HGET', KEYS[1], 'stage') ~= ARGV[1] then return 0 end  -- a duplicate of a finished stage
-redis.call('HSET', KEYS[1], 'status', 'running', 'stage', ARGV[1], 'attempts', ARGV[2], 'updated_at', ARGV[3])
-return 1
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
+local deliveries = 1
+if #p > 0 then deliveries = tonumber(p[1][4]) end
+local attempt = tonumber(ARGV[4]) + deliveries
+local st = redis.call('HGET', KEYS[2], 'status')
+if not st then return {-1, attempt} end
+if st == 'succeeded' or st == 'failed' or st == 'cancelled' then return {0, attempt} end
+if redis.call('HGET', KEYS[2], 'cancel') == '1' then return {0, attempt} end
+if redis.call('HGET', KEYS[2], 'stage') ~= ARGV[3] then return {0, attempt} end
+if attempt > tonumber(ARGV[5]) then return {-2, attempt} end
+redis.call('HSET', KEYS[2], 'status', 'running', 'attempts', attempt, 'updated_at', ARGV[6])
+return {1, attempt}
 """
