@@ -235,20 +235,64 @@ def test_fifty_worker_restarts_do_not_grow_the_consumer_list(service):
     assert service.q.pending("generate") == 0
 
 
-def test_redis_restart_mid_run_workers_reconnect_and_every_job_completes_once(tmp_path):
+def _get(url: str) -> int:
+    import httpx
+
+    try:
+        return httpx.get(url, timeout=5).status_code
+    except httpx.TransportError:
+        return 0
+
+
+def test_redis_restart_mid_run_workers_reconnect_api_503_then_every_job_completes_once(tmp_path):
     port = free_port()
     server = start_redis(port, appendonly=True, workdir=str(tmp_path))
     s = Service(f"redis://127.0.0.1:{port}/0", tmp_path / "artefacts")
+    api_port = free_port()
+    api = subprocess.Popen([NEUROSCRIBE, "serve", "--queue", s.queue_url, "--artefacts", str(s.root),
+                            "--port", str(api_port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{api_port}"
     try:
+        deadline = time.monotonic() + 60
+        while _get(f"{base}/readyz") != 200:
+            assert time.monotonic() < deadline, "the API did not come up"
+            time.sleep(0.2)
         ids = [s.q.submit(job("sleep 0.3")).id for _ in range(6)]
         workers = s.all_stages()
         time.sleep(1.5)
         server.kill()
         server.wait()
-        time.sleep(2)
+        assert _get(f"{base}/readyz") == 503
+        assert _get(f"{base}/v1/jobs/{ids[0]}") == 503  # not a 500, not a hang
+        assert _get(f"{base}/healthz") == 200
+        time.sleep(1)
         server = start_redis(port, appendonly=True, workdir=str(tmp_path))
         _committed_once(s, ids)
+        assert _get(f"{base}/readyz") == 200 and _get(f"{base}/v1/jobs/{ids[0]}") == 200  # recovered
         assert all(w.poll() is None for w in workers), "a worker exited instead of reconnecting"
     finally:
+        api.kill()
+        api.wait(10)
         s.close()
         server.kill()
+
+
+def test_sigterm_finishes_a_short_job_and_releases_a_long_one(service):
+    short = service.q.submit(job("sleep 0.5")).id
+    w = service.worker("generate")  # --grace 2
+    deadline = time.monotonic() + 30
+    while service.q.get(short).status != JobStatus.running and time.monotonic() < deadline:
+        time.sleep(0.05)
+    w.send_signal(signal.SIGTERM)
+    assert w.wait(20) == 0
+    assert service.q.get(short).stage == "activate"  # finished within the grace period, committed
+    long = service.q.submit(job("sleep 30")).id
+    w = service.worker("generate")
+    while service.q.get(long).status != JobStatus.running and time.monotonic() < deadline + 30:
+        time.sleep(0.05)
+    t0 = time.monotonic()
+    w.send_signal(signal.SIGTERM)
+    assert w.wait(20) == 0 and time.monotonic() - t0 < 10
+    assert service.q.get(long).status == JobStatus.queued and service.q.pending("generate") == 1
+    d = service.q.claim("generate", "next", block_s=1)  # released: claimable at once, not after a lease
+    assert d is not None and d.job_id == long
