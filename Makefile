@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(PY) bench/bench_capture.py --repeats 5
 	$(PY) bench/bench_stability.py
 	$(PY) bench/bench_queue.py
+	$(PY) bench/bench_exemplars.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .hypothesis
