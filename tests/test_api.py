@@ -376,7 +376,7 @@ class Down(InMemoryQueue):
     def _down(self, *a, **kw):
         raise ConnectionError("Error 111 connecting to localhost:6379. Connection refused.")
 
-    submit = get = list = cancel = _down
+    submit = submit_new = get = list = cancel = _down
 
 
 def test_health_and_readiness(http, artefacts):

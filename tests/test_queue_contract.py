@@ -86,8 +86,9 @@ def test_one_message_at_a_time_and_status_running_with_progress(queue):
 
 
 def test_idempotency_key_gives_one_job(queue):
-    a = queue.submit(JOB, idempotency_key="abc")
-    b = queue.submit(JOB, idempotency_key="abc")
+    a, created_a = queue.submit_new(JOB, idempotency_key="abc")
+    b, created_b = queue.submit_new(JOB, idempotency_key="abc")
+    assert created_a and not created_b
     c = queue.submit(JOB, idempotency_key="other")
     assert a.id == b.id != c.id
     assert queue.claim("generate", "w", block_s=0.2) is not None

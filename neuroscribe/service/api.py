@@ -31,7 +31,6 @@ from __future__ import annotations
 import hmac
 import logging
 import re
-import time
 from pathlib import Path
 from typing import Annotated, Any, Callable, TypeVar
 
@@ -222,12 +221,8 @@ def create_app(queue: JobQueue, *, artefacts_dir: Path | str, api_key: str | Non
             raise HTTPException(422, [{"loc": ["body", "kind"], "type": "kind_not_runnable",
                                        "msg": f"job kind {job.kind!r} cannot run yet (runnable kinds: "
                                               f"{', '.join(STAGES)})"}])
-        t0 = time.time()
-        rec = _call(q.submit, job.model_dump(mode="json"), idempotency_key=idempotency_key)
-        # A record made before this request is the earlier submission of the same key (the queue
-        # stamps ``created_at`` with time.time() inside ``submit``, after ``t0``, for a new job).
-        replay = idempotency_key is not None and rec.created_at < t0
-        return JSONResponse(jsonable_encoder(rec), status_code=200 if replay else 201)
+        rec, created = _call(q.submit_new, job.model_dump(mode="json"), idempotency_key=idempotency_key)
+        return JSONResponse(jsonable_encoder(rec), status_code=201 if created else 200)
 
     @app.get("/v1/jobs", response_model=list[JobRecord], tags=["jobs"])
     def list_jobs(q: QueueDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100):

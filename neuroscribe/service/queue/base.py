@@ -118,10 +118,14 @@ class JobQueue(abc.ABC):
     max_attempts: int
 
     # ---------------------------------------------------------------- client side
-    @abc.abstractmethod
     def submit(self, job: dict, *, idempotency_key: str | None = None) -> JobRecord:
         """Enqueue ``job`` (the JSON of a ``jobs.py`` job) into its first stage. With an
         ``idempotency_key`` seen before, return that job instead (nothing is enqueued)."""
+        return self.submit_new(job, idempotency_key=idempotency_key)[0]
+
+    @abc.abstractmethod
+    def submit_new(self, job: dict, *, idempotency_key: str | None = None) -> tuple[JobRecord, bool]:
+        """``submit``, also saying whether a job was created (False: the key's earlier job)."""
 
     @abc.abstractmethod
     def get(self, job_id: str) -> JobRecord:

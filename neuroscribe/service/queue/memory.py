@@ -55,20 +55,20 @@ class InMemoryQueue(JobQueue):
         self._ids = itertools.count(1)
 
     # ---------------------------------------------------------------- client side
-    def submit(self, job: dict, *, idempotency_key: str | None = None) -> JobRecord:
+    def submit_new(self, job: dict, *, idempotency_key: str | None = None) -> tuple[JobRecord, bool]:
         kind = job.get("kind")
         stage = first_stage(kind)
         data = json.dumps({"job": job, "handoff": None})
         with self._lock:
             if idempotency_key is not None and idempotency_key in self._idem:
-                return self._jobs[self._idem[idempotency_key]].model_copy(deep=True)
+                return self._jobs[self._idem[idempotency_key]].model_copy(deep=True), False
             job_id = new_job_id()
             rec = JobRecord(id=job_id, kind=kind, status=JobStatus.queued, stage=stage, idempotency_key=idempotency_key)
             self._jobs[job_id] = rec
             if idempotency_key is not None:
                 self._idem[idempotency_key] = job_id
             self._enqueue(job_id, stage, data)
-            return rec.model_copy(deep=True)
+            return rec.model_copy(deep=True), True
 
     def get(self, job_id: str) -> JobRecord:
         with self._lock:

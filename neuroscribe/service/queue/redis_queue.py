@@ -97,7 +97,7 @@ class RedisQueue(JobQueue):
                 self._group(stage)
 
     # ---------------------------------------------------------------- client side
-    def submit(self, job: dict, *, idempotency_key: str | None = None) -> JobRecord:
+    def submit_new(self, job: dict, *, idempotency_key: str | None = None) -> tuple[JobRecord, bool]:
         kind = job.get("kind")
         stage = first_stage(kind)
         self._group(stage)
@@ -107,7 +107,7 @@ class RedisQueue(JobQueue):
             keys=[self._job(job_id), f"{self.prefix}:jobs", idem, self._stream(stage)],
             args=[job_id, kind, stage, json.dumps({"job": job, "handoff": None}), repr(time.time()),
                   idempotency_key or ""]))
-        return self.get(got)
+        return self.get(got), got == job_id
 
     def get(self, job_id: str) -> JobRecord:
         h = self.r.hgetall(self._job(job_id))
