@@ -1,0 +1,125 @@
+"""Sentence datasets for describe (and, later, rank) jobs: one text per row, an optional label.
+
+Formats, by file suffix:
+* ``.txt``: one sentence per line; a line ``TEXT<TAB>LABEL`` carries a label (the UCI sentiment
+  files: ``neuroscribe/data/amazon_cells_labelled.txt``). Blank lines are skipped.
+* ``.tsv`` / ``.csv``: a header row; the text column is named by ``text_col`` (default ``text``),
+  the label column by ``label_col`` (optional).
+* ``.jsonl``: one JSON object per line with those keys.
+
+Errors (``InvalidInput``, before any model runs): a missing or unreadable file, an unknown
+format, an empty dataset, a missing text column (the columns found are listed), a malformed row
+(named ``FILE:LINE``), an empty text, and a label column with a single class.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import InvalidInput
+
+__all__ = ["Dataset", "load_dataset", "FORMATS"]
+
+FORMATS = (".txt", ".tsv", ".csv", ".jsonl")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    texts: tuple[str, ...]
+    labels: tuple[str, ...] | None  # as strings ("0", "1", "positive"...), or None without a label column
+    source: str
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return tuple(sorted(set(self.labels))) if self.labels is not None else ()
+
+
+def _text(value, where: str) -> str:
+    text = " ".join(str(value).split()) if value is not None else ""
+    if not text:
+        raise InvalidInput(where, "empty text")
+    return text
+
+
+def _rows_txt(path: Path, lines: list[str]):
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        text, tab, label = line.rstrip("\n").rpartition("\t")
+        if tab:
+            yield i, text, label.strip()
+        else:
+            yield i, line, None
+
+
+def _rows_table(path: Path, lines: list[str], text_col: str, label_col: str | None, delimiter: str):
+    reader = csv.DictReader(lines, delimiter=delimiter)
+    cols = reader.fieldnames or []
+    if text_col not in cols:
+        raise InvalidInput("text_col", f"{path} has no column {text_col!r} (columns: {', '.join(cols) or 'none'})")
+    if label_col is not None and label_col not in cols:
+        raise InvalidInput("label_col", f"{path} has no column {label_col!r} (columns: {', '.join(cols)})")
+    for row in reader:
+        if None in row:
+            raise InvalidInput(f"{path}:{reader.line_num}", "more fields than the header has")
+        yield reader.line_num, row[text_col], row[label_col] if label_col else None
+
+
+def _rows_jsonl(path: Path, lines: list[str], text_col: str, label_col: str | None):
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise InvalidInput(f"{path}:{i}", f"not JSON: {e.msg}") from None
+        if not isinstance(obj, dict):
+            raise InvalidInput(f"{path}:{i}", "expected a JSON object")
+        if text_col not in obj:
+            raise InvalidInput("text_col", f"{path}:{i} has no key {text_col!r} (keys: {', '.join(obj)})")
+        if label_col is not None and label_col not in obj:
+            raise InvalidInput("label_col", f"{path}:{i} has no key {label_col!r} (keys: {', '.join(obj)})")
+        yield i, obj[text_col], obj[label_col] if label_col else None
+
+
+def load_dataset(path: str | Path, *, text_col: str = "text", label_col: str | None = None,
+                 require_labels: bool = False) -> Dataset:
+    """Read ``path``; ``label_col`` (tables / jsonl) or a TAB-separated label (txt) gives labels."""
+    path = Path(path)
+    if path.suffix.lower() not in FORMATS:
+        raise InvalidInput("dataset", f"{path}: unknown format {path.suffix!r} (expected {', '.join(FORMATS)})")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise InvalidInput("dataset", f"cannot read {path}: {e}") from None
+    suffix = path.suffix.lower()
+    if suffix == ".txt":
+        rows = _rows_txt(path, lines)
+    elif suffix == ".jsonl":
+        rows = _rows_jsonl(path, lines, text_col, label_col)
+    else:
+        rows = _rows_table(path, lines, text_col, label_col, "\t" if suffix == ".tsv" else ",")
+    texts, labels = [], []
+    for line, text, label in rows:
+        texts.append(_text(text, f"{path}:{line}"))
+        labels.append(None if label is None or str(label).strip() == "" else str(label).strip())
+    if not texts:
+        raise InvalidInput("dataset", f"{path} holds no sentences")
+    have = [x is not None for x in labels]
+    if any(have) and not all(have):
+        first = have.index(False) if have[0] else have.index(True)
+        raise InvalidInput("label", f"{path}: some rows have a label and some do not (first differing row: "
+                                    f"{first + 1})")
+    out = tuple(labels) if all(have) else None
+    if out is not None and len(set(out)) < 2:
+        raise InvalidInput("label", f"{path}: the label column has a single class ({out[0]!r}); "
+                                    "precision@K / recall@K need at least two")
+    if require_labels and out is None:
+        raise InvalidInput("label_col", f"{path} has no labels (name the label column)")
+    return Dataset(tuple(texts), out, str(path))
