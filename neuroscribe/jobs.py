@@ -15,6 +15,15 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
+from .describe_schema import (
+    DatasetSpec,
+    DescriptorReport,
+    EvaluationReport,
+    ConsistencyReport,
+    UnitReport,
+    VocabularyReport,
+    VocabularySpec,
+)
 from .analyses import (
     AlignmentReport,
     AlignmentSpec,
@@ -270,15 +279,29 @@ class ExpertsJob(_JobBase):
 
 
 class DescribeJob(_JobBase):
-    """(Spec only for now.) Describe neurons with LLM-written descriptors of a dataset's sentences."""
+    """Describe neurons with LLM-written descriptors of a dataset's sentences (METHODS.md part B)."""
 
     kind: Literal["describe"] = "describe"
-    dataset: str = Field("amazon", description="Packaged dataset name or path to a jsonl/tsv file.")
+    dataset: DatasetSpec = Field(..., description="The sentences (and optional labels) to describe.")
     model: SubjectModelSpec = Field(default_factory=lambda: SubjectModelSpec(pooling=Pooling.cls))
     generator: GeneratorSpec = Field(default_factory=GeneratorSpec)
+    sampling: SamplingSpec = Field(
+        default_factory=lambda: SamplingSpec(temperature=0.2, top_p=0.9, max_new_tokens=48, repetition_penalty=1.15),
+        description="Sampling of the descriptor requests (the seed of each is derived from the job seed).")
+    vocabulary: VocabularySpec = Field(default_factory=VocabularySpec)
     top_k_percent: float = Field(1.0, gt=0.0, le=100.0, description="Exemplars per unit: top k% sentences.")
     threshold: float = Field(50.0, gt=0.0, le=100.0, description="Assign a descriptor when f >= threshold (%).")
     fdr: float | None = Field(None, gt=0.0, lt=1.0, description="Optional Benjamini-Hochberg FDR.")
+    fdr_family: Literal["tested", "all"] = Field("tested", description="BH family: pairs with x >= 1, or all.")
+    consistency: bool = Field(True, description="Split-half consistency (B.5).")
+    ks: tuple[int, ...] = Field((1, 2, 3), min_length=1, description="K of precision@K / recall@K.")
+
+    @field_validator("ks")
+    @classmethod
+    def _ks(cls, v):
+        if min(v) < 1:
+            raise ValueError("every K must be >= 1")
+        return tuple(sorted(set(v)))
 
 
 class RankJob(_JobBase):
@@ -359,12 +382,28 @@ class ExpertsResult(_Frozen):
 
 
 class DescribeResult(_Frozen):
-    """(Spec only for now.)"""
+    """Descriptions of every unit of the chosen layers (METHODS.md part B)."""
 
     kind: Literal["describe"] = "describe"
     schema_version: Literal[1] = SCHEMA_VERSION
-    units: dict[str, list[str]] = Field(default_factory=dict, description="'layer:unit' -> descriptors.")
+    dataset: str
+    n_sentences: int
+    layers: tuple[int, ...]
+    units_per_layer: int
+    top_k_percent: float
+    n_exemplars: int = Field(..., description="Exemplars per unit, k = ceil(n * top_k_percent / 100).")
+    threshold: float
+    fdr: float | None = None
+    fdr_family: str = "tested"
+    descriptors: DescriptorReport
+    vocabulary: VocabularyReport
+    n_units: int
+    n_described: int = Field(..., description="Units with at least one assigned descriptor.")
+    units: tuple[UnitReport, ...] = Field(..., description="Every unit, layer by layer.")
+    consistency: ConsistencyReport | None = None
+    evaluation: EvaluationReport | None = Field(None, description="None when the dataset has no labels.")
     provenance: Provenance
+    warnings: tuple[str, ...] = ()
 
 
 class RankResult(_Frozen):

@@ -132,12 +132,31 @@ def test_unknown_kind_and_missing_kind_are_422(http):
     assert "nope" in http.post("/v1/jobs", json={"kind": "nope"}).text
 
 
+DESCRIBE = {"kind": "describe", "dataset": {"name": "r.txt", "texts": ["Good phone.", "Bad case.", "Nice."],
+                                           "labels": ["1", "0", "1"], "label_names": {"1": "positive"}}}
+
+
+def test_describe_job_accepted_and_its_bad_datasets_named(http, queue):
+    r = http.post("/v1/jobs", json=DESCRIBE)
+    assert r.status_code == 201 and queue.get(r.json()["id"]).kind == "describe"
+    bad = [({"labels": ["1", "1", "1"]}, "single class"), ({"labels": ["1", "0"]}, "2 labels for 3 sentences"),
+           ({"texts": ["only one"], "labels": None, "label_names": {}}, "at least 2"),
+           ({"label_names": {"7": "x"}}, "not labels of the dataset"), ({"texts": ["a", " ", "c"]}, "sentence 1 is empty")]
+    for change, words in bad:
+        body = {**DESCRIBE, "dataset": {**DESCRIBE["dataset"], **change}}
+        r = http.post("/v1/jobs", json=body)
+        assert r.status_code == 422, body
+        (err,) = r.json()["detail"]
+        assert err["loc"][:2] == ["body", "dataset"] and words in err["msg"], err
+    assert len(queue.list()) == 1  # nothing of the refused jobs was queued
+
+
 def test_non_json_body_is_422(http):
     r = http.post("/v1/jobs", content=b"{not json", headers={"content-type": "application/json"})
     assert r.status_code == 422
 
 
-@pytest.mark.parametrize("kind", ["describe", "rank"])
+@pytest.mark.parametrize("kind", ["rank"])
 def test_kinds_without_stages_cannot_run_yet(http, queue, kind):
     r = http.post("/v1/jobs", json={"kind": kind})
     assert r.status_code == 422
@@ -451,7 +470,7 @@ def test_client_errors(client):
     assert e.value.field == "tau" and e.value.fields == ["tau"] and e.value.status_code == 422
     assert e.value.errors[0]["loc"] == ["tau"] and str(e.value).startswith("tau: Input should be")
     with pytest.raises(InvalidJob) as e:
-        client.submit({"kind": "describe"})
+        client.submit({"kind": "rank"})
     assert e.value.field == "kind" and "cannot run yet" in str(e.value)
 
 

@@ -5,6 +5,7 @@ import json
 import pytest
 from pydantic import ValidationError
 
+from neuroscribe.describe_schema import DatasetSpec
 from neuroscribe.jobs import (
     SCHEMA_VERSION,
     ConceptExperts,
@@ -41,7 +42,8 @@ def _experts_job(**kw):
                 SentenceRecord(text="Rain fell.", concept="cat", label=0),
             ],
         ),
-        DescribeJob(),
+        DescribeJob(dataset=DatasetSpec(name="d.txt", texts=("Good phone.", "Bad case."), labels=("1", "0"),
+                                        label_names={"1": "positive"})),
         RankJob(methods=("probeless", "random")),
     ],
 )

@@ -38,7 +38,7 @@ def deployment(tmp_path_factory):
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
     procs += [subprocess.Popen([NEUROSCRIBE, "worker", stage, "--lease", "5"], env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-              for stage in ("generate", "activate", "analyse")]
+              for stage in ("generate", "cluster", "activate", "analyse")]
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
@@ -133,3 +133,34 @@ def test_bad_job_over_http_is_a_422_naming_the_field_and_nothing_is_queued(deplo
     assert r.status_code == 422 and "tau" in json.dumps(r.json())
     before = httpx.get(f"{deployment['url']}/v1/jobs").json()
     assert all(j.get("kind") == "experts" for j in before)
+
+
+def test_describe_job_through_the_queues_equals_the_embedded_run(deployment, inputs, tmp_path):
+    """generate -> cluster -> activate -> analyse, each stage in its own worker process."""
+    from neuroscribe.service.cli_describe import build_describe_job
+    from neuroscribe.service.describe_runner import run_describe_job
+
+    model, _ = inputs
+    data = tmp_path / "reviews.tsv"
+    rows = [("the phone works great and the battery is good", 1), ("the screen broke after a week", 0),
+            ("great sound quality for the price", 1), ("the case is poor and the battery is bad", 0)] * 5
+    data.write_text("text\tlabel\n" + "".join(f"{t} number {i}\t{lab}\n" for i, (t, lab) in enumerate(rows)))
+    job = build_describe_job(model=str(model), revision=None, dataset=data, text_col="text", label_col="label",
+                             label_names=("1=positive", "0=negative"), layers=(), site="mlp_post", pooling="cls",
+                             top_percent=20.0, threshold=50.0, fdr=None, fdr_family="tested", min_cluster_size=2,
+                             min_samples=None, reduce_to=None, consistency=True, ks=(), generator="fake",
+                             gen_batch_size=8, batch_size=8, max_length=32, device="cpu", seed=0,
+                             trust_remote_code=False)
+    embedded = run_describe_job(job, tmp_path / "embedded", progress=False, cache_dir=tmp_path / "cache",
+                                log=lambda _m: None)
+    with Client(deployment["url"]) as c:
+        rec = c.submit(job)
+        done = c.wait(rec.id, timeout=240, progress=False)
+        assert done.status.value == "succeeded", done.error
+        assert set(done.progress) == {"generate", "cluster", "activate", "analyse"}
+        served = c.result(rec.id)
+        files = c.artefacts(rec.id)
+    assert _comparable(served) == _comparable(embedded)
+    assert served.n_described > 0 and served.evaluation is not None
+    assert {"result/descriptions.json", "result/descriptions.html", "result/units.csv",
+            "result/vocabulary.json"} <= set(files)

@@ -12,7 +12,7 @@ from scipy.stats import spearmanr
 
 from neuroscribe.jobs import ExpertsResult
 from neuroscribe.service.cli import build_experts_job, cli, sweep_from_options
-from tiny_models import make_fake_hub_cache, make_tiny_model
+from tiny_models import make_fake_hub_cache, make_planted_neox, make_tiny_model
 
 PLANTED = (0, 5)  # (layer, unit) of the planted "cat" detector
 
@@ -39,25 +39,8 @@ def _sentences(concepts=(("cat", "dog"), ("bus", "guitar"))):
 
 
 def _planted_neox(path, seed=0):
-    """A tiny GPT-NeoX whose layer-0 MLP unit 5 fires (~40) on the token "cat" and stays ~0 elsewhere:
-    the embedding of "cat" alone has a large coordinate 0, which unit 5 reads."""
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    from tiny_models import VOCAB
-
-    make_tiny_model("gpt_neox", path, seed=seed)
-    model = AutoModelForCausalLM.from_pretrained(path)
-    with torch.no_grad():
-        emb = model.gpt_neox.embed_in.weight
-        emb[:, 0] = 0.0
-        emb[VOCAB["cat"], 0] = 20.0
-        mlp = model.gpt_neox.layers[0].mlp.dense_h_to_4h
-        mlp.weight[PLANTED[1]] = 0.0
-        mlp.weight[PLANTED[1], 0] = 10.0
-        mlp.bias[PLANTED[1]] = -10.0
-    model.save_pretrained(path)
-    return path
+    """Layer-0 unit 5 fires (~40) on the token "cat" and stays ~0 elsewhere."""
+    return make_planted_neox(path, word="cat", unit=PLANTED[1], seed=seed)
 
 
 @pytest.fixture(scope="module")

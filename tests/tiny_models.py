@@ -25,7 +25,8 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["TINY_ARCHS", "VOCAB", "make_tiny_model", "tiny_model_dir", "tiny_subject", "make_fake_hub_cache"]
+__all__ = ["TINY_ARCHS", "VOCAB", "make_tiny_model", "make_planted_neox", "tiny_model_dir", "tiny_subject",
+           "make_fake_hub_cache"]
 
 TINY_ARCHS = ("bert", "gpt_neox", "gpt2", "llama")
 
@@ -93,6 +94,25 @@ def make_tiny_model(arch: str, path: Path, *, seed: int = 0) -> Path:
 _ROOT: Path | None = None
 _DIRS: dict[tuple[str, int], Path] = {}
 _SUBJECTS: dict[tuple[str, int], object] = {}
+
+
+def make_planted_neox(path: Path, *, word: str = "cat", unit: int = 5, seed: int = 0) -> Path:
+    """A tiny GPT-NeoX whose layer-0 MLP unit ``unit`` fires (~40) on the token ``word`` and stays ~0
+    elsewhere: the embedding of ``word`` alone has a large coordinate 0, which the unit reads."""
+    from transformers import AutoModelForCausalLM
+
+    make_tiny_model("gpt_neox", path, seed=seed)
+    model = AutoModelForCausalLM.from_pretrained(path)
+    with torch.no_grad():
+        emb = model.gpt_neox.embed_in.weight
+        emb[:, 0] = 0.0
+        emb[VOCAB[word], 0] = 20.0
+        mlp = model.gpt_neox.layers[0].mlp.dense_h_to_4h
+        mlp.weight[unit] = 0.0
+        mlp.weight[unit, 0] = 10.0
+        mlp.bias[unit] = -10.0
+    model.save_pretrained(path)
+    return path
 
 
 def tiny_model_dir(arch: str, seed: int = 0) -> Path:

@@ -313,6 +313,10 @@ from .cli_service import register as _register_service  # noqa: E402 - needs the
 
 _register_service(cli, user_errors, experts_job_options, build_experts_job)
 
+from .cli_describe import register as _register_describe  # noqa: E402 - after `submit` exists
+
+_register_describe(cli, user_errors, _silence_libraries)
+
 
 def main(argv: list[str] | None = None) -> None:
     cli.main(args=argv, prog_name="neuroscribe")

@@ -18,7 +18,7 @@ import click
 
 from .queue.base import STAGES
 
-__all__ = ["register"]
+__all__ = ["register", "submit_and_print", "submit_options"]
 
 DEFAULT_QUEUE = "redis://127.0.0.1:6379/0"
 STAGE_NAMES = sorted({s for stages in STAGES.values() for s in stages})
@@ -63,6 +63,23 @@ def _echo_record(rec) -> None:
     click.echo(rec.model_dump_json(indent=2))
 
 
+def submit_and_print(job, url: str, api_key: str | None, idempotency_key: str | None, wait_: bool) -> None:
+    """Submit ``job``, print its id and, with ``wait_``, wait and print the final record."""
+    with _client(url, api_key) as c:
+        rec = c.submit(job, idempotency_key=idempotency_key)
+        click.echo(rec.id)
+        if wait_:
+            _echo_record(c.wait(rec.id))
+
+
+def submit_options(f):
+    """The options every ``submit KIND`` command shares (client, idempotency key, --wait)."""
+    f = click.option("--wait", "wait_", is_flag=True, help="Wait for the job, showing per-stage progress.")(f)
+    f = click.option("--idempotency-key", default=None,
+                     help="Submitting again with the same key returns the same job.")(f)
+    return _client_options(f)
+
+
 def register(cli: click.Group, user_errors, experts_job_options, build_experts_job) -> None:
     @cli.command("serve")
     @_queue_option
@@ -88,19 +105,12 @@ def register(cli: click.Group, user_errors, experts_job_options, build_experts_j
 
     @submit_group.command("experts")
     @experts_job_options
-    @_client_options
-    @click.option("--idempotency-key", default=None, help="Submitting again with the same key returns the same job.")
-    @click.option("--wait", "wait_", is_flag=True, help="Wait for the job, showing per-stage progress.")
+    @submit_options
     @user_errors
     def submit_experts_cmd(url, api_key, idempotency_key, wait_, **options):
         """Submit an experts job: the same options as `neuroscribe experts`, run by the service's
         workers. Prints the job id (and, with --wait, waits for the result)."""
-        job = build_experts_job(**options)
-        with _client(url, api_key) as c:
-            rec = c.submit(job, idempotency_key=idempotency_key)
-            click.echo(rec.id)
-            if wait_:
-                _echo_record(c.wait(rec.id))
+        submit_and_print(build_experts_job(**options), url, api_key, idempotency_key, wait_)
 
     @cli.command("status")
     @click.argument("job_id")

@@ -1,4 +1,5 @@
-"""The experts job's stage handlers for the service's workers (``neuroscribe worker STAGE``).
+"""The stage handlers of the service's workers (``neuroscribe worker STAGE``): the experts job's
+here, the describe job's in ``describe_handlers``; ``HANDLERS`` picks by the job's kind.
 
 Each calls the same pure stages as the embedded runner (``workers.stages``, ``runner.run_suite``,
 ``runner.write_result_files``), so a job through the queues gives the embedded run's result on
@@ -27,7 +28,7 @@ from ..jobs import SentenceRecord
 from .artefacts import write_json, write_text
 from .executor import StageContext
 
-__all__ = ["HANDLERS", "generate", "activate", "analyse"]
+__all__ = ["HANDLERS", "EXPERTS", "generate", "activate", "analyse"]
 
 STAGE_DIR = "stage"
 RESULT_DIR = "result"
@@ -135,4 +136,26 @@ def analyse(ctx: StageContext) -> dict:
     return {"result": result.model_dump(mode="json")}
 
 
-HANDLERS = {"generate": generate, "activate": activate, "analyse": analyse}
+EXPERTS = {"generate": generate, "activate": activate, "analyse": analyse}
+
+
+def _by_kind(stage: str):
+    """The handler of ``stage`` for the job's kind (experts or describe)."""
+
+    def handler(ctx: StageContext) -> dict:
+        from . import describe_handlers
+
+        table = {"experts": EXPERTS, "describe": {"generate": describe_handlers.generate,
+                                                  "cluster": describe_handlers.cluster,
+                                                  "activate": describe_handlers.activate,
+                                                  "analyse": describe_handlers.analyse}}
+        fn = table.get(ctx.job.kind, {}).get(stage)
+        if fn is None:
+            raise InvalidInput("kind", f"stage {stage!r} has no handler for {ctx.job.kind!r} jobs")
+        return fn(ctx)
+
+    handler.__name__ = f"{stage}_handler"
+    return handler
+
+
+HANDLERS = {stage: _by_kind(stage) for stage in ("generate", "cluster", "activate", "analyse")}

@@ -98,6 +98,8 @@ def load_dataset(path: str | Path, *, text_col: str = "text", label_col: str | N
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as e:
         raise InvalidInput("dataset", f"cannot read {path}: {e}") from None
+    if not any(line.strip() for line in lines):
+        raise InvalidInput("dataset", f"{path} is empty: no sentences")
     suffix = path.suffix.lower()
     if suffix == ".txt":
         rows = _rows_txt(path, lines)

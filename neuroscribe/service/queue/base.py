@@ -34,6 +34,7 @@ __all__ = ["STAGES", "first_stage", "next_stage", "StageProgress", "JobRecord", 
 # The stages each job kind goes through, in order.
 STAGES: dict[str, tuple[str, ...]] = {
     "experts": ("generate", "activate", "analyse"),
+    "describe": ("generate", "cluster", "activate", "analyse"),
 }
 
 

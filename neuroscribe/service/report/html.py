@@ -13,7 +13,7 @@ from pathlib import Path
 from ...jobs import ExpertsResult
 from .figures import FigureData
 
-__all__ = ["Section", "esc", "table", "render_page"]
+__all__ = ["Section", "esc", "table", "render_page", "provenance_list"]
 
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;max-width:1100px;margin:2em auto;
@@ -110,3 +110,16 @@ def render_page(result: ExpertsResult, sections: list[Section], root: Path) -> s
         f'<p class="muted">Written by neuroscribe {esc(p.neuroscribe_version)} from experts.json.</p>'
         "</body></html>\n"
     )
+
+
+def provenance_list(p, no_generator: str) -> str:
+    """A result's ``Provenance`` as an escaped definition list; ``no_generator`` when none is recorded."""
+    gen = p.generator
+    gen_text = no_generator if gen is None else ", ".join(f"{k}={v}" for k, v in gen.items())
+    items = [("model", p.model), ("revision", p.revision), ("requested revision", p.requested_revision),
+             ("weight sha256", p.weight_sha256), ("site", p.site), ("pooling", p.pooling.value),
+             ("generator", gen_text), ("prompt version", p.prompt_version), ("data sha256", p.data_sha256),
+             ("seed", p.seed), ("created at", p.created_at), ("neuroscribe", p.neuroscribe_version)]
+    if p.environment:
+        items.append(("environment", ", ".join(f"{k}={v}" for k, v in p.environment.items())))
+    return '<dl class="prov">' + "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in items) + "</dl>"

@@ -13,7 +13,7 @@ from pathlib import Path
 from ...errors import InvalidInput
 from ...jobs import ExpertsResult
 from .figures import concept_overlap, experts_per_concept, experts_per_layer
-from .html import Section, esc, table
+from .html import Section, esc, provenance_list, table
 from .suite_sections import (
     alignment_section,
     causal_section,
@@ -89,16 +89,7 @@ def top_units_section(result: ExpertsResult, fig_dir: Path) -> Section:
 
 
 def provenance_section(result: ExpertsResult, fig_dir: Path) -> Section:
-    p = result.provenance
-    gen = p.generator
-    gen_text = "user-supplied sentences" if gen is None else ", ".join(f"{k}={v}" for k, v in gen.items())
-    items = [("model", p.model), ("revision", p.revision), ("requested revision", p.requested_revision),
-             ("weight sha256", p.weight_sha256), ("site", p.site), ("pooling", p.pooling.value),
-             ("generator", gen_text), ("prompt version", p.prompt_version), ("data sha256", p.data_sha256),
-             ("seed", p.seed), ("created at", p.created_at), ("neuroscribe", p.neuroscribe_version)]
-    if p.environment:
-        items.append(("environment", ", ".join(f"{k}={v}" for k, v in p.environment.items())))
-    prov = "<dl class=\"prov\">" + "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in items) + "</dl>"
+    prov = provenance_list(result.provenance, "user-supplied sentences")
     reasons = list(dict.fromkeys(k for d in result.drops.values() for k in d))
     if reasons:
         rows = [(c.concept, *(result.drops.get(c.concept, {}).get(k, 0) for k in reasons)) for c in result.concepts]

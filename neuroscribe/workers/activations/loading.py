@@ -19,7 +19,8 @@ from ...errors import InvalidInput, ModelNotFound
 from ..hub import first_line, resolve_model
 from .sites import ARCHITECTURES, _n_layers
 
-__all__ = ["SubjectModel", "load_subject_model", "random_init_subject", "state_sha256", "resolve_device"]
+__all__ = ["SubjectModel", "SubjectShape", "load_subject_model", "peek_subject", "random_init_subject", "state_sha256",
+           "resolve_device"]
 
 
 @dataclass
@@ -62,6 +63,40 @@ def _pad_right(tokenizer) -> None:
     tokenizer.padding_side = "right"
 
 
+@dataclass
+class SubjectShape:
+    """What a model's config and tokenizer say, without its weights: enough to check a job's
+    site, layers and pooling before any generation or forward pass."""
+
+    tokenizer: object = field(repr=False)
+    model_id: str
+    model_type: str
+    n_layers: int
+
+
+def _config_and_tokenizer(name: str, src, trust_remote_code: bool):
+    kw = src.pretrained_kwargs(trust_remote_code)
+    try:
+        config = AutoConfig.from_pretrained(src.path, **kw)
+        tokenizer = AutoTokenizer.from_pretrained(src.path, **kw)
+    except (OSError, ValueError, KeyError) as e:
+        raise ModelNotFound("model", f"cannot load {name!r} from {src.path}: {first_line(e)}") from None
+    arch = ARCHITECTURES.get(config.model_type)
+    try:
+        n_layers = (arch.n_layers if arch else _n_layers)(config)
+    except AttributeError:
+        n_layers = 0
+    return config, tokenizer, n_layers
+
+
+def peek_subject(name: str, *, revision: str | None = None, trust_remote_code: bool = False) -> SubjectShape:
+    """Config and tokenizer of ``name`` (no weights loaded); ``ModelNotFound`` as ``load_subject_model``."""
+    src = resolve_model(name, revision=revision, trust_remote_code=trust_remote_code)
+    config, tokenizer, n_layers = _config_and_tokenizer(name, src, trust_remote_code)
+    return SubjectShape(tokenizer=tokenizer, model_id=name if src.kind == "local" else src.model_id,
+                        model_type=config.model_type, n_layers=n_layers)
+
+
 def load_subject_model(name: str, *, revision: str | None = None, device: str = "auto",
                        trust_remote_code: bool = False, cache_dir: str | None = None,
                        local_files_only: bool | None = None,
@@ -73,20 +108,14 @@ def load_subject_model(name: str, *, revision: str | None = None, device: str = 
     dev = resolve_device(device)
     src = resolve_model(name, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only,
                         trust_remote_code=trust_remote_code)
-    kw = src.pretrained_kwargs(trust_remote_code)
+    config, tokenizer, n_layers = _config_and_tokenizer(name, src, trust_remote_code)
     try:
-        config = AutoConfig.from_pretrained(src.path, **kw)
-        model = AutoModel.from_pretrained(src.path, dtype=dtype or torch.float32, **kw)
-        tokenizer = AutoTokenizer.from_pretrained(src.path, **kw)
+        model = AutoModel.from_pretrained(src.path, dtype=dtype or torch.float32,
+                                          **src.pretrained_kwargs(trust_remote_code))
     except (OSError, ValueError, KeyError) as e:
         raise ModelNotFound("model", f"cannot load {name!r} from {src.path}: {first_line(e)}") from None
     model.to(dev).eval()
     _pad_right(tokenizer)
-    arch = ARCHITECTURES.get(config.model_type)
-    try:
-        n_layers = (arch.n_layers if arch else _n_layers)(config)
-    except AttributeError:
-        n_layers = 0
     return SubjectModel(  # a local folder is recorded as named; only a Hub snapshot has a revision
         model=model, tokenizer=tokenizer, model_id=name if src.kind == "local" else src.model_id,
         revision=src.revision if src.kind == "hub" else None, weight_sha256=src.weight_sha256,

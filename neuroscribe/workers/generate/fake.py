@@ -3,7 +3,8 @@
 Default behaviour (no script): when ``request.meta`` has ``concept``, ``polarity`` ("pos"/"neg"),
 ``style`` ("fact"/"story") and ``n``, it writes a numbered list of ``n`` distinct sentences.
 Positives mention the concept in varied forms; negatives are about other everyday topics and
-never contain it. The choice of sentences depends on the request seed. Without that meta it
+never contain it. The choice of sentences depends on the request seed. With ``kind`` =
+"descriptors" and ``sentence`` it lists ``fake_descriptors(sentence)``. Without such meta it
 echoes a deterministic line derived from the messages and the seed. Outputs are cut to
 ``max_new_tokens`` whitespace-separated "tokens".
 """
@@ -22,7 +23,7 @@ from neuroscribe.errors import GenerationError
 
 from .base import Generation, GenerationRequest
 
-__all__ = ["FakeBackend", "fake_sentences"]
+__all__ = ["FakeBackend", "fake_sentences", "fake_descriptors"]
 
 Script = Callable[[GenerationRequest], str] | Sequence[str] | None
 
@@ -92,8 +93,28 @@ def fake_sentences(concept: str, polarity: str, style: str, n: int, seed: int) -
     return out
 
 
+_STOP = set("""the a an this that these those my your our their its it is was are were be been has have had
+and but or not so too very really with for from into onto about after before than then them they you
+just also only even still what when which while would could should will can does did don't there here where
+some any more most much many unless""".split())
+_POSITIVE = {"good", "great", "love", "excellent", "best", "nice", "works", "happy", "recommend", "perfect"}
+_NEGATIVE = {"bad", "poor", "broke", "terrible", "worst", "hate", "waste", "disappointed", "useless", "junk"}
+
+
+def fake_descriptors(sentence: str) -> list[str]:
+    """Descriptors a fake LLM gives a sentence: its first three content words (longest first kept
+    in sentence order) and an opinion word when the sentence holds one."""
+    words = [w for w in re.findall(r"[a-z']+", sentence.lower()) if len(w) > 3 and w not in _STOP]
+    content = [w for w in dict.fromkeys(words) if w not in _POSITIVE | _NEGATIVE][:3]
+    pos, neg = any(w in _POSITIVE for w in words), any(w in _NEGATIVE for w in words)
+    return content + (["positive"] if pos and not neg else ["negative"] if neg and not pos else [])
+
+
 def _default_text(req: GenerationRequest) -> str:
     m = req.meta
+    if m.get("kind") == "descriptors" and "sentence" in m:
+        items = fake_descriptors(str(m["sentence"])) or ["other"]
+        return "\n".join(f"{i}. {d}" for i, d in enumerate(items, 1))
     if all(k in m for k in ("concept", "polarity", "style", "n")):
         sents = fake_sentences(str(m["concept"]), str(m["polarity"]), str(m["style"]), int(m["n"]), req.sampling.seed)
         return "\n".join(f"{i}. {s}" for i, s in enumerate(sents, 1))

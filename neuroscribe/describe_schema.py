@@ -1,0 +1,165 @@
+"""The contract of neuron descriptions (METHODS.md part B): what a ``DescribeJob`` carries beyond
+its model and generator, and what a ``DescribeResult`` reports.
+
+Specs (inside ``DescribeJob``): ``DatasetSpec`` (the sentences travel inside the job, so a job
+submitted over HTTP needs no shared file system), ``VocabularySpec``.
+Reports (inside ``DescribeResult``): ``DescriptorReport``, ``VocabularyReport``, ``UnitReport``,
+``ConsistencyReport``, ``EvaluationReport``. Frozen pydantic models that cross process boundaries
+as JSON; an undefined statistic (NaN) is written as ``null``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+__all__ = [
+    "DatasetSpec", "VocabularySpec", "DescriptorReport", "VocabularyReport", "AssignedDescriptor", "UnitReport",
+    "ConsistencyReport", "EvaluationReport", "PAPER_P_AT_2", "PAPER_R_AT_2", "nan_to_none",
+]
+
+# Mondal et al. 2024 (arXiv 2401.16731): BERT on Amazon reviews, judged by ChatGPT and annotators
+PAPER_P_AT_2 = 0.75
+PAPER_R_AT_2 = 0.50
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def nan_to_none(x: float | None) -> float | None:
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
+
+
+# --------------------------------------------------------------------------- specs
+
+
+class DatasetSpec(_Frozen):
+    """The sentences to describe, with optional reference labels (e.g. sentiment 0/1).
+
+    ``label_names`` maps a label to the descriptor name it stands for in the evaluation (e.g.
+    ``{"1": "positive", "0": "negative"}``); an unmapped label stands for itself. Mapped names are
+    kept out of clustering, so "positive" and "negative" never merge into one vocabulary entry."""
+
+    name: str = Field(..., min_length=1, description="Where the sentences came from (file name), for display.")
+    texts: tuple[str, ...] = Field(..., min_length=2, description="One sentence per row.")
+    labels: tuple[str, ...] | None = Field(None, description="Reference label per sentence (None: no evaluation).")
+    label_names: dict[str, str] = Field(default_factory=dict, description="label -> descriptor name.")
+
+    @field_validator("texts")
+    @classmethod
+    def _texts(cls, v):
+        for i, t in enumerate(v):
+            if not t.strip():
+                raise ValueError(f"sentence {i} is empty")
+        return v
+
+    @model_validator(mode="after")
+    def _labels(self) -> "DatasetSpec":
+        if self.labels is None:
+            if self.label_names:
+                raise ValueError("label_names given but the dataset has no labels")
+            return self
+        if len(self.labels) != len(self.texts):
+            raise ValueError(f"labels: {len(self.labels)} labels for {len(self.texts)} sentences")
+        classes = set(self.labels)
+        if len(classes) < 2:
+            raise ValueError(f"labels: a single class ({next(iter(classes))!r}); the evaluation needs at least 2")
+        unknown = sorted(set(self.label_names) - classes)
+        if unknown:
+            raise ValueError(f"label_names: {unknown} are not labels of the dataset (labels: {sorted(classes)})")
+        for k, name in self.label_names.items():
+            if not name.strip():
+                raise ValueError(f"label_names: label {k!r} maps to an empty name")
+        return self
+
+    def reference_names(self) -> dict[str, str]:
+        """Every label's descriptor name (itself when unmapped), lower-cased as descriptors are."""
+        if self.labels is None:
+            return {}
+        return {lab: " ".join(self.label_names.get(lab, lab).casefold().split()) for lab in sorted(set(self.labels))}
+
+
+class VocabularySpec(_Frozen):
+    """Clustering of the distinct descriptors into a vocabulary (B.2)."""
+
+    embedder: Literal["minilm"] = Field("minilm", description="Sentence-transformers model (packaged).")
+    min_cluster_size: int = Field(5, ge=2, description="HDBSCAN min_cluster_size.")
+    min_samples: int | None = Field(None, ge=1, description="HDBSCAN min_samples (default: min_cluster_size).")
+    reduce_to: int | None = Field(None, ge=2, description="PCA to this many dimensions before HDBSCAN (None: no).")
+
+
+# --------------------------------------------------------------------------- reports
+
+
+class DescriptorReport(_Frozen):
+    n_sentences: int
+    n_distinct_sentences: int
+    n_failed: int = Field(..., description="Sentences whose descriptor generation failed (left out of f and N).")
+    failures: dict[str, int] = Field(default_factory=dict, description="Failure reason -> distinct sentences.")
+    n_distinct_descriptors: int
+    mean_per_sentence: float | None = Field(None, description="Descriptors per successful sentence (raw).")
+
+
+class VocabularyReport(_Frozen):
+    n_descriptors: int = Field(..., description="Distinct raw descriptors clustered.")
+    n_names: int = Field(..., description="Vocabulary size after clustering (clusters + noise + kept).")
+    n_clusters: int
+    n_noise: int
+    kept: tuple[str, ...] = Field((), description="Names kept out of clustering (reference label names).")
+    params: dict = Field(default_factory=dict)
+
+
+class AssignedDescriptor(_Frozen):
+    descriptor: str
+    count: int = Field(..., description="Exemplars (with known descriptors) that hold it.")
+    f: float = Field(..., description="Percent of the unit's exemplars with known descriptors that hold it.")
+    base_rate: float = Field(..., description="Percent of the dataset's sentences that hold it.")
+    enrichment: float
+    p: float = Field(..., description="One-sided hypergeometric p-value.")
+    q: float | None = Field(None, description="Benjamini-Hochberg adjusted p (when an FDR was asked).")
+
+
+class UnitReport(_Frozen):
+    layer: int
+    unit: int
+    descriptors: tuple[AssignedDescriptor, ...] = Field(..., description="Assigned, best f first.")
+    exemplars: tuple[int, ...] = Field(..., description="Sentence rows of the top k%, best first.")
+    activations: tuple[float, ...] = Field(..., description="Their responses, same order.")
+    n_failed: int = Field(0, description="Exemplars whose descriptor generation failed.")
+    consistency: float | None = Field(None, description="Jaccard between the halves (None: empty on both).")
+    reference: tuple[str, ...] | None = Field(None, description="Reference label names (>= t% of exemplars).")
+
+
+class ConsistencyReport(_Frozen):
+    """B.5: per-unit Jaccard of the descriptor sets assigned on two halves of the dataset."""
+
+    seed: int
+    n_calibration: int
+    n_validation: int
+    stratified_by: str
+    mean: float | None = Field(..., description="Mean Jaccard over units described on at least one side.")
+    median: float | None = None
+    n_units: int
+    n_defined: int
+    n_both_empty: int = Field(..., description="Units with no descriptor on either half (not counted as 1).")
+    n_one_side_empty: int
+    histogram: tuple[int, ...]
+    bin_edges: tuple[float, ...]
+    paper_mean: float = 0.95
+
+
+class EvaluationReport(_Frozen):
+    """B.6: precision@K / recall@K of assigned descriptors against the dataset's labels."""
+
+    label_names: dict[str, str]
+    ks: tuple[int, ...]
+    precision: tuple[float | None, ...]
+    recall: tuple[float | None, ...]
+    n_units: int = Field(..., description="Units with at least one descriptor (precision's denominator).")
+    n_recall_units: int = Field(..., description="Of those, units with a non-empty reference (recall's).")
+    n_units_total: int
+    paper_precision_at_2: float = PAPER_P_AT_2
+    paper_recall_at_2: float = PAPER_R_AT_2

@@ -1,0 +1,208 @@
+"""The describe job end to end on tiny models: a planted "cat" unit gets the descriptor "cat"
+(f = 100%) and the reference label of its exemplars, the halves agree on it, the result folder
+holds what the README promises, and bad input fails before any model runs."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from neuroscribe.describe_schema import DatasetSpec, VocabularySpec
+from neuroscribe.jobs import DescribeJob, DescribeResult, GeneratorSpec, Pooling, SubjectModelSpec, parse_result
+from neuroscribe.service.cli import cli
+from neuroscribe.service.describe_runner import run_describe_job
+from neuroscribe.workers.description_quality import precision_recall_at_k
+from neuroscribe.workers.generate import FakeBackend
+from tiny_models import make_planted_neox, tiny_model_dir
+
+PLANTED = (0, 5)
+NOUNS = ["phone", "battery", "screen", "headset", "guitar", "bus"]
+
+
+def _sentences():
+    """40 sentences: 10 about the cat (all positive), 30 about other things (mixed)."""
+    out = []
+    for i in range(10):
+        out.append((f"the cat is {'very ' * (i % 3)}good .", "1"))
+    for i in range(30):
+        noun = NOUNS[i % len(NOUNS)]
+        good = i % 2 == 0
+        out.append((f"my {noun} {'works' if good else 'broke'} {'really ' * (i % 4)}{'great' if good else 'bad'} .",
+                    "1" if good else "0"))
+    return out
+
+
+def _script(req):
+    """Descriptors of a sentence: its nouns and its opinion."""
+    s = req.meta["sentence"]
+    words = [w for w in s.split() if w in NOUNS + ["cat"]]
+    words.append("positive" if ("good" in s or "great" in s) else "negative")
+    return "\n".join(f"{i}. {w}" for i, w in enumerate(words, 1))
+
+
+def _embed(words):
+    """Every descriptor far from every other: nothing clusters, each stays itself."""
+    out = []
+    for w in words:
+        v = np.random.default_rng(sum(map(ord, w))).normal(0, 1, 64)
+        out.append(10 * v / np.linalg.norm(v))
+    return np.array(out)
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    return make_planted_neox(tmp_path_factory.mktemp("planted") / "m", word="cat", unit=PLANTED[1])
+
+
+def _job(path, **kw):
+    rows = _sentences()
+    data = DatasetSpec(name="toy.tsv", texts=tuple(t for t, _ in rows), labels=tuple(lab for _, lab in rows),
+                       label_names={"1": "positive", "0": "negative"})
+    base = dict(dataset=data, model=SubjectModelSpec(name=str(path), pooling=Pooling.max, device="cpu"),
+                generator=GeneratorSpec(backend="fake"), top_k_percent=25.0,
+                vocabulary=VocabularySpec(min_cluster_size=3))
+    base.update(kw)
+    return DescribeJob(**base)
+
+
+@pytest.fixture(scope="module")
+def run(planted, tmp_path_factory):
+    out = tmp_path_factory.mktemp("describe") / "out"
+    job = _job(planted)
+    res = run_describe_job(job, out, progress=False, backend=FakeBackend(_script), embed=_embed, log=lambda m: None)
+    return job, res, out
+
+
+def _unit(res, layer, unit):
+    return next(u for u in res.units if (u.layer, u.unit) == (layer, unit))
+
+
+def test_planted_unit_described_by_its_word(run):
+    job, res, _ = run
+    u = _unit(res, *PLANTED)
+    assert res.n_exemplars == 10 and len(u.exemplars) == 10
+    assert set(u.exemplars) == set(range(10))  # exactly the cat sentences
+    top = u.descriptors[0]
+    assert top.descriptor in {"cat", "positive"} and top.f == 100.0
+    cat = next(d for d in u.descriptors if d.descriptor == "cat")
+    assert (cat.count, cat.f, cat.base_rate) == (10, 100.0, 25.0) and cat.enrichment == pytest.approx(4.0)
+    from scipy.stats import hypergeom
+
+    assert cat.p == pytest.approx(hypergeom.sf(9, 40, 10, 10), rel=1e-9)
+    assert u.reference == ("positive",)  # every cat sentence is labelled 1 -> "positive"
+    assert u.consistency == 1.0  # the same descriptors on both halves
+    assert list(u.activations) == sorted(u.activations, reverse=True)
+
+
+def test_result_counts_and_evaluation_agree_with_units(run):
+    job, res, _ = run
+    assert res.n_units == 2 * 37 == len(res.units) and res.layers == (0, 1)
+    assert res.n_described == sum(1 for u in res.units if u.descriptors)
+    assert res.descriptors.n_failed == 0 and res.vocabulary.kept == ("negative", "positive")
+    e = res.evaluation
+    assert e.ks == (1, 2, 3) and e.label_names == {"0": "negative", "1": "positive"}
+    again = precision_recall_at_k([tuple(d.descriptor for d in u.descriptors) for u in res.units],
+                                  [frozenset(u.reference) for u in res.units], ks=e.ks)
+    assert e.precision == pytest.approx(again.precision) and e.recall == pytest.approx(again.recall)
+    c = res.consistency
+    assert c.n_calibration + c.n_validation == 40 and abs(c.n_calibration - c.n_validation) <= 1
+    assert c.n_defined + c.n_both_empty == res.n_units and sum(c.histogram) == c.n_defined
+    p = res.provenance
+    assert p.prompt_version == "descriptors-v1" and p.generator["backend"] == "fake" and p.seed == 0
+    assert p.generator["sampling"]["temperature"] == job.sampling.temperature
+
+
+def test_result_folder(run):
+    job, res, out = run
+    back = parse_result((out / "descriptions.json").read_text())
+    assert isinstance(back, DescribeResult) and back == res
+    rows = [json.loads(line) for line in (out / "sentences.jsonl").read_text().splitlines()]
+    assert len(rows) == 40 and rows[0]["names"] == ["cat", "positive"] and rows[0]["label"] == "1"
+    units = list(csv.DictReader((out / "units.csv").open()))
+    assert len(units) == res.n_units and units[PLANTED[1]]["descriptors"].count("100%") == 2
+    ev = list(csv.DictReader((out / "evaluation.csv").open()))
+    assert [int(r["k"]) for r in ev] == [1, 2, 3] and ev[1]["paper_precision"] == "0.75"
+    assert len(list(csv.DictReader((out / "consistency.csv").open()))) == res.n_units
+    vocab = json.loads((out / "vocabulary.json").read_text())
+    assert {n["descriptor"] for n in vocab["noise"]} >= {"cat", "positive", "negative"}
+    assert "texts" not in json.loads((out / "job.json").read_text())["dataset"]
+    assert "mean Jaccard" in (out / "summary.txt").read_text()
+    assert (out / "descriptions.html").is_file()
+
+
+def test_without_labels_no_evaluation_and_fdr_is_stricter(planted, tmp_path):
+    job = _job(planted)
+    data = job.dataset.model_copy(update={"labels": None, "label_names": {}})
+    plain = run_describe_job(job.model_copy(update={"dataset": data, "consistency": False}), tmp_path / "a",
+                             progress=False, backend=FakeBackend(_script), embed=_embed, log=lambda m: None)
+    strict = run_describe_job(job.model_copy(update={"dataset": data, "consistency": False, "fdr": 0.01}),
+                              tmp_path / "b", progress=False, backend=FakeBackend(_script), embed=_embed,
+                              log=lambda m: None)
+    assert plain.evaluation is None and plain.consistency is None
+    assert not (tmp_path / "a" / "evaluation.csv").exists()
+    pairs = {(u.layer, u.unit, d.descriptor) for u in plain.units for d in u.descriptors}
+    strict_pairs = {(u.layer, u.unit, d.descriptor) for u in strict.units for d in u.descriptors}
+    assert strict_pairs <= pairs and ("cat" in {d.descriptor for d in _unit(strict, *PLANTED).descriptors})
+    assert all(d.q is not None and d.q <= 0.01 for u in strict.units for d in u.descriptors)
+
+
+def test_cls_pooling_on_bert(tmp_path):
+    assert DescribeJob(dataset=_job("x").dataset).model.pooling == Pooling.cls  # the default of a describe job
+    job = _job(tiny_model_dir("bert"), model=SubjectModelSpec(name=str(tiny_model_dir("bert")), pooling=Pooling.cls,
+                                                             device="cpu"))
+    res = run_describe_job(job, tmp_path / "o", progress=False, backend=FakeBackend(_script), embed=_embed,
+                           log=lambda m: None)
+    assert res.provenance.pooling == "cls" and res.n_units == 2 * 37
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+@pytest.fixture()
+def no_model(monkeypatch):
+    """Fail the test if a model is loaded."""
+    import neuroscribe.workers.activations as acts
+
+    def boom(*a, **k):
+        raise AssertionError("a model was loaded")
+
+    monkeypatch.setattr(acts, "load_subject_model", boom)
+
+
+def _cli(args):
+    return CliRunner().invoke(cli, ["describe", *args], catch_exceptions=False)
+
+
+@pytest.mark.parametrize("content,extra,field", [
+    ("", [], "dataset"),
+    ("review\tstars\ngood phone\t1\nbad phone\t0\n", ["--text-col", "text"], "text_col"),
+    ("text\tlabel\ngood phone\t1\nbad phone\t1\n", ["--label-col", "label"], "label"),
+    ("text\tlabel\ngood phone\t1\nbad phone\t0\n", ["--label-col", "label", "--top-percent", "0"], "top_k_percent"),
+    ("text\tlabel\ngood phone\t1\nbad phone\t0\n", ["--label-col", "label", "--label-name", "2=x"], "label_names"),
+    ("text\tlabel\ngood phone\t1\nbad phone\t0\n", ["--label-name", "1=x"], "label_names"),
+])
+def test_bad_input_before_any_model(tmp_path, no_model, content, extra, field):
+    f = tmp_path / "d.tsv"
+    f.write_text(content)
+    r = _cli(["--dataset", str(f), "--out", str(tmp_path / "o"), *extra])
+    assert r.exit_code == 2, r.output
+    assert f"error: {field}" in r.output or f"error: dataset.{field}" in r.output, r.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_model_errors_before_any_generation(planted, tmp_path):
+    class NoGen(FakeBackend):
+        def generate(self, requests, *, progress=True):
+            raise AssertionError("generated")
+
+    from neuroscribe.errors import InvalidInput
+
+    for kw, field in ((dict(model=SubjectModelSpec(name=str(planted), pooling=Pooling.cls, device="cpu")), "model.pooling"),
+                      (dict(model=SubjectModelSpec(name=str(planted), pooling=Pooling.max, layers=(5,))),
+                       "model.layers")):
+        with pytest.raises(InvalidInput) as e:
+            run_describe_job(_job(planted, **kw), tmp_path / "o", progress=False, backend=NoGen(_script),
+                             embed=_embed, log=lambda m: None)
+        assert e.value.field == field

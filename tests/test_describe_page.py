@@ -1,0 +1,287 @@
+"""descriptions.html, the page of a describe result, on hand-made ``DescribeResult`` objects (no model)."""
+
+from __future__ import annotations
+
+import csv
+import re
+from html.parser import HTMLParser
+
+import pytest
+
+from neuroscribe.describe_schema import (AssignedDescriptor, ConsistencyReport, DescriptorReport, EvaluationReport,
+                                         UnitReport, VocabularyReport)
+from neuroscribe.jobs import DescribeResult, Provenance
+from neuroscribe.service.report.describe_page import write_describe_page
+
+TEXTS = [
+    "The battery lasts all day.",
+    "Terrible sound, <script>alert('x')</script> avoid.",
+    "Great value for the price.",
+    "The charger broke after a week.",
+    "I love this headset.",
+    "Customer service never answered.",
+    "Works fine.",
+    "Battery died quickly.",
+]
+LABELS = ["1", "0", "1", "0", "1", "0", "1", "0"]
+VOCAB = {
+    "params": {"min_cluster_size": 5, "min_samples": None, "reduce_to": None, "seed": 0, "kept": ["positive"]},
+    "n_descriptors": 9, "n_names": 5,
+    "clusters": [
+        {"name": "battery", "size": 3, "count": 7,
+         "members": [{"descriptor": "battery", "count": 4}, {"descriptor": "battery life", "count": 2},
+                     {"descriptor": "power", "count": 1}]},
+        {"name": "sound <quality>", "size": 2, "count": 3,
+         "members": [{"descriptor": "sound <quality>", "count": 2}, {"descriptor": "audio", "count": 1}]},
+    ],
+    "noise": [{"descriptor": "price", "count": 2}, {"descriptor": "positive", "count": 4},
+              {"descriptor": "headset", "count": 1}],
+}
+HIST = (1, 0, 0, 0, 0, 1, 0, 0, 0, 2)
+
+
+def _desc(name, f, q=None):
+    return AssignedDescriptor(descriptor=name, count=3, f=f, base_rate=25.0, enrichment=f / 25.0, p=0.0123, q=q)
+
+
+def _result(*, evaluation=True, warnings=("only 4 exemplar(s) per unit: f moves in steps of 25%",),
+            n_exemplars=4) -> DescribeResult:
+    rows = (1, 0, 7, 3, 2, 4)[:n_exemplars]
+    acts = (9.5, 8.25, 7.0, 6.5, 6.0, 5.0)[:n_exemplars]
+    units = (
+        # deliberately out of order: the page sorts described units by layer, then unit
+        UnitReport(layer=2, unit=0, descriptors=(), exemplars=rows, activations=acts, consistency=None,
+                   reference=() if evaluation else None),
+        UnitReport(layer=2, unit=1, descriptors=(_desc("sound <quality>", 75.0),), exemplars=rows[::-1],
+                   activations=acts, consistency=1.0, reference=("negative",) if evaluation else None),
+        UnitReport(layer=1, unit=0, descriptors=(_desc("battery", 100.0), _desc("negative", 50.0)), exemplars=rows,
+                   activations=acts, n_failed=1, consistency=0.5, reference=("negative",) if evaluation else None),
+        UnitReport(layer=1, unit=1, descriptors=(), exemplars=rows, activations=acts, consistency=0.0,
+                   reference=() if evaluation else None),
+        UnitReport(layer=1, unit=2, descriptors=(), exemplars=rows, activations=acts, consistency=0.0,
+                   reference=() if evaluation else None),
+        UnitReport(layer=2, unit=2, descriptors=(_desc("positive", 50.0),), exemplars=rows, activations=acts,
+                   consistency=1.0, reference=("positive",) if evaluation else None),
+    )
+    ev = EvaluationReport(label_names={"0": "negative", "1": "positive"}, ks=(1, 2, 3), precision=(0.5, 0.375, None),
+                          recall=(0.25, 0.625, 0.875), n_units=3, n_recall_units=3, n_units_total=6)
+    return DescribeResult(
+        dataset="reviews <b>.tsv", n_sentences=len(TEXTS), layers=(1, 2), units_per_layer=3, top_k_percent=50.0,
+        n_exemplars=n_exemplars, threshold=50.0,
+        descriptors=DescriptorReport(n_sentences=8, n_distinct_sentences=8, n_failed=2,
+                                     failures={"unparsable": 1, "empty": 1}, n_distinct_descriptors=9,
+                                     mean_per_sentence=2.5),
+        vocabulary=VocabularyReport(n_descriptors=9, n_names=5, n_clusters=2, n_noise=3, kept=("positive",),
+                                    params=VOCAB["params"]),
+        n_units=6, n_described=3, units=units,
+        consistency=ConsistencyReport(seed=0, n_calibration=4, n_validation=4, stratified_by="top descriptor",
+                                      mean=0.625, median=0.75, n_units=6, n_defined=4, n_both_empty=1,
+                                      n_one_side_empty=1, histogram=HIST,
+                                      bin_edges=tuple(i / 10 for i in range(11))),
+        evaluation=ev if evaluation else None,
+        provenance=Provenance(neuroscribe_version="0.0.test", model="tiny/bert", weight_sha256="ab" * 32, site="mlp",
+                              pooling="cls", data_sha256="cd" * 32, created_at="2024-01-01T00:00:00+00:00"),
+        warnings=warnings,
+    )
+
+
+class _Checker(HTMLParser):
+    """Tag balance (void elements aside) and the things a self-contained page must not have."""
+
+    VOID = {"meta", "img", "br", "hr", "link", "input", "source", "wbr"}
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.stack: list[str] = []
+        self.errors: list[str] = []
+        self.tags: list[tuple[str, dict]] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+        if tag not in self.VOID:
+            self.stack.append(tag)
+
+    def handle_endtag(self, tag):
+        if not self.stack or self.stack[-1] != tag:
+            self.errors.append(f"</{tag}> closes {self.stack[-1:] or 'nothing'}")
+        else:
+            self.stack.pop()
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def _parse(page: str) -> _Checker:
+    p = _Checker()
+    p.feed(page)
+    p.close()
+    return p
+
+
+def _details(page: str) -> list[str]:
+    return re.findall(r"<details.*?</details>", page, flags=re.S)
+
+
+def _csv(path):
+    with path.open(newline="", encoding="utf-8") as f:
+        return list(csv.reader(f))
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory):
+    out = tmp_path_factory.mktemp("describe")
+    (out / "descriptions.json").write_text("{}", encoding="utf-8")  # linked from the provenance
+    path = write_describe_page(out, _result(), TEXTS, LABELS, VOCAB, max_exemplars=3)
+    return out, path, path.read_text(encoding="utf-8")
+
+
+def test_page_exists_parses_balanced_and_is_self_contained(written):
+    out, path, page = written
+    assert path == out / "descriptions.html" and path.is_file()
+    p = _parse(page)
+    assert p.errors == [] and p.stack == [], (p.errors, p.stack)
+    tags = {t for t, _ in p.tags}
+    assert "script" not in tags and "link" not in tags and "iframe" not in tags
+    imgs = [a["src"] for t, a in p.tags if t == "img"]
+    assert len(imgs) == 2 and all(s.startswith("data:image/png;base64,") for s in imgs)
+    assert "http://" not in page and "https://" not in page
+    assert "tiny/bert" in page and "reviews &lt;b&gt;.tsv" in page  # title: model + dataset, escaped
+
+
+def test_user_strings_are_escaped(written):
+    _, _, page = written
+    assert "<script>" not in page
+    assert "&lt;script&gt;alert('x')&lt;/script&gt;" in page  # element content: &, <, > escaped
+    assert "sound &lt;quality&gt;" in page and "<quality>" not in page
+    assert "<b>.tsv" not in page
+
+
+def test_warnings_and_summary(written):
+    _, _, page = written
+    assert 'class="note"' in page and "only 4 exemplar(s) per unit: f moves in steps of 25%" in page
+    text = "".join(_parse(page).text)
+    assert "Warnings (1)" in text
+    for needle in ("unparsable: 1", "empty: 1", "5 names: 2 clusters, 3 unclustered", "exemplars per unit k",
+                   "threshold t", "FDR", "3 (50.0%)"):
+        assert needle in text, needle
+
+
+def test_units_one_details_each_described_first_in_order(written):
+    _, _, page = written
+    details = _details(page)
+    assert len(details) == 6
+    ids = [re.search(r'id="(u[\d-]+)"', d).group(1) for d in details]
+    assert ids == ["u1-0", "u2-1", "u2-2", "u1-1", "u1-2", "u2-0"]
+    heading = page.index("Undescribed units (3)")
+    assert page.index('id="u2-2"') < heading < page.index('id="u1-1"')
+    assert "Described units (3)" in page
+
+
+def test_described_unit_shows_descriptors_exemplars_and_truncation(written):
+    _, _, page = written
+    d = next(x for x in _details(page) if 'id="u1-0"' in x)
+    text = "".join(_parse(d).text)
+    assert "1:0" in text and "battery, negative" in text
+    assert "J 0.5" in text and "ref negative" in text
+    cells = [c.strip() for c in _parse(d.split("<ol")[0]).text]
+    assert ["battery", "100.0", "25.0", "4", "0.012"] == cells[cells.index("battery", 3):][:5]  # f, base, enr, p
+    assert "1 of 4 exemplars without descriptors" in text
+    # first 3 exemplars of rows (1, 0, 7, 3), with activation and label; the 4th is left to descriptions.json
+    assert "9.5 [0] Terrible sound, <script>alert('x')</script> avoid." in text
+    assert "8.25 [1] The battery lasts all day." in text
+    assert "Battery died quickly." in text
+    assert "The charger broke after a week." not in text
+    assert "1 more exemplars in descriptions.json" in text
+    assert "<th>q</th>" not in d  # no FDR asked: no q column
+
+
+def test_undescribed_unit_has_exemplars_and_no_descriptor_table(written):
+    _, _, page = written
+    d = next(x for x in _details(page) if 'id="u2-0"' in x)
+    assert "<table" not in d and "<li>" in d
+    assert "J undefined" in d and "ref none" in d
+
+
+def test_consistency_csv_holds_the_histogram(written):
+    out, _, page = written
+    rows = _csv(out / "report" / "consistency_hist.csv")
+    assert rows[0] == ["bin_lo", "bin_hi", "n_units"]
+    assert [int(r[2]) for r in rows[1:]] == list(HIST)
+    assert [float(r[0]) for r in rows[1:]] == pytest.approx([i / 10 for i in range(10)])
+    assert float(rows[-1][1]) == 1.0
+    assert (out / "report" / "consistency_hist.png").stat().st_size > 1000
+    fig = re.search(r'<figure id="consistency_hist">.*?</figure>', page, flags=re.S).group(0)
+    assert "the 1 units with no descriptor on either half are excluded" in fig and "0.95" in fig
+    text = "".join(_parse(page).text)
+    assert "mean Jaccard0.6250.95" in text
+
+
+def test_evaluation_section_and_csv(written):
+    out, _, page = written
+    rows = _csv(out / "report" / "precision_recall.csv")
+    assert rows[0] == ["k", "precision", "recall", "paper_precision", "paper_recall"]
+    assert rows[1] == ["1", "0.5", "0.25", "", ""]
+    assert rows[2] == ["2", "0.375", "0.625", "0.75", "0.5"]
+    assert rows[3] == ["3", "", "0.875", "", ""]
+    text = "".join(_parse(page).text)
+    assert "Evaluation against the reference labels" in text
+    assert "37.5%" in text and "62.5%" in text and "75%" in text and "50%" in text
+    assert "lower bound" in text and "counts as a miss" in text
+    assert "0negative" in text.replace(" ", "") and "1positive" in text.replace(" ", "")
+
+
+def test_vocabulary_section(written):
+    _, _, page = written
+    text = "".join(_parse(page).text)
+    assert "Descriptor vocabulary" in text
+    assert "battery life (2)" in text and "3 noise descriptors" in text
+    assert text.index("battery life (2)") < text.index("audio (1)")  # clusters by count
+
+
+def test_provenance_links_only_existing_files(written):
+    _, _, page = written
+    assert '<dl class="prov">' in page and "abab" in page
+    assert 'href="descriptions.json"' in page and 'href="sentences.jsonl"' not in page
+
+
+def test_no_evaluation_no_warnings_no_labels(tmp_path):
+    res = _result(evaluation=False, warnings=())
+    path = write_describe_page(tmp_path, res, TEXTS, None, VOCAB)
+    page = path.read_text(encoding="utf-8")
+    p = _parse(page)
+    assert p.errors == [] and p.stack == []
+    assert "Evaluation against" not in page and "precision_recall" not in page
+    assert not (tmp_path / "report" / "precision_recall.csv").exists()
+    assert (tmp_path / "report" / "consistency_hist.csv").exists()
+    assert "Warnings" not in page and 'class="note"' not in page
+    assert "ref " not in "".join(_parse(page).text)
+    assert "[0]" not in page and "[1]" not in page  # no labels, none shown
+    assert "more exemplars in descriptions.json" not in page  # 4 exemplars, 10 shown at most
+
+
+def test_no_consistency_and_fdr_q_column(tmp_path):
+    res = _result().model_copy(update={"consistency": None, "fdr": 0.05})
+    units = list(res.units)
+    units[2] = units[2].model_copy(update={"descriptors": (_desc("battery", 100.0, q=0.031),)})
+    res = res.model_copy(update={"units": tuple(units)})
+    page = write_describe_page(tmp_path, res, TEXTS, LABELS, VOCAB).read_text(encoding="utf-8")
+    assert _parse(page).errors == []
+    assert "Not computed" in page and not (tmp_path / "report" / "consistency_hist.csv").exists()
+    d = next(x for x in _details(page) if 'id="u1-0"' in x)
+    assert "<th>q</th>" in d and "0.031" in d
+    assert "J " not in "".join(_parse(d).text)
+
+
+def test_long_sentences_are_cut(tmp_path):
+    texts = list(TEXTS)
+    texts[1] = "word " * 200
+    page = write_describe_page(tmp_path, _result(), texts, LABELS, VOCAB, max_sentence_chars=50).read_text("utf-8")
+    assert ("word " * 9 + "word…") in page and "word " * 11 not in page  # 49 characters and the ellipsis
+
+
+def test_default_cut_depends_on_the_number_of_units_shown(tmp_path):
+    texts = list(TEXTS)
+    texts[1] = "word " * 200  # 999 characters once its spaces are normalised
+    page = write_describe_page(tmp_path, _result(), texts, LABELS, VOCAB).read_text("utf-8")
+    assert ("word " * 79 + "word…") in page and "word " * 81 not in page  # few units: 400 characters
