@@ -40,13 +40,19 @@ class DatasetSpec(_Frozen):
     """The sentences to describe, with optional reference labels (e.g. sentiment 0/1).
 
     ``label_names`` maps a label to the descriptor name it stands for in the evaluation (e.g.
-    ``{"1": "positive", "0": "negative"}``); an unmapped label stands for itself. Mapped names are
-    kept out of clustering, so "positive" and "negative" never merge into one vocabulary entry."""
+    ``{"1": "positive", "0": "negative"}``); an unmapped label stands for itself. These names are
+    kept out of clustering, so "positive" and "negative" never merge into one vocabulary entry.
+    With ``label_word_match`` a sentence whose descriptors include e.g. "positive feedback" also
+    holds "positive" (its descriptor still maps to its own cluster as well): an LLM rarely writes
+    the bare label word, and the evaluation compares names exactly."""
 
     name: str = Field(..., min_length=1, description="Where the sentences came from (file name), for display.")
     texts: tuple[str, ...] = Field(..., min_length=2, description="One sentence per row.")
     labels: tuple[str, ...] | None = Field(None, description="Reference label per sentence (None: no evaluation).")
     label_names: dict[str, str] = Field(default_factory=dict, description="label -> descriptor name.")
+    label_word_match: bool = Field(
+        True, description="A descriptor holding a label's name as a whole word (e.g. 'positive feedback' for "
+                          "'positive') also gives its sentence that name.")
 
     @field_validator("texts")
     @classmethod
@@ -88,6 +94,9 @@ class VocabularySpec(_Frozen):
     embedder: Literal["minilm"] = Field("minilm", description="Sentence-transformers model (packaged).")
     min_cluster_size: int = Field(5, ge=2, description="HDBSCAN min_cluster_size.")
     min_samples: int | None = Field(None, ge=1, description="HDBSCAN min_samples (default: min_cluster_size).")
+    selection: Literal["leaf", "eom"] = Field(
+        "leaf", description="HDBSCAN cluster selection: leaf (many small clusters) or eom (HDBSCAN's default; on "
+                            "descriptor embeddings it tends to make one giant cluster).")
     reduce_to: int | None = Field(None, ge=2, description="PCA to this many dimensions before HDBSCAN (None: no).")
 
 
@@ -105,6 +114,7 @@ class DescriptorReport(_Frozen):
 
 class VocabularyReport(_Frozen):
     n_descriptors: int = Field(..., description="Distinct raw descriptors clustered.")
+    largest_cluster: int = Field(0, description="Distinct descriptors in the largest cluster.")
     n_names: int = Field(..., description="Vocabulary size after clustering (clusters + noise + kept).")
     n_clusters: int
     n_noise: int
@@ -161,5 +171,10 @@ class EvaluationReport(_Frozen):
     n_units: int = Field(..., description="Units with at least one descriptor (precision's denominator).")
     n_recall_units: int = Field(..., description="Of those, units with a non-empty reference (recall's).")
     n_units_total: int
+    baseline_sets: int = Field(0, description="Random exemplar sets (k random sentences each) of the chance baseline.")
+    baseline_precision: tuple[float | None, ...] = Field(
+        (), description="precision@K of random exemplar sets: what descriptor and label frequencies alone give.")
+    baseline_recall: tuple[float | None, ...] = ()
+    baseline_n_units: int = Field(0, description="Random sets with at least one descriptor.")
     paper_precision_at_2: float = PAPER_P_AT_2
     paper_recall_at_2: float = PAPER_R_AT_2

@@ -106,6 +106,8 @@ def test_result_counts_and_evaluation_agree_with_units(run):
     again = precision_recall_at_k([tuple(d.descriptor for d in u.descriptors) for u in res.units],
                                   [frozenset(u.reference) for u in res.units], ks=e.ks)
     assert e.precision == pytest.approx(again.precision) and e.recall == pytest.approx(again.recall)
+    assert e.baseline_sets == 1000 and len(e.baseline_precision) == 3 and 0 <= e.baseline_n_units <= 1000
+    assert all(p is None or 0 <= p <= 1 for p in e.baseline_precision + e.baseline_recall)
     c = res.consistency
     assert c.n_calibration + c.n_validation == 40 and abs(c.n_calibration - c.n_validation) <= 1
     assert c.n_defined + c.n_both_empty == res.n_units and sum(c.histogram) == c.n_defined
@@ -124,6 +126,10 @@ def test_result_folder(run):
     assert len(units) == res.n_units and units[PLANTED[1]]["descriptors"].count("100%") == 2
     ev = list(csv.DictReader((out / "evaluation.csv").open()))
     assert [int(r["k"]) for r in ev] == [1, 2, 3] and ev[1]["paper_precision"] == "0.75"
+    chance = res.evaluation.baseline_precision
+    assert [r["random_sets_precision"] for r in ev] == ["" if c is None else f"{c:.6g}" for c in chance]
+    pr = list(csv.DictReader((out / "report" / "precision_recall.csv").open()))
+    assert [r["random_sets_precision"] for r in pr] == ["" if c is None else str(float(c)) for c in chance]
     assert len(list(csv.DictReader((out / "consistency.csv").open()))) == res.n_units
     vocab = json.loads((out / "vocabulary.json").read_text())
     assert {n["descriptor"] for n in vocab["noise"]} >= {"cat", "positive", "negative"}
@@ -206,3 +212,45 @@ def test_model_errors_before_any_generation(planted, tmp_path):
             run_describe_job(_job(planted, **kw), tmp_path / "o", progress=False, backend=NoGen(_script),
                              embed=_embed, log=lambda m: None)
         assert e.value.field == field
+
+
+def test_packaged_amazon_dataset_with_named_labels():
+    from neuroscribe.service.describe_runner import load_dataset_spec
+
+    d = load_dataset_spec("amazon", text_col="text", label_col=None, label_names={})
+    assert len(d.texts) == 1000 and set(d.labels) == {"0", "1"} and d.name == "amazon_cells_labelled.txt"
+    assert d.reference_names() == {"0": "negative", "1": "positive"}
+    mine = load_dataset_spec("amazon", text_col="text", label_col=None, label_names={"1": "good"})
+    assert mine.reference_names() == {"0": "0", "1": "good"}
+
+
+def test_one_giant_cluster_is_flagged():
+    from neuroscribe.workers.describe_stages import vocabulary_warnings
+    from neuroscribe.workers.vocabulary import Cluster, Vocabulary
+
+    def vocab(big, small, noise):
+        words = [f"w{i}" for i in range(big + small + noise)]
+        clusters = [Cluster(words[0], tuple((w, 1) for w in words[:big]), big, big),
+                    Cluster(words[big], tuple((w, 1) for w in words[big:big + small]), small, small)]
+        mapping = {w: w for w in words}
+        return Vocabulary(mapping, clusters, [(w, 1) for w in words[big + small:]], {})
+
+    (w,) = vocabulary_warnings(vocab(40, 5, 55))  # 40% of 100 descriptors in one cluster
+    assert "'w0' and 39 more" in w and "40%" in w
+    assert vocabulary_warnings(vocab(20, 5, 75)) == []  # 20%: fine
+    assert vocabulary_warnings(vocab(10, 5, 5)) == []  # too few descriptors to judge
+
+
+def test_label_word_match(planted):
+    from neuroscribe.workers.describe_stages import DescriptorsArtefact, vocabulary_stage
+
+    d = DescriptorsArtefact([["positive feedback", "phone"], ["negatively charged"], None, ["great", "positive"]],
+                            {}, {"backend": "fake"})
+    rows = ("a good phone", "static shock", "???", "great")
+    data = DatasetSpec(name="t", texts=rows, labels=("1", "0", "0", "1"), label_names={"1": "positive", "0": "negative"})
+    on = vocabulary_stage(_job(planted, dataset=data, consistency=False), d, embed=_embed)
+    assert on.sets == [["phone", "positive", "positive feedback"], ["negatively charged"], None, ["great", "positive"]]
+    assert on.vocabulary.params["label_word_match"] == {"sentences_gaining_a_label_name": 1}
+    off = vocabulary_stage(_job(planted, dataset=data.model_copy(update={"label_word_match": False}),
+                                consistency=False), d, embed=_embed)
+    assert off.sets[0] == ["phone", "positive feedback"]  # whole words only: "negatively" never gives "negative"

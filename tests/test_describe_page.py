@@ -220,10 +220,11 @@ def test_consistency_csv_holds_the_histogram(written):
 def test_evaluation_section_and_csv(written):
     out, _, page = written
     rows = _csv(out / "report" / "precision_recall.csv")
-    assert rows[0] == ["k", "precision", "recall", "paper_precision", "paper_recall"]
-    assert rows[1] == ["1", "0.5", "0.25", "", ""]
-    assert rows[2] == ["2", "0.375", "0.625", "0.75", "0.5"]
-    assert rows[3] == ["3", "", "0.875", "", ""]
+    assert rows[0] == ["k", "precision", "recall", "random_sets_precision", "random_sets_recall", "paper_precision",
+                       "paper_recall"]
+    assert rows[1] == ["1", "0.5", "0.25", "", "", "", ""]  # this result has no chance baseline
+    assert rows[2] == ["2", "0.375", "0.625", "", "", "0.75", "0.5"]
+    assert rows[3] == ["3", "", "0.875", "", "", "", ""]
     text = "".join(_parse(page).text)
     assert "Evaluation against the reference labels" in text
     assert "37.5%" in text and "62.5%" in text and "75%" in text and "50%" in text

@@ -146,9 +146,10 @@ def test_describe_job_through_the_queues_equals_the_embedded_run(deployment, inp
             ("great sound quality for the price", 1), ("the case is poor and the battery is bad", 0)] * 5
     data.write_text("text\tlabel\n" + "".join(f"{t} number {i}\t{lab}\n" for i, (t, lab) in enumerate(rows)))
     job = build_describe_job(model=str(model), revision=None, dataset=data, text_col="text", label_col="label",
-                             label_names=("1=positive", "0=negative"), layers=(), site="mlp_post", pooling="cls",
+                             label_names=("1=positive", "0=negative"), label_word_match=True, layers=(), site="mlp_post", pooling="cls",
                              top_percent=20.0, threshold=50.0, fdr=None, fdr_family="tested", min_cluster_size=2,
-                             min_samples=None, reduce_to=None, consistency=True, ks=(), generator="fake",
+                             min_samples=None, cluster_selection="leaf", reduce_to=None, consistency=True, ks=(),
+                             generator="fake",
                              gen_batch_size=8, batch_size=8, max_length=32, device="cpu", seed=0,
                              trust_remote_code=False)
     embedded = run_describe_job(job, tmp_path / "embedded", progress=False, cache_dir=tmp_path / "cache",

@@ -72,3 +72,11 @@ def test_bad_input():
         build_vocabulary([None, [], None], _embed)
     small = build_vocabulary([["a"], ["b"]], _embed, min_cluster_size=5)  # too few: all noise, no error
     assert small.mapping == {"a": "a", "b": "b"} and small.clusters == []
+
+
+def test_cluster_selection_is_recorded_and_checked():
+    assert build_vocabulary(_lists(), _embed, min_cluster_size=3).params["selection"] == "leaf"
+    assert build_vocabulary(_lists(), _embed, min_cluster_size=3, selection="eom").params["selection"] == "eom"
+    with pytest.raises(InvalidInput) as e:
+        build_vocabulary(_lists(), _embed, selection="best")
+    assert e.value.field == "selection"

@@ -36,7 +36,8 @@ _OPTIONS = [
     click.option("--revision", default=None, help=_doc(SubjectModelSpec, "revision")),
     click.option("--dataset", "dataset", type=click.Path(path_type=Path), required=True, metavar="FILE",
                  help="Sentences to describe: .txt (one per line; 'TEXT<TAB>LABEL' lines carry labels, as in the "
-                      "sentiment files), .tsv, .csv or .jsonl (columns named by --text-col / --label-col)."),
+                      "sentiment files), .tsv, .csv or .jsonl (columns named by --text-col / --label-col); or "
+                      "'amazon', the packaged 1,000 Amazon review sentences (labels 1=positive, 0=negative)."),
     click.option("--text-col", default="text", show_default=True, help="Column (tsv/csv) or key (jsonl) of the text."),
     click.option("--label-col", default=None,
                  help="Column or key of a reference label (e.g. sentiment), for precision@K / recall@K."),
@@ -44,6 +45,9 @@ _OPTIONS = [
                  help="The descriptor name a label stands for in the evaluation, e.g. --label-name 1=positive "
                       "--label-name 0=negative (repeatable; an unnamed label stands for itself). Named labels "
                       "stay out of clustering."),
+    click.option("--label-word-match/--no-label-word-match", default=True, show_default=True,
+                 help="A descriptor holding a label's name as a whole word (e.g. 'positive feedback' for 'positive') "
+                      "also gives its sentence that name."),
     click.option("--layers", "layers", multiple=True, metavar="LIST", help="Layers to read, e.g. 0,2-4. Default: all."),
     click.option("--site", default="mlp_post", show_default=True, help=_doc(SubjectModelSpec, "site")),
     click.option("--pooling", type=click.Choice([p.value for p in Pooling]), default="cls", show_default=True,
@@ -57,6 +61,8 @@ _OPTIONS = [
     click.option("--min-cluster-size", type=int, default=5, show_default=True,
                  help=_doc(VocabularySpec, "min_cluster_size")),
     click.option("--min-samples", type=int, default=None, help=_doc(VocabularySpec, "min_samples")),
+    click.option("--cluster-selection", type=click.Choice(["leaf", "eom"]), default="leaf", show_default=True,
+                 help=_doc(VocabularySpec, "selection")),
     click.option("--reduce-to", type=int, default=None, help=_doc(VocabularySpec, "reduce_to")),
     click.option("--consistency/--no-consistency", default=True, show_default=True,
                  help=_doc(DescribeJob, "consistency")),
@@ -78,8 +84,9 @@ def describe_job_options(f):
     return f
 
 
-def build_describe_job(*, model, revision, dataset, text_col, label_col, label_names, layers, site, pooling,
-                       top_percent, threshold, fdr, fdr_family, min_cluster_size, min_samples, reduce_to,
+def build_describe_job(*, model, revision, dataset, text_col, label_col, label_names, label_word_match, layers, site,
+                       pooling,
+                       top_percent, threshold, fdr, fdr_family, min_cluster_size, min_samples, cluster_selection, reduce_to,
                        consistency, ks, generator, gen_batch_size, batch_size, max_length, device, seed,
                        trust_remote_code) -> DescribeJob:
     """The ``DescribeJob`` of the command line; every error names its field, before any model runs."""
@@ -88,11 +95,13 @@ def build_describe_job(*, model, revision, dataset, text_col, label_col, label_n
 
     names = parse_label_names(label_names)
     data = load_dataset_spec(dataset, text_col=text_col, label_col=label_col, label_names=names)
+    data = data.model_copy(update={"label_word_match": label_word_match})
     subject = SubjectModelSpec(name=model, revision=revision, site=site, pooling=Pooling(pooling),
                                layers=parse_layers(layers), batch_size=batch_size, max_length=max_length,
                                device=device, trust_remote_code=trust_remote_code)
     gen = GeneratorSpec.from_string(generator, batch_size=gen_batch_size) if generator else GeneratorSpec()
-    vocab = VocabularySpec(min_cluster_size=min_cluster_size, min_samples=min_samples, reduce_to=reduce_to)
+    vocab = VocabularySpec(min_cluster_size=min_cluster_size, min_samples=min_samples, selection=cluster_selection,
+                           reduce_to=reduce_to)
     extra = {"ks": tuple(ks)} if ks else {}
     return DescribeJob(dataset=data, model=subject, generator=gen, vocabulary=vocab, top_k_percent=top_percent,
                        threshold=threshold, fdr=fdr, fdr_family=fdr_family, consistency=consistency, seed=seed,

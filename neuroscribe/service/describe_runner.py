@@ -71,6 +71,10 @@ def format_describe_summary(result: DescribeResult, out: Path | None = None, tim
         pr = ", ".join(f"P@{k} {_pct(p)} R@{k} {_pct(r)}" for k, p, r in zip(e.ks, e.precision, e.recall))
         lines.append(f"  evaluation vs labels ({e.n_units} units, recall over {e.n_recall_units}): {pr}; "
                      "paper P@2 75% R@2 50%")
+        if e.baseline_sets:
+            base = ", ".join(f"P@{k} {_pct(p)} R@{k} {_pct(r)}"
+                             for k, p, r in zip(e.ks, e.baseline_precision, e.baseline_recall))
+            lines.append(f"  chance: {e.baseline_sets} random exemplar sets ({e.baseline_n_units} described): {base}")
     for w in result.warnings:
         lines.append(f"  warning: {w}")
     if timings:
@@ -114,9 +118,12 @@ def write_describe_files(tmp: Path, job: DescribeJob, descriptors, vocab, result
     if result.evaluation is not None:
         e = result.evaluation
         write_text(tmp / "evaluation.csv", _csv(
-            ["k", "precision", "recall", "n_units", "n_recall_units", "paper_precision", "paper_recall"],
-            [[k, _fmt(p), _fmt(r), e.n_units, e.n_recall_units, _fmt(e.paper_precision_at_2) if k == 2 else "",
-              _fmt(e.paper_recall_at_2) if k == 2 else ""] for k, p, r in zip(e.ks, e.precision, e.recall)]))
+            ["k", "precision", "recall", "n_units", "n_recall_units", "random_sets_precision", "random_sets_recall",
+             "paper_precision", "paper_recall"],
+            [[k, _fmt(p), _fmt(r), e.n_units, e.n_recall_units, _fmt(bp), _fmt(br),
+              _fmt(e.paper_precision_at_2) if k == 2 else "", _fmt(e.paper_recall_at_2) if k == 2 else ""]
+             for k, p, r, bp, br in zip(e.ks, e.precision, e.recall, e.baseline_precision or (None,) * len(e.ks),
+                                        e.baseline_recall or (None,) * len(e.ks))]))
     summary = format_describe_summary(result, out, timings)
     write_text(tmp / "summary.txt", summary + "\n")
     from .report.describe_page import write_describe_page
@@ -167,13 +174,25 @@ def run_describe_job(job: DescribeJob, out: str | Path, *, force: bool = False, 
     return result
 
 
+# packaged datasets: name -> (file in neuroscribe/data, default label names)
+PACKAGED_DATASETS = {"amazon": ("amazon_cells_labelled.txt", {"1": "positive", "0": "negative"})}
+
+
 def load_dataset_spec(path: Path, *, text_col: str, label_col: str | None, label_names: dict[str, str]):
-    """A ``DatasetSpec`` from a file (errors name the field: dataset, text, label, label_names)."""
+    """A ``DatasetSpec`` from a file, or from a packaged dataset by name (``amazon``: the Amazon
+    sentiment sentences, labels 1/0 named positive/negative unless ``label_names`` says otherwise).
+    Errors name the field: dataset, text_col, label_col, label, label_names."""
+    from importlib.resources import files
+
     from pydantic import ValidationError
 
     from ..describe_schema import DatasetSpec
     from ..workers.datasets import load_dataset
 
+    if str(path) in PACKAGED_DATASETS and not Path(path).exists():
+        name, defaults = PACKAGED_DATASETS[str(path)]
+        path = Path(str(files("neuroscribe") / "data" / name))
+        label_names = label_names or dict(defaults)
     ds = load_dataset(path, text_col=text_col, label_col=label_col)
     if label_names and ds.labels is None:
         raise InvalidInput("label_names", f"{path} has no labels to name (give --label-col)")

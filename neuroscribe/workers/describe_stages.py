@@ -40,10 +40,16 @@ from .descriptors import generate_descriptors
 from .vocabulary import Cluster, Vocabulary, build_vocabulary
 
 __all__ = ["DescriptorsArtefact", "VocabularyArtefact", "ExemplarsArtefact", "descriptors_stage",
-           "vocabulary_stage", "exemplars_stage", "analysis_stage", "dataset_sha256", "check_describe_subject"]
+           "vocabulary_stage", "exemplars_stage", "analysis_stage", "dataset_sha256", "check_describe_subject",
+           "vocabulary_warnings"]
 
 # above this share of failed generations the result carries a warning
 FAILURE_WARNING = 0.2
+# above this share of the distinct descriptors in one cluster, the result carries a warning
+LARGEST_CLUSTER_WARNING = 0.25
+MIN_VOCABULARY_FOR_WARNING = 50
+# random exemplar sets of the chance baseline of the evaluation
+BASELINE_SETS = 1000
 
 
 def dataset_sha256(job: DescribeJob) -> str:
@@ -166,8 +172,9 @@ def descriptors_stage(job: DescribeJob, backend, *, progress: bool = True) -> De
 
 
 def vocabulary_stage(job: DescribeJob, descriptors: DescriptorsArtefact, embed=None) -> VocabularyArtefact:
-    """Cluster the descriptors (the reference label names are kept as themselves) and split the
-    sentences in halves for the consistency."""
+    """Cluster the descriptors (the reference label names are kept as themselves; with
+    ``label_word_match`` a descriptor holding such a name as a word also gives its sentence the
+    name) and split the sentences in halves for the consistency."""
     if embed is None:
         from .vocabulary import minilm_embedder
 
@@ -175,8 +182,19 @@ def vocabulary_stage(job: DescribeJob, descriptors: DescriptorsArtefact, embed=N
     spec = job.vocabulary
     keep = sorted(set(job.dataset.reference_names().values()))
     vocab = build_vocabulary(descriptors.descriptors, embed, min_cluster_size=spec.min_cluster_size,
-                             min_samples=spec.min_samples, reduce_to=spec.reduce_to, keep=keep, seed=job.seed)
+                             min_samples=spec.min_samples, reduce_to=spec.reduce_to, selection=spec.selection,
+                             keep=keep, seed=job.seed)
     sets = [None if d is None else sorted(vocab.names(d)) for d in descriptors.descriptors]
+    if keep and job.dataset.label_word_match:
+        gained = 0
+        for i, d in enumerate(descriptors.descriptors):
+            if d is None:
+                continue
+            extra = {r for r in keep if r not in sets[i] and any(f" {r} " in f" {x} " for x in d)}
+            if extra:
+                sets[i] = sorted(set(sets[i]) | extra)
+                gained += 1
+        vocab.params["label_word_match"] = {"sentences_gaining_a_label_name": gained}
     halves: list[list[int]] = []
     if job.consistency:
         calib, valid = split_half([None if s is None else frozenset(s) for s in sets], seed=job.seed)
@@ -200,6 +218,31 @@ def exemplars_stage(job: DescribeJob, subject, vocab: VocabularyArtefact, *, win
             "model_type": subject.model_type, "site": get_site(subject.model_type, spec.site).name,
             "pooling": spec.pooling.value, "environment": _environment(subject), "n_saturated": ex.n_saturated}
     return ExemplarsArtefact(ex.layers, ex.units_per_layer, ex.k, ex.rows, ex.values, ex.halves, info)
+
+
+def vocabulary_warnings(v: Vocabulary) -> list[str]:
+    """A cluster holding more than ``LARGEST_CLUSTER_WARNING`` of the distinct descriptors (judged
+    from ``MIN_VOCABULARY_FOR_WARNING`` descriptors on) would be assigned to many units."""
+    if not v.clusters or len(v.mapping) < MIN_VOCABULARY_FOR_WARNING:
+        return []
+    big = max(v.clusters, key=lambda c: c.size)
+    if big.size <= LARGEST_CLUSTER_WARNING * len(v.mapping):
+        return []
+    return [f"one vocabulary cluster ({big.name!r} and {big.size - 1} more) holds {100 * big.size / len(v.mapping):.0f}% "
+            "of the distinct descriptors, so it will be assigned to many units; try --cluster-selection leaf, "
+            "a smaller --min-cluster-size or --reduce-to"]
+
+
+def _random_baseline(job: DescribeJob, sets, k: int, names: dict):
+    """precision@K / recall@K of ``BASELINE_SETS`` random "units" whose exemplars are k sentences
+    drawn at random (seeded): how often a unit's top descriptor matches the majority label of its
+    exemplars from descriptor and label frequencies alone, with no model involved."""
+    n = len(sets)
+    rng = np.random.default_rng([job.seed, 7])
+    rows = np.stack([np.sort(rng.choice(n, size=k, replace=False)) for _ in range(BASELINE_SETS)])
+    a = assign(sets, rows, threshold=job.threshold, fdr=job.fdr, family=job.fdr_family)
+    refs = reference_sets(list(job.dataset.labels), rows, names, threshold=job.threshold)
+    return precision_recall_at_k(a, refs, ks=job.ks)  # NaN means when no random set is described
 
 
 def _median(values) -> float | None:
@@ -233,9 +276,14 @@ def analysis_stage(job: DescribeJob, descriptors: DescriptorsArtefact, vocab: Vo
     if job.dataset.labels is not None:
         refs = reference_sets(list(job.dataset.labels), exemplars.rows, names, threshold=job.threshold)
         pr = precision_recall_at_k(full, refs, ks=job.ks)
+        base = _random_baseline(job, sets, exemplars.k, names)
         evaluation = EvaluationReport(label_names=names, ks=pr.ks, precision=tuple(map(nan_to_none, pr.precision)),
                                       recall=tuple(map(nan_to_none, pr.recall)), n_units=pr.n_units,
-                                      n_recall_units=pr.n_recall_units, n_units_total=pr.n_units_total)
+                                      n_recall_units=pr.n_recall_units, n_units_total=pr.n_units_total,
+                                      baseline_sets=BASELINE_SETS,
+                                      baseline_precision=tuple(map(nan_to_none, base.precision)),
+                                      baseline_recall=tuple(map(nan_to_none, base.recall)),
+                                      baseline_n_units=base.n_units)
         present = {s for row in sets if row is not None for s in row}
         missing = sorted(set(names.values()) - present)
         if missing:
@@ -252,6 +300,9 @@ def analysis_stage(job: DescribeJob, descriptors: DescriptorsArtefact, vocab: Vo
     if exemplars.subject.get("n_saturated"):
         warnings.append(f"{exemplars.subject['n_saturated']} responses exceeded the float16 range and were saturated")
 
+    v = vocab.vocabulary
+    largest = max((c.size for c in v.clusters), default=0)
+    warnings += vocabulary_warnings(v)
     upl = exemplars.units_per_layer
     units = []
     for u, desc in enumerate(full.units):
@@ -264,7 +315,6 @@ def analysis_stage(job: DescribeJob, descriptors: DescriptorsArtefact, vocab: Vo
             reference=None if refs is None else tuple(sorted(refs[u]))))
 
     raw = [d for d in descriptors.descriptors if d is not None]
-    v = vocab.vocabulary
     subj = exemplars.subject
     provenance = Provenance(
         neuroscribe_version=neuroscribe_version, model=subj["model_id"], revision=subj["revision"],
@@ -281,8 +331,10 @@ def analysis_stage(job: DescribeJob, descriptors: DescriptorsArtefact, vocab: Vo
             n_failed=n_failed, failures=descriptors.failures,
             n_distinct_descriptors=len({d for row in raw for d in row}),
             mean_per_sentence=float(np.mean([len(r) for r in raw])) if raw else None),
-        vocabulary=VocabularyReport(n_descriptors=len(v.mapping), n_names=len(set(v.mapping.values())),
-                                    n_clusters=len(v.clusters), n_noise=len(v.noise),
+        vocabulary=VocabularyReport(n_descriptors=len(v.mapping), largest_cluster=largest,
+                                    n_names=len(set(v.mapping.values())),
+                                    n_clusters=len(v.clusters),
+                                    n_noise=len(v.noise) - len(v.params.get("kept", ())),
                                     kept=tuple(v.params.get("kept", ())), params=v.params),
         n_units=full.n_units, n_described=full.n_described, units=tuple(units), consistency=cons_report,
         evaluation=evaluation, provenance=provenance, warnings=tuple(warnings))

@@ -130,6 +130,13 @@ def precision_recall_figure(result: DescribeResult, out_dir: Path, name: str = "
     ax = fig.add_subplot()
     ax.plot(ks, prec, marker="o", color=OKABE_ITO[4], label="precision@K (ours)")
     ax.plot(ks, rec, marker="s", color=OKABE_ITO[0], label="recall@K (ours)")
+    none = (None,) * len(ks)
+    bprec = e.baseline_precision or none
+    brec = e.baseline_recall or none
+    if e.baseline_sets:
+        for vals, color, what in ((bprec, OKABE_ITO[4], "precision"), (brec, OKABE_ITO[0], "recall")):
+            ax.plot(ks, [np.nan if v is None else 100 * v for v in vals], linestyle="--", color=color, alpha=0.7,
+                    label=f"{what}@K, random exemplar sets")
     ax.plot([2], [100 * e.paper_precision_at_2], marker="*", markersize=12, linestyle="none", color=OKABE_ITO[4],
             markeredgecolor="#333333", label=f"paper P@2 = {100 * e.paper_precision_at_2:.0f}%")
     ax.plot([2], [100 * e.paper_recall_at_2], marker="*", markersize=12, linestyle="none", color=OKABE_ITO[0],
@@ -142,16 +149,18 @@ def precision_recall_figure(result: DescribeResult, out_dir: Path, name: str = "
     ax.set_title("Descriptors against the reference labels", fontsize=10)
     png, csv_path = out_dir / f"{name}.png", out_dir / f"{name}.csv"
     _save(fig, png)
-    header = ("k", "precision", "recall", "paper_precision", "paper_recall")
-    by_k = {k: (p, r) for k, p, r in zip(ks, e.precision, e.recall)}
-    rows = tuple((k, *(("" if v is None else float(v)) for v in by_k.get(k, (None, None))),
+    header = ("k", "precision", "recall", "random_sets_precision", "random_sets_recall", "paper_precision",
+              "paper_recall")
+    by_k = {k: (p, r, bp, br) for k, p, r, bp, br in zip(ks, e.precision, e.recall, bprec, brec)}
+    rows = tuple((k, *(("" if v is None else float(v)) for v in by_k.get(k, (None,) * 4)),
                   float(e.paper_precision_at_2) if k == 2 else "", float(e.paper_recall_at_2) if k == 2 else "")
                  for k in sorted(set(ks) | {2}))
     _write_csv(csv_path, header, rows)
     caption = (f"Precision@K over the {_count(e.n_units)} described units and recall@K over the "
                f"{_count(e.n_recall_units)} of them with a non-empty reference (of {_count(e.n_units_total)} units); "
                f"stars: the paper's P@2 = {100 * e.paper_precision_at_2:.0f}% and R@2 = "
-               f"{100 * e.paper_recall_at_2:.0f}% (BERT on Amazon reviews, judged against annotations). "
+               f"{100 * e.paper_recall_at_2:.0f}% (BERT on Amazon reviews, judged against annotations); dashed: "
+               f"the same for {_count(e.baseline_sets)} random sets of {result.n_exemplars} sentences (chance). "
                "Fractions in the CSV.")
     return FigureData(name, "Precision and recall at K", caption, png, csv_path, header, rows)
 
@@ -215,13 +224,20 @@ def _evaluation(result: DescribeResult, fig_dir: Path) -> Section | None:
     if e is None:
         return None
     fig = precision_recall_figure(result, fig_dir)
-    rows = [(k, _pct(p), _pct(r), f"{100 * e.paper_precision_at_2:.0f}%" if k == 2 else "",
-             f"{100 * e.paper_recall_at_2:.0f}%" if k == 2 else "") for k, p, r in zip(e.ks, e.precision, e.recall)]
-    pr = table(("K", "precision", "recall", "paper precision", "paper recall"), rows, {0, 1, 2, 3, 4})
+    none = (None,) * len(e.ks)
+    rows = [(k, _pct(p), _pct(r), _pct(bp), _pct(br), f"{100 * e.paper_precision_at_2:.0f}%" if k == 2 else "",
+             f"{100 * e.paper_recall_at_2:.0f}%" if k == 2 else "")
+            for k, p, r, bp, br in zip(e.ks, e.precision, e.recall, e.baseline_precision or none,
+                                       e.baseline_recall or none)]
+    pr = table(("K", "precision", "recall", "chance precision", "chance recall", "paper precision", "paper recall"),
+               rows, {0, 1, 2, 3, 4, 5, 6})
     names = table(("label", "reference name"), sorted(e.label_names.items()))
     aside = (f"{pr}<p>Precision over the {_count(e.n_units)} units with at least one descriptor; recall over the "
              f"{_count(e.n_recall_units)} of them whose exemplars carry a reference label (the label of ≥ t = "
-             f"{result.threshold:g}% of them); {_count(e.n_units_total)} units in all.</p>{names}")
+             f"{result.threshold:g}% of them); {_count(e.n_units_total)} units in all. Chance: "
+             f"{_count(e.baseline_sets)} random sets of {result.n_exemplars} sentences treated as units "
+             f"({_count(e.baseline_n_units)} of them described): what descriptor and label frequencies give with no "
+             f"model.</p>{names}")
     body = ('<p class="note">The labels (e.g. sentiment) are the only reference here: a correct topical descriptor '
             '(say "battery") that no label names counts as a miss, so this precision is a lower bound of what '
             "annotators would judge; the paper's numbers come from annotated descriptors.</p>")
