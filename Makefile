@@ -6,8 +6,9 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.neuroscribe-installed
 DEMO_OUT ?= runs/demo
 SWEEP_OUT ?= runs/sweep-demo
+DESCRIBE_OUT ?= runs/describe-amazon
 
-.PHONY: setup demo sweep-demo test bench clean
+.PHONY: setup demo sweep-demo describe-demo test bench clean
 
 setup: $(STAMP)
 
@@ -33,6 +34,11 @@ sweep-demo: $(STAMP)
 	  --concept cat --concept dog --concept bus --concept guitar \
 	  --n-pos 20 --n-neg 20 --tau 0.9 --out $(SWEEP_OUT) --force
 
+# neuron descriptions of MiniLM on the packaged 1,000 Amazon review sentences (METHODS part B);
+# SmolLM2 writes the descriptors on CPU once (about 25 min), later runs read them from the cache
+describe-demo: $(STAMP)
+	$(VENV)/bin/neuroscribe describe --model minilm --dataset amazon --out $(DESCRIBE_OUT) --force
+
 test: $(STAMP)
 	$(PY) -m pytest -q
 
@@ -42,6 +48,7 @@ bench: $(STAMP)
 	$(PY) bench/bench_stability.py
 	$(PY) bench/bench_queue.py
 	$(PY) bench/bench_exemplars.py
+	$(PY) bench/bench_vocabulary.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .hypothesis

@@ -8,7 +8,7 @@ from neuroscribe.errors import InvalidInput
 from neuroscribe.workers.activations.sites import get_site
 from neuroscribe.workers.causal import (causal_effect, concept_logprob, fixed_units, load_causal_lm,
                                         word_token_ids)
-from tiny_models import tiny_model_dir
+from tiny_models import capture_site, tiny_model_dir
 
 DECODERS = ("gpt_neox", "gpt2", "llama")
 PROMPTS = ["i love my", "the bus was very", "this phone is", "we like the sound of the", "my"]
@@ -22,23 +22,7 @@ def lm(arch):
     return _LM[arch]
 
 
-def _capture(model, arch, site_name, layers, **inputs):
-    """The site's (B, T, U) tensor per layer, and the logits, in one forward pass."""
-    site, seen, handles = get_site(arch, site_name), {}, []
-    for layer in layers:
-        mod = model.base_model.get_submodule(site.module_path(layer))
-        if site.hook == "input":
-            handles.append(mod.register_forward_pre_hook(lambda m, a, L=layer: seen.__setitem__(L, a[0].clone())))
-        else:
-            handles.append(mod.register_forward_hook(
-                lambda m, a, o, L=layer: seen.__setitem__(L, (o[0] if isinstance(o, tuple) else o).clone())))
-    try:
-        with torch.inference_mode():
-            logits = model(**inputs).logits
-    finally:
-        for h in handles:
-            h.remove()
-    return seen, logits
+_capture = capture_site
 
 
 def _inputs(tok):

@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 __all__ = ["TINY_ARCHS", "VOCAB", "make_tiny_model", "make_planted_neox", "tiny_model_dir", "tiny_subject",
-           "make_fake_hub_cache"]
+           "make_fake_hub_cache", "capture_site"]
 
 TINY_ARCHS = ("bert", "gpt_neox", "gpt2", "llama")
 
@@ -148,3 +148,25 @@ def make_fake_hub_cache(cache_dir: Path, repo_id: str, revisions: dict[str, Path
         (repo / "refs" / rev).write_text(commit)
         commits[rev] = commit
     return commits
+
+
+def capture_site(model, arch: str, site_name: str, layers, **inputs):
+    """The hook site's (B, T, U) tensor per layer, and the logits, in one forward pass of ``model``
+    (a model with a head); for tests of interventions."""
+    from neuroscribe.workers.activations.sites import get_site
+
+    site, seen, handles = get_site(arch, site_name), {}, []
+    for layer in layers:
+        mod = model.base_model.get_submodule(site.module_path(layer))
+        if site.hook == "input":
+            handles.append(mod.register_forward_pre_hook(lambda m, a, L=layer: seen.__setitem__(L, a[0].clone())))
+        else:
+            handles.append(mod.register_forward_hook(
+                lambda m, a, o, L=layer: seen.__setitem__(L, (o[0] if isinstance(o, tuple) else o).clone())))
+    try:
+        with torch.inference_mode():
+            logits = model(**inputs).logits
+    finally:
+        for h in handles:
+            h.remove()
+    return seen, logits
