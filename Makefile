@@ -7,8 +7,9 @@ STAMP := $(VENV)/.neuroscribe-installed
 DEMO_OUT ?= runs/demo
 SWEEP_OUT ?= runs/sweep-demo
 DESCRIBE_OUT ?= runs/describe-amazon
+RANK_OUT ?= runs/rank-amazon
 
-.PHONY: setup demo sweep-demo describe-demo test bench clean
+.PHONY: setup demo sweep-demo describe-demo rank-demo test bench clean
 
 setup: $(STAMP)
 
@@ -39,6 +40,10 @@ sweep-demo: $(STAMP)
 describe-demo: $(STAMP)
 	$(VENV)/bin/neuroscribe describe --model minilm --dataset amazon --out $(DESCRIBE_OUT) --force
 
+# neuron rankings of MiniLM's last layer for sentiment on the same sentences (METHODS part C), ~4 min on CPU
+rank-demo: $(STAMP)
+	$(VENV)/bin/neuroscribe rank --model minilm --dataset amazon --k 10 --k 50 --out $(RANK_OUT) --force
+
 test: $(STAMP)
 	$(PY) -m pytest -q
 
@@ -49,6 +54,7 @@ bench: $(STAMP)
 	$(PY) bench/bench_queue.py
 	$(PY) bench/bench_exemplars.py
 	$(PY) bench/bench_vocabulary.py
+	$(PY) bench/bench_gaussian.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .hypothesis

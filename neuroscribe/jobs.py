@@ -24,6 +24,16 @@ from .describe_schema import (
     VocabularyReport,
     VocabularySpec,
 )
+from .rank_schema import (
+    AgreementRow,
+    AttributeDataSpec,
+    EffectRow,
+    InterventionSpec,
+    ProbeRow,
+    ProbingSpec,
+    RankingReport,
+    SameProbeRow,
+)
 from .analyses import (
     AlignmentReport,
     AlignmentSpec,
@@ -305,18 +315,32 @@ class DescribeJob(_JobBase):
 
 
 class RankJob(_JobBase):
-    """(Spec only for now.) Rank neurons for an attribute and evaluate the rankings."""
+    """Rank the units of a layer for an attribute and judge the rankings (METHODS.md part C)."""
 
     kind: Literal["rank"] = "rank"
-    dataset: str = Field("amazon", description="Packaged dataset name or path with an attribute column.")
-    model: SubjectModelSpec = Field(default_factory=SubjectModelSpec)
-    methods: tuple[Literal["linear", "gaussian", "probeless", "ap", "random"], ...] = (
-        "linear",
-        "gaussian",
-        "probeless",
-        "random",
-    )
-    ks: tuple[int, ...] = Field((10, 50, 100), description="Top-k sizes evaluated.")
+    dataset: AttributeDataSpec = Field(..., description="Labelled examples (sentence or token level).")
+    model: SubjectModelSpec = Field(default_factory=lambda: SubjectModelSpec(pooling=Pooling.mean))
+    layer: int | None = Field(None, ge=0, description="The layer whose units are ranked (default: the last).")
+    methods: tuple[Literal["linear", "gaussian", "probeless", "ap", "random"], ...] = Field(
+        ("linear", "gaussian", "probeless", "ap", "random"), min_length=1)
+    ks: tuple[int, ...] = Field((10, 50), min_length=1, description="Top-k sizes evaluated.")
+    probing: ProbingSpec = Field(default_factory=ProbingSpec)
+    interventions: InterventionSpec | None = Field(default_factory=InterventionSpec,
+                                                   description="Used information (None: skip).")
+
+    @field_validator("ks")
+    @classmethod
+    def _ks(cls, v):
+        if min(v) < 1:
+            raise ValueError("every k must be >= 1")
+        return tuple(sorted(set(v)))
+
+    @field_validator("methods")
+    @classmethod
+    def _methods(cls, v):
+        if len(set(v)) != len(v):
+            raise ValueError("methods must not repeat")
+        return v
 
 
 AnyJob = Annotated[Union[ExpertsJob, DescribeJob, RankJob], Field(discriminator="kind")]
@@ -407,12 +431,25 @@ class DescribeResult(_Frozen):
 
 
 class RankResult(_Frozen):
-    """(Spec only for now.)"""
+    """Rankings of one layer's units for an attribute, judged by probing and by interventions."""
 
     kind: Literal["rank"] = "rank"
     schema_version: Literal[1] = SCHEMA_VERSION
-    rankings: dict[str, list[int]] = Field(default_factory=dict, description="method -> units, best first.")
+    dataset: str
+    level: Literal["sentence", "token"]
+    n_examples: int
+    classes: dict[str, int] = Field(..., description="label -> examples.")
+    layer: int
+    units: int
+    ks: tuple[int, ...]
+    rankings: tuple[RankingReport, ...]
+    probing: tuple[ProbeRow, ...]
+    same_probe: tuple[SameProbeRow, ...] = ()
+    interventions: tuple[EffectRow, ...] = ()
+    intervention_measure: str | None = Field(None, description="What the effects measure (None: not run).")
+    agreement: tuple[AgreementRow, ...] = ()
     provenance: Provenance
+    warnings: tuple[str, ...] = ()
 
 
 AnyResult = Annotated[Union[ExpertsResult, DescribeResult, RankResult], Field(discriminator="kind")]

@@ -156,9 +156,15 @@ def test_non_json_body_is_422(http):
     assert r.status_code == 422
 
 
-@pytest.mark.parametrize("kind", ["rank"])
-def test_kinds_without_stages_cannot_run_yet(http, queue, kind):
-    r = http.post("/v1/jobs", json={"kind": kind})
+RANK = {"kind": "rank", "dataset": {"name": "r.tsv", "texts": [f"text {i}" for i in range(10)],
+                                   "labels": ["a", "b"] * 5}}
+
+
+def test_kinds_without_stages_cannot_run_yet(http, queue, monkeypatch):
+    from neuroscribe.service.queue import base
+
+    monkeypatch.delitem(base.STAGES, "rank")
+    r = http.post("/v1/jobs", json=RANK)
     assert r.status_code == 422
     (err,) = r.json()["detail"]
     assert err["loc"] == ["body", "kind"] and "cannot run yet" in err["msg"]
@@ -470,8 +476,8 @@ def test_client_errors(client):
     assert e.value.field == "tau" and e.value.fields == ["tau"] and e.value.status_code == 422
     assert e.value.errors[0]["loc"] == ["tau"] and str(e.value).startswith("tau: Input should be")
     with pytest.raises(InvalidJob) as e:
-        client.submit({"kind": "rank"})
-    assert e.value.field == "kind" and "cannot run yet" in str(e.value)
+        client.submit({**RANK, "dataset": {**RANK["dataset"], "labels": ["a"] * 9 + ["b"]}})
+    assert e.value.field == "dataset" and "fewer than 5 examples" in str(e.value)
 
 
 def test_wait_returns_succeeded_record(client, queue, capsys):

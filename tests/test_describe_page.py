@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import re
-from html.parser import HTMLParser
 
 import pytest
 
@@ -12,6 +11,7 @@ from neuroscribe.describe_schema import (AssignedDescriptor, ConsistencyReport, 
                                          UnitReport, VocabularyReport)
 from neuroscribe.jobs import DescribeResult, Provenance
 from neuroscribe.service.report.describe_page import write_describe_page
+from html_check import PageChecker, parse_page
 
 TEXTS = [
     "The battery lasts all day.",
@@ -85,38 +85,8 @@ def _result(*, evaluation=True, warnings=("only 4 exemplar(s) per unit: f moves 
     )
 
 
-class _Checker(HTMLParser):
-    """Tag balance (void elements aside) and the things a self-contained page must not have."""
-
-    VOID = {"meta", "img", "br", "hr", "link", "input", "source", "wbr"}
-
-    def __init__(self):
-        super().__init__(convert_charrefs=True)
-        self.stack: list[str] = []
-        self.errors: list[str] = []
-        self.tags: list[tuple[str, dict]] = []
-        self.text: list[str] = []
-
-    def handle_starttag(self, tag, attrs):
-        self.tags.append((tag, dict(attrs)))
-        if tag not in self.VOID:
-            self.stack.append(tag)
-
-    def handle_endtag(self, tag):
-        if not self.stack or self.stack[-1] != tag:
-            self.errors.append(f"</{tag}> closes {self.stack[-1:] or 'nothing'}")
-        else:
-            self.stack.pop()
-
-    def handle_data(self, data):
-        self.text.append(data)
-
-
-def _parse(page: str) -> _Checker:
-    p = _Checker()
-    p.feed(page)
-    p.close()
-    return p
+_Checker = PageChecker
+_parse = parse_page
 
 
 def _details(page: str) -> list[str]:

@@ -6,6 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from neuroscribe.describe_schema import DatasetSpec
+from neuroscribe.rank_schema import AttributeDataSpec
 from neuroscribe.jobs import (
     SCHEMA_VERSION,
     ConceptExperts,
@@ -44,7 +45,9 @@ def _experts_job(**kw):
         ),
         DescribeJob(dataset=DatasetSpec(name="d.txt", texts=("Good phone.", "Bad case."), labels=("1", "0"),
                                         label_names={"1": "positive"})),
-        RankJob(methods=("probeless", "random")),
+        RankJob(dataset=AttributeDataSpec(name="r", texts=tuple(f"t {i}" for i in range(10)), labels=("a", "b") * 5,
+                                          word_index=(1,) * 10, continuations={"a": " yes", "b": " no"}),
+                methods=("probeless", "random"), ks=(50, 10)),
     ],
 )
 def test_job_json_round_trip(job):

@@ -68,8 +68,8 @@ def test_unknown_job_and_kind(queue):
         queue.get("0" * 32)
     with pytest.raises(JobNotFound):
         queue.cancel("0" * 32)
-    with pytest.raises(QueueError, match="rank"):
-        queue.submit({"kind": "rank"})
+    with pytest.raises(QueueError, match="nothing"):
+        queue.submit({"kind": "nothing"})
 
 
 def test_one_message_at_a_time_and_status_running_with_progress(queue):

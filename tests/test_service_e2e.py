@@ -165,3 +165,30 @@ def test_describe_job_through_the_queues_equals_the_embedded_run(deployment, inp
     assert served.n_described > 0 and served.evaluation is not None
     assert {"result/descriptions.json", "result/descriptions.html", "result/units.csv",
             "result/vocabulary.json"} <= set(files)
+
+
+def test_rank_job_through_the_queues_equals_the_embedded_run(deployment, inputs, tmp_path):
+    """activate -> analyse: the served rankings, probing, interventions and agreement equal the embedded ones."""
+    from neuroscribe.service.cli_rank import build_rank_job
+    from neuroscribe.service.rank_runner import run_rank_job
+
+    model, _ = inputs
+    data = tmp_path / "labels.tsv"
+    rows = [(f"the {'cat' if i % 2 else 'bus'} is {'good' if i % 3 else 'bad'} number {i}", i % 2) for i in range(20)]
+    data.write_text("text\tlabel\n" + "".join(f"{t}\t{lab}\n" for t, lab in rows))
+    job = build_rank_job(model=str(model), revision=None, dataset=data, text_col="text", label_col="label",
+                         word_col=None, layer=None, ks=(3,), methods="linear,probeless,random", site="mlp_post",
+                         pooling="mean", probe="logreg", seeds=2, interventions=True, modes="zero,translate",
+                         beta=8.0, n_random=2, max_examples=200, continuations=(), label_texts=(), batch_size=8,
+                         max_length=32, device="cpu", seed=0, trust_remote_code=False)
+    embedded = run_rank_job(job, tmp_path / "embedded", progress=False, log=lambda _m: None)
+    with Client(deployment["url"]) as c:
+        rec = c.submit(job)
+        done = c.wait(rec.id, timeout=240, progress=False)
+        assert done.status.value == "succeeded", done.error
+        assert set(done.progress) == {"activate", "analyse"}
+        served = c.result(rec.id)
+        files = c.artefacts(rec.id)
+    assert _comparable(served) == _comparable(embedded)
+    assert served.intervention_measure == "logodds" and len(served.interventions) == 3 * 2
+    assert {"result/rankings.json", "result/rankings.html", "result/probing.csv"} <= set(files)

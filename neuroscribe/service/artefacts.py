@@ -7,6 +7,8 @@ interrupted job never leaves a half-written DIR behind.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import shutil
@@ -17,7 +19,7 @@ from typing import Iterator
 
 from ..errors import InvalidInput
 
-__all__ = ["atomic_output_dir", "write_json", "write_text", "check_output_dir", "RESULT_MARKER"]
+__all__ = ["atomic_output_dir", "write_json", "write_text", "csv_text", "check_output_dir", "RESULT_MARKER"]
 
 RESULT_MARKER = "job.json"  # every result folder holds it; --force replaces only such folders
 
@@ -94,3 +96,12 @@ def write_text(path: Path, text: str) -> None:
 
 def write_json(path: Path, obj) -> None:
     write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+
+
+def csv_text(header, rows) -> str:
+    """A CSV document (header + rows) as text, "\n" line ends."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    w.writerows(rows)
+    return buf.getvalue()

@@ -317,6 +317,10 @@ from .cli_describe import register as _register_describe  # noqa: E402 - after `
 
 _register_describe(cli, user_errors, _silence_libraries)
 
+from .cli_rank import register as _register_rank  # noqa: E402 - after `submit` exists
+
+_register_rank(cli, user_errors, _silence_libraries)
+
 
 def main(argv: list[str] | None = None) -> None:
     cli.main(args=argv, prog_name="neuroscribe")

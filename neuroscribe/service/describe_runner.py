@@ -15,8 +15,6 @@ Result folder (DIR):
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import time
 from pathlib import Path
@@ -25,7 +23,8 @@ from typing import Callable
 from .. import __version__
 from ..errors import InvalidInput
 from ..jobs import DescribeJob, DescribeResult
-from .artefacts import atomic_output_dir, check_output_dir, write_json, write_text
+from .artefacts import atomic_output_dir, check_output_dir, csv_text as _csv, write_json, write_text
+from .summary import summary_tail
 from .runner import default_cache_dir
 
 __all__ = ["run_describe_job", "write_describe_files", "format_describe_summary", "make_descriptor_generator"]
@@ -39,14 +38,6 @@ def make_descriptor_generator(job: DescribeJob, cache_dir: Path | None):
         return backend
     # saved after every batch: an interrupted run resumes where it stopped
     return CachedBackend(backend, Path(cache_dir) / "generations", chunk_size=job.generator.batch_size)
-
-
-def _csv(header, rows) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(header)
-    w.writerows(rows)
-    return buf.getvalue()
 
 
 def _fmt(x) -> str:
@@ -75,12 +66,7 @@ def format_describe_summary(result: DescribeResult, out: Path | None = None, tim
             base = ", ".join(f"P@{k} {_pct(p)} R@{k} {_pct(r)}"
                              for k, p, r in zip(e.ks, e.baseline_precision, e.baseline_recall))
             lines.append(f"  chance: {e.baseline_sets} random exemplar sets ({e.baseline_n_units} described): {base}")
-    for w in result.warnings:
-        lines.append(f"  warning: {w}")
-    if timings:
-        lines.append("  time: " + ", ".join(f"{k.removesuffix('_s')} {s:.0f} s" for k, s in timings.items()))
-    if out is not None:
-        lines.append(f"  written to {out} (descriptions.html)")
+    lines += summary_tail(result.warnings, timings, out, "descriptions.html")
     return "\n".join(lines)
 
 

@@ -1,5 +1,6 @@
 """The stage handlers of the service's workers (``neuroscribe worker STAGE``): the experts job's
-here, the describe job's in ``describe_handlers``; ``HANDLERS`` picks by the job's kind.
+here, the describe and rank jobs' in ``describe_handlers`` and ``rank_handlers``; ``HANDLERS``
+picks by the job's kind.
 
 Each calls the same pure stages as the embedded runner (``workers.stages``, ``runner.run_suite``,
 ``runner.write_result_files``), so a job through the queues gives the embedded run's result on
@@ -143,12 +144,13 @@ def _by_kind(stage: str):
     """The handler of ``stage`` for the job's kind (experts or describe)."""
 
     def handler(ctx: StageContext) -> dict:
-        from . import describe_handlers
+        from . import describe_handlers, rank_handlers
 
         table = {"experts": EXPERTS, "describe": {"generate": describe_handlers.generate,
                                                   "cluster": describe_handlers.cluster,
                                                   "activate": describe_handlers.activate,
-                                                  "analyse": describe_handlers.analyse}}
+                                                  "analyse": describe_handlers.analyse},
+                 "rank": {"activate": rank_handlers.activate, "analyse": rank_handlers.analyse}}
         fn = table.get(ctx.job.kind, {}).get(stage)
         if fn is None:
             raise InvalidInput("kind", f"stage {stage!r} has no handler for {ctx.job.kind!r} jobs")

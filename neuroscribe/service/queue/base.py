@@ -35,6 +35,7 @@ __all__ = ["STAGES", "first_stage", "next_stage", "StageProgress", "JobRecord", 
 STAGES: dict[str, tuple[str, ...]] = {
     "experts": ("generate", "activate", "analyse"),
     "describe": ("generate", "cluster", "activate", "analyse"),
+    "rank": ("activate", "analyse"),
 }
 
 

@@ -26,7 +26,7 @@ import numpy as np
 from ...jobs import DescribeResult, UnitReport
 from ..artefacts import write_text
 from .figures import OKABE_ITO, FigureData, _figure as _new_figure, _integer_locator, _save, _write_csv, compact_number
-from .html import _CSS, Section, _section, esc, provenance_list, table
+from .html import _CSS, Section, _section, esc, provenance_list, table, warnings_block
 
 __all__ = ["write_describe_page", "DESCRIPTIONS_HTML", "REPORT_DIR", "consistency_histogram", "precision_recall_figure"]
 
@@ -175,10 +175,7 @@ def _count_formatter():
 
 
 def _warnings(result: DescribeResult) -> str:
-    if not result.warnings:
-        return ""
-    items = "".join(f"<li>{esc(w)}</li>" for w in result.warnings)
-    return f'<section><h2>Warnings ({len(result.warnings)})</h2><div class="note"><ul>{items}</ul></div></section>'
+    return warnings_block(result.warnings)
 
 
 def _summary(result: DescribeResult) -> Section:

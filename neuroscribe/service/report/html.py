@@ -13,7 +13,7 @@ from pathlib import Path
 from ...jobs import ExpertsResult
 from .figures import FigureData
 
-__all__ = ["Section", "esc", "table", "render_page", "provenance_list"]
+__all__ = ["Section", "esc", "table", "render_page", "provenance_list", "warnings_block"]
 
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;max-width:1100px;margin:2em auto;
@@ -123,3 +123,11 @@ def provenance_list(p, no_generator: str) -> str:
     if p.environment:
         items.append(("environment", ", ".join(f"{k}={v}" for k, v in p.environment.items())))
     return '<dl class="prov">' + "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in items) + "</dl>"
+
+
+def warnings_block(warnings) -> str:
+    """The result's warnings as a highlighted list ("" when there are none)."""
+    if not warnings:
+        return ""
+    items = "".join(f"<li>{esc(w)}</li>" for w in warnings)
+    return f'<section><h2>Warnings ({len(warnings)})</h2><div class="note"><ul>{items}</ul></div></section>'

@@ -72,6 +72,7 @@ class SubjectShape:
     model_id: str
     model_type: str
     n_layers: int
+    config: object = field(default=None, repr=False)
 
 
 def _config_and_tokenizer(name: str, src, trust_remote_code: bool):
@@ -94,7 +95,7 @@ def peek_subject(name: str, *, revision: str | None = None, trust_remote_code: b
     src = resolve_model(name, revision=revision, trust_remote_code=trust_remote_code)
     config, tokenizer, n_layers = _config_and_tokenizer(name, src, trust_remote_code)
     return SubjectShape(tokenizer=tokenizer, model_id=name if src.kind == "local" else src.model_id,
-                        model_type=config.model_type, n_layers=n_layers)
+                        model_type=config.model_type, n_layers=n_layers, config=config)
 
 
 def load_subject_model(name: str, *, revision: str | None = None, device: str = "auto",

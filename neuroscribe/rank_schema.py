@@ -1,0 +1,149 @@
+"""The contract of neuron rankings (METHODS.md part C, Antverg & Belinkov 2022): what a ``RankJob``
+carries beyond its model, and what a ``RankResult`` reports.
+
+Specs (inside ``RankJob``): ``AttributeDataSpec`` (the labelled examples travel inside the job),
+``ProbingSpec``, ``InterventionSpec``. Reports (inside ``RankResult``): ``RankingReport``,
+``ProbeRow``, ``SameProbeRow``, ``EffectRow``, ``AgreementRow``. Frozen pydantic models that cross
+process boundaries as JSON; an undefined statistic (NaN) is written as ``null``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = ["AttributeDataSpec", "ProbingSpec", "InterventionSpec", "RankingReport", "ProbeRow", "SameProbeRow",
+           "EffectRow", "AgreementRow", "MIN_PER_CLASS", "METHODS"]
+
+MIN_PER_CLASS = 5
+METHODS = ("linear", "gaussian", "probeless", "ap", "random")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class AttributeDataSpec(_Frozen):
+    """Labelled examples: a sentence-level attribute, or a token-level one when ``word_index`` marks
+    the target word of each text (0-based, whitespace words).
+
+    ``continuations`` (decoders): per label a text that bears it, appended to each example for the
+    intervention effect (e.g. {"1": " It was great.", "0": " It was terrible."}). ``label_texts``
+    (sentence encoders without an LM head): per label a description whose embedding the model's own
+    sentence embedding is compared with (e.g. {"1": "A positive review."})."""
+
+    name: str = Field(..., min_length=1)
+    texts: tuple[str, ...] = Field(..., min_length=2)
+    labels: tuple[str, ...]
+    word_index: tuple[int, ...] | None = Field(None, description="Target word per text (token-level attribute).")
+    continuations: dict[str, str] | None = None
+    label_texts: dict[str, str] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> "AttributeDataSpec":
+        n = len(self.texts)
+        for i, t in enumerate(self.texts):
+            if not t.strip():
+                raise ValueError(f"texts: sentence {i} is empty")
+        if len(self.labels) != n:
+            raise ValueError(f"labels: {len(self.labels)} labels for {n} texts")
+        counts: dict[str, int] = {}
+        for lab in self.labels:
+            counts[lab] = counts.get(lab, 0) + 1
+        if len(counts) < 2:
+            raise ValueError(f"labels: a single class ({next(iter(counts))!r}); a ranking needs at least 2")
+        small = {k: v for k, v in sorted(counts.items()) if v < MIN_PER_CLASS}
+        if small:
+            raise ValueError(f"labels: classes with fewer than {MIN_PER_CLASS} examples: "
+                             + ", ".join(f"{k!r} has {v}" for k, v in small.items()))
+        if self.word_index is not None:
+            if len(self.word_index) != n:
+                raise ValueError(f"word_index: {len(self.word_index)} indices for {n} texts")
+            for i, (t, w) in enumerate(zip(self.texts, self.word_index)):
+                words = len(t.split())
+                if not 0 <= w < words:
+                    raise ValueError(f"word_index: {w} is outside sentence {i} ({words} words: 0..{words - 1})")
+        for field in ("continuations", "label_texts"):
+            given = getattr(self, field)
+            if given is not None and set(given) != set(counts):
+                raise ValueError(f"{field}: must name every label {sorted(counts)}, got {sorted(given)}")
+        return self
+
+    def class_counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for lab in self.labels:
+            out[lab] = out.get(lab, 0) + 1
+        return dict(sorted(out.items()))
+
+
+class ProbingSpec(_Frozen):
+    """Encoded information (C.2): a separate probe on the top-, bottom- and random-k units."""
+
+    probe: Literal["logreg", "linear_svm", "mlp"] = Field("logreg", description="The evaluation probe.")
+    seeds: int = Field(5, ge=2, le=100, description="Train/test splits (and random-k draws) per k.")
+    test_size: float = Field(0.3, gt=0.0, lt=1.0)
+
+
+class InterventionSpec(_Frozen):
+    """Used information (C.3): interventions on the top-k units against random-k."""
+
+    modes: tuple[Literal["zero", "mean", "translate"], ...] = Field(("zero", "mean", "translate"), min_length=1)
+    beta: float = Field(8.0, gt=0.0, le=1000.0, description="Translation strength toward another class's mean.")
+    n_random: int = Field(5, ge=1, le=100, description="Random k-sets drawn per k.")
+    max_examples: int = Field(200, ge=2, description="Examples scored (a seeded stratified subsample beyond it).")
+
+
+class RankingReport(_Frozen):
+    method: str
+    order: tuple[int, ...] = Field(..., description="Every unit, best first.")
+    scores: tuple[float, ...] = Field(..., description="Per unit, in unit order; higher = better.")
+    params: dict = Field(default_factory=dict)
+
+
+class ProbeRow(_Frozen):
+    ranking: str
+    selection: str = Field(..., description="top, bottom, random, top_same_probe or majority.")
+    probe: str
+    k: int
+    accuracy: float | None
+    ci_low: float | None
+    ci_high: float | None
+    n_seeds: int
+
+
+class SameProbeRow(_Frozen):
+    ranking: str
+    k: int
+    independent: float | None
+    same_probe: float | None
+    gap: float | None = Field(..., description="same-probe minus independent accuracy.")
+
+
+class EffectRow(_Frozen):
+    ranking: str
+    mode: str
+    k: int
+    measure: str
+    n_examples: int
+    mean_ranked: float | None
+    ci_ranked: tuple[float | None, float | None]
+    mean_random: float | None
+    ci_random: tuple[float | None, float | None]
+    mean_difference: float | None
+    ci_difference: tuple[float | None, float | None]
+    random_draws: tuple[float | None, ...] = Field(
+        (), description="Mean effect of each random k-set. The intervals are over examples; these show the "
+                        "spread over unit sets, which the intervals do not hold.")
+    p_random: float | None = Field(
+        None, description="Empirical two-sided p over unit sets: (1 + random sets whose mean effect is at least as far "
+                          "from the random sets' mean as the ranked one) / (1 + sets). Its floor is 1 / (1 + sets).")
+
+
+class AgreementRow(_Frozen):
+    a: str
+    b: str
+    k: int
+    overlap: float = Field(..., description="|top-k(a) & top-k(b)| / k.")
+    jaccard: float
+    chance: float = Field(..., description="k / units: the expected overlap of two random top-k sets.")

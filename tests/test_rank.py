@@ -1,0 +1,168 @@
+"""The rank job end to end on tiny models: a planted "cat" unit comes first in every ranking that
+should find it, its top-1 probe beats its bottom-1, the interventions run against random-k, the
+result folder holds what the README promises, and bad input fails before any model runs."""
+
+import csv
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from neuroscribe.jobs import RankResult, parse_result
+from neuroscribe.service.cli import cli
+from tiny_models import make_planted_neox, tiny_model_dir
+
+PLANTED = (0, 5)
+OTHER = ["the bus is good .", "my phone works .", "the dog was bad .", "a guitar is great .", "the screen broke ."]
+
+
+def _write(path, rows, header=("text", "label")):
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f, delimiter="\t")
+        w.writerow(header)
+        w.writerows(rows)
+    return path
+
+
+def _cat_rows():
+    rows = [(f"the cat is {'very ' * (i % 3)}good .", "1") for i in range(12)]
+    rows += [(OTHER[i % len(OTHER)].replace(".", "really " * (i % 2) + "."), "0") for i in range(12)]
+    return rows
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    return make_planted_neox(tmp_path_factory.mktemp("planted") / "m", word="cat", unit=PLANTED[1])
+
+
+@pytest.fixture(scope="module")
+def run(planted, tmp_path_factory):
+    d = tmp_path_factory.mktemp("rank")
+    data = _write(d / "cats.tsv", _cat_rows())
+    out = d / "out"
+    r = CliRunner().invoke(cli, ["rank", "--model", str(planted), "--dataset", str(data), "--layer", "0",
+                                 "--pooling", "max", "--k", "1", "--k", "5", "--seeds", "3", "--n-random", "2",
+                                 "--continuation", "1= cat", "--continuation", "0= bus", "--device", "cpu",
+                                 "--out", str(out), "--quiet"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    return parse_result((out / "rankings.json").read_text()), out
+
+
+def _probe(res, ranking, selection, k):
+    return next(p for p in res.probing if (p.ranking, p.selection, p.k) == (ranking, selection, k))
+
+
+def test_planted_unit_first_in_every_informed_ranking(run):
+    res, _ = run
+    assert isinstance(res, RankResult) and res.layer == 0 and res.units == 37 and res.level == "sentence"
+    by = {r.method: r for r in res.rankings}
+    for m in ("linear", "gaussian", "probeless"):
+        assert by[m].order[0] == PLANTED[1], m
+        assert sorted(by[m].order) == list(range(37))
+    # AP saturates: the planted unit separates perfectly (AP 1), and so may a few others on 24 sentences
+    assert by["ap"].scores[PLANTED[1]] == max(by["ap"].scores) == 1.0
+    assert sorted(by["random"].order) == list(range(37))
+
+
+def test_probing_top_beats_bottom_and_the_confound_is_shown(run):
+    res, _ = run
+    top, bottom = _probe(res, "probeless", "top", 1), _probe(res, "probeless", "bottom", 1)
+    assert top.accuracy == 1.0 and bottom.accuracy < 0.9
+    assert top.ci_low <= top.accuracy <= top.ci_high and top.n_seeds == 3
+    assert {(s.ranking, s.k) for s in res.same_probe} == {("linear", 1), ("linear", 5), ("gaussian", 1),
+                                                          ("gaussian", 5)}
+    assert any(p.selection == "majority" for p in res.probing)
+
+
+def test_interventions_against_random_k(run):
+    res, _ = run
+    assert res.intervention_measure == "logodds"
+    modes = {(e.ranking, e.mode, e.k) for e in res.interventions}
+    assert modes == {(m, mode, k) for m in ("linear", "gaussian", "probeless", "ap", "random")
+                     for mode in ("zero", "mean", "translate") for k in (1, 5)}
+    for e in res.interventions:
+        assert e.n_examples == 24 and len(e.random_draws) == 2  # --n-random 2
+        assert e.mean_difference == pytest.approx(e.mean_ranked - e.mean_random, abs=1e-9)
+        assert e.mean_random == pytest.approx(sum(e.random_draws) / 2, abs=1e-9)
+        assert e.p_random in (1 / 3, 2 / 3, 1.0)  # (1 + sets as extreme) / (1 + 2 sets)
+    # zeroing the whole of a tiny layer's top-5 moves the model: some effect is not exactly 0
+    assert any(abs(e.mean_ranked) > 0 for e in res.interventions if e.mode == "zero" and e.k == 5)
+
+
+def test_agreement_and_files(run):
+    res, out = run
+    assert {(a.a, a.b) for a in res.agreement if a.k == 1} >= {("linear", "probeless")}
+    lp = next(a for a in res.agreement if (a.a, a.b, a.k) == ("linear", "probeless", 1))
+    assert lp.overlap == 1.0 and lp.chance == pytest.approx(1 / 37)
+    for name in ("rankings.csv", "probing.csv", "same_probe.csv", "interventions.csv", "agreement.csv",
+                 "summary.txt", "rankings.html", "job.json"):
+        assert (out / name).is_file(), name
+    rows = list(csv.DictReader((out / "rankings.csv").open()))
+    assert len(rows) == 5 * 37 and rows[0]["method"] == "linear" and rows[0]["unit"] == str(PLANTED[1])
+    assert "texts" not in json.loads((out / "job.json").read_text())["dataset"]
+    summary = (out / "summary.txt").read_text()
+    assert "probing" in summary and "interventions" in summary
+
+
+def test_token_level_on_bert_without_interventions(tmp_path):
+    rows = [(f"the {'cat' if i % 2 else 'dog'} is good .", str(i % 2), 1) for i in range(20)]
+    data = _write(tmp_path / "tok.tsv", rows, header=("text", "label", "word"))
+    out = tmp_path / "o"
+    r = CliRunner().invoke(cli, ["rank", "--model", str(tiny_model_dir("bert")), "--dataset", str(data),
+                                 "--word-col", "word", "--k", "3", "--seeds", "2", "--no-interventions",
+                                 "--device", "cpu", "--out", str(out), "--quiet"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    res = parse_result((out / "rankings.json").read_text())
+    assert res.level == "token" and res.interventions == () and res.layer == 1
+    # the target word alone decides the label: some ranking's top-3 probe is perfect
+    assert max(_probe(res, m, "top", 3).accuracy for m in ("linear", "probeless", "ap")) == 1.0
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+@pytest.fixture()
+def no_model(monkeypatch):
+    import neuroscribe.workers.activations as acts
+
+    def boom(*a, **k):
+        raise AssertionError("a model was loaded")
+
+    monkeypatch.setattr(acts, "load_subject_model", boom)
+
+
+@pytest.mark.parametrize("rows,extra,field", [
+    ([("a cat", "1")] * 6 + [("a dog", "1")] * 6, [], "labels"),
+    ([("a cat", "1")] * 6 + [("a dog", "0")] * 3, [], "labels"),
+    ([("a cat", "1")] * 6 + [("a dog", "0")] * 6, ["--k", "38"], "ks"),
+    ([("a cat", "1")] * 6 + [("a dog", "0")] * 6, ["--layer", "7"], "layer"),
+    ([("a cat", "1")] * 6 + [("a dog", "0")] * 6, ["--methods", "linear,magic"], "methods"),
+    ([("a cat", "1")] * 6 + [("a dog", "0")] * 6, ["--k", "5"], "dataset.continuations"),
+])
+def test_bad_input_before_any_model(planted, tmp_path, no_model, rows, extra, field):
+    data = _write(tmp_path / "d.tsv", rows)
+    r = CliRunner().invoke(cli, ["rank", "--model", str(planted), "--dataset", str(data), "--device", "cpu",
+                                 "--out", str(tmp_path / "o"), *extra], catch_exceptions=False)
+    assert r.exit_code == 2, r.output
+    assert f"error: {field}" in r.output, r.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_word_index_outside_the_sentence(tmp_path, no_model):
+    rows = [("a cat", "1", 0)] * 5 + [("a dog", "0", 2)] * 5
+    data = _write(tmp_path / "w.tsv", rows, header=("text", "label", "word"))
+    r = CliRunner().invoke(cli, ["rank", "--dataset", str(data), "--word-col", "word", "--out", str(tmp_path / "o")],
+                           catch_exceptions=False)
+    assert r.exit_code == 2 and "error: word_index" in r.output and "outside sentence" in r.output, r.output
+
+
+def test_empirical_p_over_random_sets():
+    import numpy as np
+
+    from neuroscribe.workers.rank_stages import _p_random
+
+    draws = np.array([-1.0, 0.0, 1.0, 2.0])  # centre 0.5
+    assert _p_random(10.0, draws) == 1 / 5  # beyond every set: the floor
+    assert _p_random(0.5, draws) == 1.0  # at the centre: every set is as far
+    assert _p_random(2.0, draws) == 3 / 5  # -1 and 2 are as far from 0.5 as 2
+    assert _p_random(float("nan"), draws) is None
