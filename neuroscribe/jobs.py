@@ -324,6 +324,10 @@ class RankJob(_JobBase):
     methods: tuple[Literal["linear", "gaussian", "probeless", "ap", "random"], ...] = Field(
         ("linear", "gaussian", "probeless", "ap", "random"), min_length=1)
     ks: tuple[int, ...] = Field((10, 50), min_length=1, description="Top-k sizes evaluated.")
+    rank_fraction: float | None = Field(
+        0.5, gt=0.0, lt=1.0, description="Share of the examples (seeded, stratified) the rankings are computed on; "
+                                         "probing and interventions use the others, so no ranking has seen the "
+                                         "examples it is judged on (None: all examples for everything).")
     probing: ProbingSpec = Field(default_factory=ProbingSpec)
     interventions: InterventionSpec | None = Field(default_factory=InterventionSpec,
                                                    description="Used information (None: skip).")
@@ -439,6 +443,9 @@ class RankResult(_Frozen):
     level: Literal["sentence", "token"]
     n_examples: int
     classes: dict[str, int] = Field(..., description="label -> examples.")
+    n_ranking_examples: int = Field(0, description="Examples the rankings were computed on.")
+    n_evaluation_examples: int = Field(0, description="Examples probing and interventions used (disjoint from "
+                                                      "the ranking examples unless a warning says otherwise).")
     layer: int
     units: int
     ks: tuple[int, ...]

@@ -81,7 +81,7 @@ def test_interventions_against_random_k(run):
     assert modes == {(m, mode, k) for m in ("linear", "gaussian", "probeless", "ap", "random")
                      for mode in ("zero", "mean", "translate") for k in (1, 5)}
     for e in res.interventions:
-        assert e.n_examples == 24 and len(e.random_draws) == 2  # --n-random 2
+        assert e.n_examples == 12 and len(e.random_draws) == 2  # the evaluation half; --n-random 2
         assert e.mean_difference == pytest.approx(e.mean_ranked - e.mean_random, abs=1e-9)
         assert e.mean_random == pytest.approx(sum(e.random_draws) / 2, abs=1e-9)
         assert e.p_random in (1 / 3, 2 / 3, 1.0)  # (1 + sets as extreme) / (1 + 2 sets)
@@ -166,3 +166,33 @@ def test_empirical_p_over_random_sets():
     assert _p_random(0.5, draws) == 1.0  # at the centre: every set is as far
     assert _p_random(2.0, draws) == 3 / 5  # -1 and 2 are as far from 0.5 as 2
     assert _p_random(float("nan"), draws) is None
+
+
+def test_rankings_never_see_the_examples_they_are_judged_on(run):
+    from neuroscribe.jobs import RankJob
+    from neuroscribe.rank_schema import AttributeDataSpec
+    from neuroscribe.workers.rank_stages import split_rows
+
+    res, _ = run
+    assert (res.n_ranking_examples, res.n_evaluation_examples) == (12, 12) and not res.warnings
+    texts = tuple(f"t {i}" for i in range(30))
+    job = RankJob(dataset=AttributeDataSpec(name="d", texts=texts, labels=("a",) * 18 + ("b",) * 12))
+    r, e, warning = split_rows(job)
+    assert warning is None and not set(r) & set(e) and sorted([*r, *e]) == list(range(30))
+    assert (sum(i < 18 for i in r), sum(i >= 18 for i in r)) == (9, 6)  # half of each class
+    small = RankJob(dataset=AttributeDataSpec(name="d", texts=texts[:16], labels=("a",) * 8 + ("b",) * 8))
+    r, e, warning = split_rows(small)  # 4 per side would be too few: everything, with a warning
+    assert list(r) == list(e) == list(range(16)) and "too few" in warning
+    assert split_rows(job.model_copy(update={"rank_fraction": None}))[2].startswith("rankings, probes")
+
+
+def test_gaussian_same_probe_separates_blobs_even_with_few_examples():
+    import numpy as np
+
+    from neuroscribe.workers.rank_stages import _gaussian_probe
+
+    rng = np.random.default_rng(0)
+    x = np.r_[rng.normal(0, 1, (4, 6)), rng.normal(5, 1, (4, 6))]  # fewer examples per class than units
+    y = np.array(["a"] * 4 + ["b"] * 4)
+    test = np.r_[rng.normal(0, 1, (3, 6)), rng.normal(5, 1, (3, 6))]
+    assert list(_gaussian_probe(x, y, test, ridge=0.01)) == ["a"] * 3 + ["b"] * 3

@@ -178,7 +178,7 @@ def test_rank_job_through_the_queues_equals_the_embedded_run(deployment, inputs,
     data.write_text("text\tlabel\n" + "".join(f"{t}\t{lab}\n" for t, lab in rows))
     job = build_rank_job(model=str(model), revision=None, dataset=data, text_col="text", label_col="label",
                          word_col=None, layer=None, ks=(3,), methods="linear,probeless,random", site="mlp_post",
-                         pooling="mean", probe="logreg", seeds=2, interventions=True, modes="zero,translate",
+                         pooling="mean", rank_fraction=0.5, same_examples=False, probe="logreg", seeds=2, interventions=True, modes="zero,translate",
                          beta=8.0, n_random=2, max_examples=200, continuations=(), label_texts=(), batch_size=8,
                          max_length=32, device="cpu", seed=0, trust_remote_code=False)
     embedded = run_rank_job(job, tmp_path / "embedded", progress=False, log=lambda _m: None)

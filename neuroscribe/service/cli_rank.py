@@ -51,6 +51,11 @@ _OPTIONS = [
     click.option("--site", default="mlp_post", show_default=True, help=_doc(SubjectModelSpec, "site")),
     click.option("--pooling", type=click.Choice([p.value for p in Pooling]), default="mean", show_default=True,
                  help=_doc(SubjectModelSpec, "pooling") + " (sentence-level attributes)"),
+    click.option("--rank-fraction", type=float, default=0.5, show_default=True,
+                 help="Share of each class the rankings are computed on; probing and interventions use the rest."),
+    click.option("--same-examples", is_flag=True,
+                 help="Rank, probe and intervene on the same examples (biased: top units look better, bottom units "
+                      "worse than chance); for comparison with papers that did so."),
     click.option("--probe", type=click.Choice(["logreg", "linear_svm", "mlp"]), default="logreg", show_default=True,
                  help="The evaluation probe, separate from the rankings' own."),
     click.option("--seeds", type=int, default=5, show_default=True, help=_doc(ProbingSpec, "seeds")),
@@ -81,7 +86,7 @@ def rank_job_options(f):
 
 
 def build_rank_job(*, model, revision, dataset, text_col, label_col, word_col, layer, ks, methods, site, pooling,
-                   probe, seeds, interventions, modes, beta, n_random, max_examples, continuations, label_texts,
+                   rank_fraction, same_examples, probe, seeds, interventions, modes, beta, n_random, max_examples, continuations, label_texts,
                    batch_size, max_length, device, seed, trust_remote_code) -> RankJob:
     """The ``RankJob`` of the command line; every error names its field, before any model runs."""
     from ..workers.attributes import load_attribute_data
@@ -108,6 +113,7 @@ def build_rank_job(*, model, revision, dataset, text_col, label_col, word_col, l
                                 n_random=n_random, max_examples=max_examples)
     extra_k = {"ks": tuple(ks)} if ks else {}
     return RankJob(dataset=data, model=subject, layer=layer, methods=method_list,
+                   rank_fraction=None if same_examples else rank_fraction,
                    probing=ProbingSpec(probe=probe, seeds=seeds), interventions=spec, seed=seed, **extra_k)
 
 

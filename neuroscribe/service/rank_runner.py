@@ -40,7 +40,10 @@ def _acc(result: RankResult, ranking: str, selection: str, k: int):
 def format_rank_summary(result: RankResult, out: Path | None = None, timings: dict | None = None) -> str:
     lines = [f"neuroscribe rank: {result.provenance.model} layer {result.layer} ({result.units} units) on "
              f"{result.dataset}: {result.n_examples} {result.level}-level examples, classes "
-             + ", ".join(f"{k}: {v}" for k, v in result.classes.items())]
+             + ", ".join(f"{k}: {v}" for k, v in result.classes.items()),
+             f"  rankings computed on {result.n_ranking_examples} examples, probing and interventions on "
+             f"{result.n_evaluation_examples} others" if result.n_ranking_examples != result.n_examples else
+             "  rankings, probing and interventions on the same examples"]
     maj = next((r for r in result.probing if r.selection == "majority"), None)
     probe = next((r.probe for r in result.probing if r.selection == "top"), "")
     lines.append(f"  probing ({probe}, held-out accuracy; majority class {_pct(maj.accuracy if maj else None)}):")

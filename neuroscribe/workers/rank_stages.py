@@ -29,7 +29,7 @@ from ..jobs import Provenance, RankJob, RankResult
 from ..rank_schema import AgreementRow, EffectRow, ProbeRow, RankingReport, SameProbeRow
 
 __all__ = ["RankPlan", "check_rank_subject", "responses_stage", "analysis_stage", "rank_data_sha256",
-           "DEFAULT_LABEL_TEXTS"]
+           "split_rows", "DEFAULT_LABEL_TEXTS"]
 
 # sentence encoders judged on the packaged sentiment data: label descriptions for the zero-shot choice
 DEFAULT_LABEL_TEXTS = {"1": "A positive review.", "0": "A negative review."}
@@ -101,9 +101,8 @@ def responses_stage(job: RankJob, subject, plan: RankPlan, *, progress: bool = T
 
 def _same_probe_fns(job: RankJob, seed: int) -> dict:
     """The rankings' own probes as ``fit_predict(X_train, y_train, X_test)``: the elastic-net
-    logistic regression of ``linear`` and a Gaussian class-conditional probe (regularised QDA) for
-    ``gaussian`` (per-class full covariance with a ridge, like the ranking's)."""
-    from sklearn.discriminant_analysis import QuadraticDiscriminantAnalysis
+    logistic regression of ``linear`` and the Gaussian class-conditional probe for
+    ``gaussian`` (per-class full covariance of the standardised units plus a ridge, like the ranking's)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -118,42 +117,83 @@ def _same_probe_fns(job: RankJob, seed: int) -> dict:
             return m.fit(xtr, ytr).predict(xte)
 
     def gaussian(xtr, ytr, xte):
-        m = make_pipeline(StandardScaler(), QuadraticDiscriminantAnalysis(reg_param=0.01))
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return m.fit(xtr, ytr).predict(xte)
+        return _gaussian_probe(xtr, ytr, xte, ridge=0.01)
 
     fns = {"linear": linear, "gaussian": gaussian}
     return {m: fns[m] for m in job.methods if m in fns}
 
 
-def _subsample(job: RankJob, n: int) -> np.ndarray:
-    """Rows scored by the interventions: all, or a seeded stratified subsample of ``max_examples``."""
+def split_rows(job: RankJob) -> tuple[np.ndarray, np.ndarray, str | None]:
+    """(ranking rows, evaluation rows, warning): a seeded split stratified by label, ``rank_fraction``
+    of each class to the rankings. Probes and interventions judged on the examples a ranking was
+    computed on are optimistic for its top units, and pessimistic (below chance) for its bottom
+    units, whose class means were chosen to agree on exactly those examples. When a class is too
+    small for ``MIN_PER_CLASS`` examples on both sides, everything uses every example, with a warning."""
+    from ..rank_schema import MIN_PER_CLASS
+
+    y = np.asarray(job.dataset.labels)
+    every = np.arange(len(y))
+    if job.rank_fraction is None:
+        return every, every, ("rankings, probes and interventions use the same examples (rank_fraction None): the "
+                              "probing accuracies of top and bottom units are biased")
+    rng = np.random.default_rng([job.seed, 11])
+    rank_rows, eval_rows = [], []
+    for c in np.unique(y):
+        rows = rng.permutation(np.flatnonzero(y == c))
+        cut = int(round(job.rank_fraction * len(rows)))
+        if min(cut, len(rows) - cut) < MIN_PER_CLASS:
+            return every, every, (f"class {c!r} has {len(rows)} examples, too few for {MIN_PER_CLASS} on each side of "
+                                  "the ranking/evaluation split: rankings, probes and interventions use the same "
+                                  "examples, and the probing accuracies of top and bottom units are biased")
+        rank_rows.append(rows[:cut])
+        eval_rows.append(rows[cut:])
+    return np.sort(np.concatenate(rank_rows)), np.sort(np.concatenate(eval_rows)), None
+
+
+def _gaussian_probe(xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray, *, ridge: float) -> np.ndarray:
+    """The gaussian ranking's probe as a classifier: per class the mean and full covariance of the
+    standardised units plus ``ridge`` * I, class priors = frequencies; the most likely class."""
+    mu, sd = xtr.mean(axis=0), xtr.std(axis=0)
+    sd[sd == 0] = 1.0
+    a, b = (xtr - mu) / sd, (xte - mu) / sd
+    classes = np.unique(ytr)
+    scores = np.empty((len(b), len(classes)))
+    for j, c in enumerate(classes):
+        xc = a[ytr == c]
+        cov = np.atleast_2d(np.cov(xc, rowvar=False, bias=True)) + ridge * np.eye(a.shape[1])
+        chol = np.linalg.cholesky(cov)
+        z = np.linalg.solve(chol, (b - xc.mean(axis=0)).T)
+        scores[:, j] = -0.5 * (z * z).sum(axis=0) - np.log(np.diag(chol)).sum() + math.log(len(xc) / len(a))
+    return classes[scores.argmax(axis=1)]
+
+
+def _subsample(job: RankJob, rows: np.ndarray) -> np.ndarray:
+    """The evaluation rows scored by the interventions: all, or a seeded stratified subsample."""
     cap = job.interventions.max_examples
-    if n <= cap:
-        return np.arange(n)
+    if len(rows) <= cap:
+        return rows
     from sklearn.model_selection import train_test_split
 
-    rows, _ = train_test_split(np.arange(n), train_size=cap, stratify=np.asarray(job.dataset.labels),
-                               random_state=job.seed)
-    return np.sort(rows)
+    y = np.asarray(job.dataset.labels)[rows]
+    keep, _ = train_test_split(rows, train_size=cap, stratify=y, random_state=job.seed)
+    return np.sort(keep)
 
 
-def interventions_stage(job: RankJob, plan: RankPlan, X: np.ndarray, rankings: dict, *, device: str = "cpu",
+def interventions_stage(job: RankJob, plan: RankPlan, X: np.ndarray, rankings: dict, rank_rows: np.ndarray,
+                        eval_rows: np.ndarray, *, device: str = "cpu",
                         log=lambda _m: None) -> tuple[list[EffectRow], str | None]:
     """Per ranking, mode and k: the effect of the top-k units against random-k on the model's own
-    behaviour (``plan.task``); the measure's name."""
+    behaviour (``plan.task``), on evaluation examples; the means (mean, translate) come from the
+    ranking examples. Returns the rows and the measure's name."""
     from .interventions import EncoderTask, LabelTask, MaskedTask, intervention_effects, response_means
 
     if job.interventions is None or plan.task is None:
         return [], None
     spec, data = job.interventions, job.dataset
-    rows = _subsample(job, len(data.texts))
+    rows = _subsample(job, eval_rows)
     texts = [data.texts[i] for i in rows]
     labels = [data.labels[i] for i in rows]
-    unit_means, class_means = response_means({plan.layer: X}, list(data.labels))
+    unit_means, class_means = response_means({plan.layer: X[rank_rows]}, [data.labels[i] for i in rank_rows])
     model, tokenizer = _load_with_head(job, plan, device)
     if plan.task == "label":
         task = LabelTask(texts, labels, dict(data.continuations))
@@ -229,15 +269,18 @@ def analysis_stage(job: RankJob, plan: RankPlan, X: np.ndarray, subject_info: di
 
     data = job.dataset
     y = np.asarray(data.labels)
-    warnings: list[str] = []
-    log(f"ranking {plan.units} units of layer {plan.layer}: {', '.join(job.methods)}")
-    rankings = rank(X, y, methods=job.methods, seed=job.seed, max_k=min(max(job.ks), plan.units))
+    rank_rows, eval_rows, split_warning = split_rows(job)
+    warnings: list[str] = [split_warning] if split_warning else []
+    log(f"ranking {plan.units} units of layer {plan.layer} on {len(rank_rows)} examples: {', '.join(job.methods)}")
+    rankings = rank(X[rank_rows], y[rank_rows], methods=job.methods, seed=job.seed,
+                    max_k=min(max(job.ks), plan.units))
     for name, r in rankings.items():
         if r.params.get("converged") is False:
             warnings.append(f"the {name} probe did not converge within its iterations; its ranking is approximate")
-    log("probing: top-, bottom- and random-k with a separate probe")
+    log(f"probing on the other {len(eval_rows)} examples: top-, bottom- and random-k with a separate probe")
     p = job.probing
-    curve = probe_curve(X, y, {n: r.order for n, r in rankings.items()}, job.ks, probe=p.probe, seeds=p.seeds,
+    curve = probe_curve(X[eval_rows], y[eval_rows], {n: r.order for n, r in rankings.items()}, job.ks,
+                        probe=p.probe, seeds=p.seeds,
                         test_size=p.test_size, seed=job.seed, same_probe=_same_probe_fns(job, job.seed))
     probing = [ProbeRow(ranking=r["ranking"], selection=r["selection"], probe=r["probe"], k=int(r["k"]),
                         accuracy=_nan_none(r["accuracy"]), ci_low=_nan_none(r["ci_low"]),
@@ -247,7 +290,7 @@ def analysis_stage(job: RankJob, plan: RankPlan, X: np.ndarray, subject_info: di
     agree = agreement({n: r.order for n, r in rankings.items()}, job.ks, n_units=plan.units)
     agreement_rows = [AgreementRow(a=r["a"], b=r["b"], k=int(r["k"]), overlap=float(r["overlap"]),
                                    jaccard=float(r["jaccard"]), chance=float(agree.chance[r["k"]])) for r in agree.rows]
-    effects, measure = interventions_stage(job, plan, X, rankings, device=device, log=log)
+    effects, measure = interventions_stage(job, plan, X, rankings, rank_rows, eval_rows, device=device, log=log)
     provenance = Provenance(
         neuroscribe_version=neuroscribe_version, model=subject_info["model_id"], revision=subject_info["revision"],
         requested_revision=job.model.revision, weight_sha256=subject_info["weight_sha256"],
@@ -256,7 +299,8 @@ def analysis_stage(job: RankJob, plan: RankPlan, X: np.ndarray, subject_info: di
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     result = RankResult(
         dataset=data.name, level="token" if data.word_index is not None else "sentence", n_examples=len(data.texts),
-        classes=data.class_counts(), layer=plan.layer, units=plan.units, ks=job.ks,
+        classes=data.class_counts(), n_ranking_examples=len(rank_rows), n_evaluation_examples=len(eval_rows),
+        layer=plan.layer, units=plan.units, ks=job.ks,
         rankings=tuple(RankingReport(method=n, order=tuple(int(u) for u in r.order),
                                      scores=tuple(float(s) for s in r.scores), params=_jsonable(r.params))
                        for n, r in rankings.items()),
