@@ -196,3 +196,18 @@ def test_gaussian_same_probe_separates_blobs_even_with_few_examples():
     y = np.array(["a"] * 4 + ["b"] * 4)
     test = np.r_[rng.normal(0, 1, (3, 6)), rng.normal(5, 1, (3, 6))]
     assert list(_gaussian_probe(x, y, test, ridge=0.01)) == ["a"] * 3 + ["b"] * 3
+
+
+def test_token_level_interventions_use_the_masked_lm_head(tmp_path):
+    rows = [(f"the {'cat' if i % 2 else 'dog'} is good .", str(i % 2), 1) for i in range(20)]
+    data = _write(tmp_path / "tok.tsv", rows, header=("text", "label", "word"))
+    out = tmp_path / "o"
+    r = CliRunner().invoke(cli, ["rank", "--model", str(tiny_model_dir("bert")), "--dataset", str(data),
+                                 "--word-col", "word", "--k", "3", "--seeds", "2", "--methods", "probeless,random",
+                                 "--modes", "zero", "--n-random", "2", "--device", "cpu", "--out", str(out),
+                                 "--quiet"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    res = parse_result((out / "rankings.json").read_text())
+    assert res.intervention_measure == "logprob"  # of the masked target word
+    assert {(e.ranking, e.mode, e.k) for e in res.interventions} == {("probeless", "zero", 3), ("random", "zero", 3)}
+    assert all(e.n_examples == 10 for e in res.interventions)  # the evaluation half
