@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from sklearn.metrics import average_precision_score
 
-from neuroscribe.workers.experts import average_precision
+from neuroscribe.workers.experts.ap import average_precision
 
 N_SENTENCES, N_UNITS, N_SKLEARN, REPEATS, SEED = 2_000, 9_216, 500, 5, 0
 

@@ -28,7 +28,7 @@ import tracemalloc
 
 import numpy as np
 
-from neuroscribe.workers.exemplars import TopKExemplars, dense_topk, n_exemplars
+from neuroscribe.workers.describe.exemplars import TopKExemplars, dense_topk, n_exemplars
 
 N_SENTENCES, N_UNITS, CHUNK, TOP_PERCENT, SEED = 20_000, 9_216, 512, 1.0, 0
 

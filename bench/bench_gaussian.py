@@ -28,7 +28,7 @@ import time
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from neuroscribe.workers.rankings import gaussian_select, gaussian_select_naive, rank
+from neuroscribe.workers.rank.rankings import gaussian_select, gaussian_select_naive, rank
 
 
 def responses(n_samples: int, n_units: int, n_classes: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

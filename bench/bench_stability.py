@@ -23,7 +23,7 @@ import time
 
 import numpy as np
 
-from neuroscribe.workers.stability import (
+from neuroscribe.workers.experts.stability import (
     best_per_tau,
     expert_sets,
     mean_pairwise_jaccard,

@@ -42,8 +42,8 @@ from typing import Sequence
 import numpy as np
 from sklearn.metrics import adjusted_rand_score
 
-from neuroscribe.workers.alignment import load_word_pairs
-from neuroscribe.workers.vocabulary import Vocabulary, build_vocabulary, minilm_embedder
+from neuroscribe.workers.experts.alignment import load_word_pairs
+from neuroscribe.workers.describe.vocabulary import Vocabulary, build_vocabulary, minilm_embedder
 
 DIM = 384  # MiniLM's width; the random embeddings use the same
 MODIFIERS = (

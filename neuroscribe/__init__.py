@@ -6,8 +6,8 @@ Nothing heavy is imported here: ``import neuroscribe`` does not import torch.
 
 from importlib.metadata import PackageNotFoundError, version as _version
 
-from .errors import GenerationError, InvalidInput, ModelNotFound, NeuroscribeError, SiteNotFound
-from .jobs import (
+from neuroscribe.errors import GenerationError, InvalidInput, ModelNotFound, NeuroscribeError, SiteNotFound
+from neuroscribe.jobs import (
     SCHEMA_VERSION,
     ConceptSpec,
     ExpertsJob,

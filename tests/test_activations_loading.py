@@ -12,7 +12,7 @@ import torch
 
 from neuroscribe.errors import InvalidInput, ModelNotFound
 from neuroscribe.workers.activations import capture_responses, load_subject_model
-from neuroscribe.workers import hashing
+from neuroscribe.workers.models import hashing
 from neuroscribe.workers.activations import loading
 from tiny_models import make_fake_hub_cache, make_tiny_model, tiny_model_dir, tiny_subject
 

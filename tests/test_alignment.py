@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from neuroscribe.errors import InvalidInput
-from neuroscribe.workers.alignment import (
+from neuroscribe.workers.experts.alignment import (
     NO_PAIR,
     WordPair,
     binary_jaccard_similarity,

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from neuroscribe.errors import InvalidInput
-from neuroscribe.rank_schema import AttributeDataSpec
+from neuroscribe.jobs.rank import AttributeDataSpec
 from neuroscribe.workers.activations import capture_responses
 from neuroscribe.workers.activations.capture import token_values
-from neuroscribe.workers.attributes import attribute_responses, load_attribute_data, word_spans
+from neuroscribe.workers.rank.attributes import attribute_responses, load_attribute_data, word_spans
 from tiny_models import tiny_subject
 
 # 6 + 6 examples; the target word is the noun after "the"/"my" (word 1) or later

@@ -1,4 +1,4 @@
-"""Causal check (neuroscribe.workers.causal) on tiny random decoders with their LM heads."""
+"""Causal check (neuroscribe.workers.experts.causal) on tiny random decoders with their LM heads."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,7 @@ import torch
 
 from neuroscribe.errors import InvalidInput
 from neuroscribe.workers.activations.sites import get_site
-from neuroscribe.workers.causal import (causal_effect, concept_logprob, fixed_units, load_causal_lm,
+from neuroscribe.workers.experts.causal import (causal_effect, concept_logprob, fixed_units, load_causal_lm,
                                         word_token_ids)
 from tiny_models import capture_site, tiny_model_dir
 

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from neuroscribe.describe_schema import DatasetSpec, VocabularySpec
+from neuroscribe.jobs.describe import DatasetSpec, VocabularySpec
 from neuroscribe.jobs import DescribeJob, DescribeResult, GeneratorSpec, Pooling, SubjectModelSpec, parse_result
 from neuroscribe.service.cli import cli
-from neuroscribe.service.describe_runner import run_describe_job
-from neuroscribe.workers.description_quality import precision_recall_at_k
+from neuroscribe.service.describe.embedded import run_describe_job
+from neuroscribe.workers.describe.quality import precision_recall_at_k
 from neuroscribe.workers.generate import FakeBackend
 from tiny_models import make_planted_neox, tiny_model_dir
 
@@ -215,7 +215,7 @@ def test_model_errors_before_any_generation(planted, tmp_path):
 
 
 def test_packaged_amazon_dataset_with_named_labels():
-    from neuroscribe.service.describe_runner import load_dataset_spec
+    from neuroscribe.service.describe.embedded import load_dataset_spec
 
     d = load_dataset_spec("amazon", text_col="text", label_col=None, label_names={})
     assert len(d.texts) == 1000 and set(d.labels) == {"0", "1"} and d.name == "amazon_cells_labelled.txt"
@@ -225,8 +225,8 @@ def test_packaged_amazon_dataset_with_named_labels():
 
 
 def test_one_giant_cluster_is_flagged():
-    from neuroscribe.workers.describe_stages import vocabulary_warnings
-    from neuroscribe.workers.vocabulary import Cluster, Vocabulary
+    from neuroscribe.workers.describe.stages import vocabulary_warnings
+    from neuroscribe.workers.describe.vocabulary import Cluster, Vocabulary
 
     def vocab(big, small, noise):
         words = [f"w{i}" for i in range(big + small + noise)]
@@ -242,7 +242,7 @@ def test_one_giant_cluster_is_flagged():
 
 
 def test_label_word_match(planted):
-    from neuroscribe.workers.describe_stages import DescriptorsArtefact, vocabulary_stage
+    from neuroscribe.workers.describe.stages import DescriptorsArtefact, vocabulary_stage
 
     d = DescriptorsArtefact([["positive feedback", "phone"], ["negatively charged"], None, ["great", "positive"]],
                             {}, {"backend": "fake"})

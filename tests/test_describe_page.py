@@ -7,10 +7,10 @@ import re
 
 import pytest
 
-from neuroscribe.describe_schema import (AssignedDescriptor, ConsistencyReport, DescriptorReport, EvaluationReport,
+from neuroscribe.jobs.describe import (AssignedDescriptor, ConsistencyReport, DescriptorReport, EvaluationReport,
                                          UnitReport, VocabularyReport)
 from neuroscribe.jobs import DescribeResult, Provenance
-from neuroscribe.service.report.describe_page import write_describe_page
+from neuroscribe.service.describe.page import write_describe_page
 from html_check import PageChecker, parse_page
 
 TEXTS = [

@@ -11,8 +11,8 @@ import pytest
 from scipy.stats import false_discovery_control, hypergeom
 
 from neuroscribe.errors import InvalidInput
-from neuroscribe.workers.description_quality import consistency, precision_recall_at_k, reference_sets, split_half
-from neuroscribe.workers.descriptions import Assignment, _hypergeom_sf, assign, benjamini_hochberg, incidence
+from neuroscribe.workers.describe.quality import consistency, precision_recall_at_k, reference_sets, split_half
+from neuroscribe.workers.describe.descriptions import Assignment, _hypergeom_sf, assign, benjamini_hochberg, incidence
 
 
 def exact_sf(x: int, n: int, big_k: int, draws: int) -> Fraction:

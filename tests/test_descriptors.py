@@ -6,7 +6,7 @@ from collections import Counter
 import pytest
 
 from neuroscribe.errors import InvalidInput
-from neuroscribe.workers.descriptors import generate_descriptors
+from neuroscribe.workers.describe.descriptors import generate_descriptors
 from neuroscribe.workers.generate import CachedBackend, FakeBackend
 
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from neuroscribe.errors import InvalidInput
-from neuroscribe.workers.exemplars import TopKExemplars, dense_topk, n_exemplars, row_chunks, top_exemplars
+from neuroscribe.workers.describe.exemplars import TopKExemplars, dense_topk, n_exemplars, row_chunks, top_exemplars
 
 FEW = [-np.inf, -2.0, -0.5, -0.0, 0.0, 0.1, 0.5, 1.0, 65504.0, np.inf, np.nan]  # many ties, -0.0 == 0.0
 

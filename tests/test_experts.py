@@ -14,7 +14,7 @@ from sklearn.metrics import average_precision_score
 
 from neuroscribe.errors import InvalidInput
 from neuroscribe.jobs import ConceptExperts, ConceptSpec
-from neuroscribe.workers.experts import ap_matrix, average_precision, concept_experts
+from neuroscribe.workers.experts.ap import ap_matrix, average_precision, concept_experts
 
 FEW = [-2.0, -1.0, -0.0, 0.0, 0.25, 0.5, 1.0, 3.0]  # small value sets: many ties, -0.0 == 0.0
 

@@ -141,7 +141,7 @@ def test_missing_model_is_model_not_found(tmp_path):
 
 @pytest.mark.slow
 def test_packaged_smollm2_writes_an_answer():
-    from neuroscribe.packaged import resolve_packaged
+    from neuroscribe.workers.models.packaged import resolve_packaged
 
     try:
         resolve_packaged("smollm2").path()

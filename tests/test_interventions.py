@@ -1,4 +1,4 @@
-"""Interventions on ranked units (neuroscribe.workers.interventions) on tiny random models with heads."""
+"""Interventions on ranked units (neuroscribe.workers.rank.interventions) on tiny random models with heads."""
 
 import warnings
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from neuroscribe.errors import InvalidInput
-from neuroscribe.workers.interventions import (EncoderTask, LabelTask, MaskedTask, continuation_logprob,
+from neuroscribe.workers.rank.interventions import (EncoderTask, LabelTask, MaskedTask, continuation_logprob,
                                                embedding_config, embedding_label_delta, intervene,
                                                intervention_effects, label_logprob_delta, masked_prediction_delta,
                                                random_units, response_means, sentence_embeddings)

@@ -5,8 +5,8 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from neuroscribe.describe_schema import DatasetSpec
-from neuroscribe.rank_schema import AttributeDataSpec
+from neuroscribe.jobs.describe import DatasetSpec
+from neuroscribe.jobs.rank import AttributeDataSpec
 from neuroscribe.jobs import (
     SCHEMA_VERSION,
     ConceptExperts,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from neuroscribe.errors import InvalidInput
-from neuroscribe.workers.overlap import category_overlap, jaccard_matrix, permutation_p_value
+from neuroscribe.workers.experts.overlap import category_overlap, jaccard_matrix, permutation_p_value
 
 
 def test_jaccard_matrix_exact_values_and_symmetry():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from neuroscribe.errors import InvalidInput
-from neuroscribe.workers.probing import (
+from neuroscribe.workers.rank.probing import (
     PROBES,
     agreement,
     plot_accuracy_vs_k,

@@ -159,7 +159,7 @@ def test_word_index_outside_the_sentence(tmp_path, no_model):
 def test_empirical_p_over_random_sets():
     import numpy as np
 
-    from neuroscribe.workers.rank_stages import _p_random
+    from neuroscribe.workers.rank.stages import _p_random
 
     draws = np.array([-1.0, 0.0, 1.0, 2.0])  # centre 0.5
     assert _p_random(10.0, draws) == 1 / 5  # beyond every set: the floor
@@ -170,8 +170,8 @@ def test_empirical_p_over_random_sets():
 
 def test_rankings_never_see_the_examples_they_are_judged_on(run):
     from neuroscribe.jobs import RankJob
-    from neuroscribe.rank_schema import AttributeDataSpec
-    from neuroscribe.workers.rank_stages import split_rows
+    from neuroscribe.jobs.rank import AttributeDataSpec
+    from neuroscribe.workers.rank.stages import split_rows
 
     res, _ = run
     assert (res.n_ranking_examples, res.n_evaluation_examples) == (12, 12) and not res.warnings
@@ -189,7 +189,7 @@ def test_rankings_never_see_the_examples_they_are_judged_on(run):
 def test_gaussian_same_probe_separates_blobs_even_with_few_examples():
     import numpy as np
 
-    from neuroscribe.workers.rank_stages import _gaussian_probe
+    from neuroscribe.workers.rank.stages import _gaussian_probe
 
     rng = np.random.default_rng(0)
     x = np.r_[rng.normal(0, 1, (4, 6)), rng.normal(5, 1, (4, 6))]  # fewer examples per class than units

@@ -8,8 +8,8 @@ import re
 import pytest
 
 from neuroscribe.jobs import Provenance, RankResult
-from neuroscribe.rank_schema import AgreementRow, EffectRow, ProbeRow, RankingReport, SameProbeRow
-from neuroscribe.service.report.rank_page import write_rank_page
+from neuroscribe.jobs.rank import AgreementRow, EffectRow, ProbeRow, RankingReport, SameProbeRow
+from neuroscribe.service.rank.page import write_rank_page
 from html_check import PageChecker, parse_page
 
 UNITS = 30

@@ -12,8 +12,8 @@ import pytest
 from sklearn.metrics import average_precision_score
 
 from neuroscribe.errors import InvalidInput
-from neuroscribe.workers import rankings
-from neuroscribe.workers.rankings import RANKERS, Ranking, gaussian_select, gaussian_select_naive, rank
+from neuroscribe.workers.rank import rankings
+from neuroscribe.workers.rank.rankings import RANKERS, Ranking, gaussian_select, gaussian_select_naive, rank
 
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "bench_gaussian.py"
 PLANTED = 7

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from neuroscribe.jobs import ConceptExperts, ExpertsResult, ExpertUnit, Provenance
 from neuroscribe.service.cli import cli
-from neuroscribe.service.report.figures import compact_number, plot_label
+from neuroscribe.service.experts.figures import compact_number, plot_label
 
 LAYERS = (0, 1, 2)
 UNITS = 8
@@ -126,7 +126,7 @@ def test_jaccard_csv_is_one_triangle_without_diagonal_and_hand_computed(reported
 
 
 def test_category_test_is_printed_beside_the_heatmap(reported):
-    from neuroscribe.workers.overlap import category_overlap, jaccard_matrix
+    from neuroscribe.workers.experts.overlap import category_overlap, jaccard_matrix
 
     names, mat = jaccard_matrix({n: s for n, (_, s) in EXPERTS.items()})
     stats = category_overlap(mat, names, {n: c for n, (c, _) in EXPERTS.items()}, n_permutations=10_000, seed=3)

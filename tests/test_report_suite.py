@@ -6,7 +6,7 @@ import csv
 import pytest
 from click.testing import CliRunner
 
-from neuroscribe.analyses import (
+from neuroscribe.jobs.experts_suite import (
     AlignmentReport,
     CausalReport,
     ConceptCausal,
@@ -23,8 +23,8 @@ from neuroscribe.analyses import (
 )
 from neuroscribe.jobs import ConceptExperts, ExpertsResult, ExpertUnit, Provenance
 from neuroscribe.service.cli import cli
-from neuroscribe.service.report import write_report
-from neuroscribe.service.report.suite_figures import compact_number, line_styles, rho_text
+from neuroscribe.service.experts.report import write_report
+from neuroscribe.service.experts.suite_figures import compact_number, line_styles, rho_text
 
 LAYERS = (0, 1, 2)
 CONCEPTS = {"cat": {(0, 1), (1, 2)}, "dog": {(0, 1), (2, 5)}, "AT&T": set()}

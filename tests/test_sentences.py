@@ -12,7 +12,7 @@ import pytest
 from neuroscribe.errors import InvalidInput
 from neuroscribe.jobs import SamplingSpec, SentenceRecord
 from neuroscribe.prompts import PROMPT_VERSION, build_concept_messages
-from neuroscribe.workers.sentences import (
+from neuroscribe.workers.experts.sentences import (
     DROP_REASONS,
     generate_concept_sentences,
     load_sentences_jsonl,

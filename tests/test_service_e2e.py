@@ -15,7 +15,7 @@ import pytest
 from neuroscribe.jobs import ExpertsResult
 from neuroscribe.service.cli import build_experts_job
 from neuroscribe.service.client import Client
-from neuroscribe.service.runner import run_experts_job
+from neuroscribe.service.experts.embedded import run_experts_job
 from redis_server import delete_prefix, free_port, redis_url, unique_prefix
 from test_cli import SENTENCES, _write_sentences
 from tiny_models import make_tiny_model
@@ -137,8 +137,8 @@ def test_bad_job_over_http_is_a_422_naming_the_field_and_nothing_is_queued(deplo
 
 def test_describe_job_through_the_queues_equals_the_embedded_run(deployment, inputs, tmp_path):
     """generate -> cluster -> activate -> analyse, each stage in its own worker process."""
-    from neuroscribe.service.cli_describe import build_describe_job
-    from neuroscribe.service.describe_runner import run_describe_job
+    from neuroscribe.service.describe.cli import build_describe_job
+    from neuroscribe.service.describe.embedded import run_describe_job
 
     model, _ = inputs
     data = tmp_path / "reviews.tsv"
@@ -169,8 +169,8 @@ def test_describe_job_through_the_queues_equals_the_embedded_run(deployment, inp
 
 def test_rank_job_through_the_queues_equals_the_embedded_run(deployment, inputs, tmp_path):
     """activate -> analyse: the served rankings, probing, interventions and agreement equal the embedded ones."""
-    from neuroscribe.service.cli_rank import build_rank_job
-    from neuroscribe.service.rank_runner import run_rank_job
+    from neuroscribe.service.rank.cli import build_rank_job
+    from neuroscribe.service.rank.embedded import run_rank_job
 
     model, _ = inputs
     data = tmp_path / "labels.tsv"

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from neuroscribe.errors import InvalidInput
-from neuroscribe.workers.experts import average_precision
-from neuroscribe.workers.stability import (
+from neuroscribe.workers.experts.ap import average_precision
+from neuroscribe.workers.experts.stability import (
     SweepRow,
     best_per_tau,
     expert_sets,

@@ -246,7 +246,7 @@ def test_too_few_pairs_is_an_error_before_any_work_saying_how_many(tmp_path):
     assert r.exit_code == 2
     assert "concepts" in r.output and "pairs found" in r.output
     n = int(r.output.split("only ")[1].split()[0])
-    from neuroscribe.workers.alignment import load_word_pairs, pairs_among
+    from neuroscribe.workers.experts.alignment import load_word_pairs, pairs_among
 
     assert n == len(pairs_among(load_word_pairs(), ["cat", "dog", "bus"])[0]) < 3
     assert not (tmp_path / "out").exists()
@@ -257,7 +257,7 @@ def test_men_concepts_adds_concepts_with_many_pairs():
                             generator="fake", temperature=None, max_new_tokens=None, gen_batch_size=4,
                             trust_remote_code=False, site="mlp_post", pooling="max", layers=(), batch_size=8,
                             max_length=32, device="cpu", men_concepts=6)
-    from neuroscribe.workers.alignment import load_word_pairs, men_concepts, pairs_among
+    from neuroscribe.workers.experts.alignment import load_word_pairs, men_concepts, pairs_among
 
     names = [c.name for c in job.concepts]
     assert names[0] == "cat" and names[1:] == men_concepts(load_word_pairs(), 6)
@@ -294,7 +294,7 @@ def test_causal_check_on_a_decoder_and_skipped_for_bert(offline_hub, sentences_f
 def test_stability_grid_larger_than_the_sentences_asked_for_is_rejected():
     from pydantic import ValidationError
 
-    from neuroscribe.analyses import StabilitySpec
+    from neuroscribe.jobs.experts_suite import StabilitySpec
     from neuroscribe.jobs import ConceptSpec, ExpertsJob
 
     with pytest.raises(ValidationError, match="stability.n_pos.*25.*20"):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from neuroscribe.errors import InvalidInput
-from neuroscribe.workers.vocabulary import build_vocabulary
+from neuroscribe.workers.describe.vocabulary import build_vocabulary
 
 # three tight blobs far apart + two isolated points; each descriptor's vector is fixed by its name
 CENTRES = {"battery": 0, "sound": 1, "price": 2}

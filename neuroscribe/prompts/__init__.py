@@ -19,8 +19,8 @@ from importlib import resources
 from string import Template
 from typing import Literal
 
-from ..errors import InvalidInput
-from .parse import ParsedList, ParseFailure, parse_list
+from neuroscribe.errors import InvalidInput
+from neuroscribe.prompts.parse import ParsedList, ParseFailure, parse_list
 
 __all__ = [
     "PROMPT_VERSION",

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from enum import Enum
 from string import Template
 
-from ..errors import InvalidInput
-from . import load_template
-from .parse import parse_list
+from neuroscribe.errors import InvalidInput
+from neuroscribe.prompts import load_template
+from neuroscribe.prompts.parse import parse_list
 
 __all__ = ["DESCRIPTOR_PROMPT_VERSION", "EXAMPLE_SENTENCE", "build_descriptor_messages", "parse_descriptors",
            "DescriptorFailure", "Descriptors", "MAX_WORDS"]

@@ -39,9 +39,9 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 
-from .. import __version__
-from ..jobs import AnyJob, AnyResult, JobStatus
-from .queue.base import STAGES, JobNotFound, JobQueue, JobRecord
+from neuroscribe import __version__
+from neuroscribe.jobs import AnyJob, AnyResult, JobStatus
+from neuroscribe.service.queue.base import STAGES, JobNotFound, JobQueue, JobRecord
 
 __all__ = ["create_app", "run_server", "JOB_ID_PATTERN"]
 

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from ..errors import InvalidInput
+from neuroscribe.errors import InvalidInput
 
 __all__ = ["atomic_output_dir", "write_json", "write_text", "csv_text", "check_output_dir", "RESULT_MARKER"]
 

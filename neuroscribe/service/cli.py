@@ -14,9 +14,9 @@ from pathlib import Path
 import click
 from pydantic import ValidationError
 
-from ..errors import InvalidInput, NeuroscribeError
-from ..analyses import AlignmentSpec, CausalSpec, PairSpec, StabilitySpec, SweepTarget
-from ..jobs import ConceptSpec, ExpertsJob, GeneratorSpec, Pooling, SamplingSpec, SubjectModelSpec
+from neuroscribe.errors import InvalidInput, NeuroscribeError
+from neuroscribe.jobs.experts_suite import AlignmentSpec, CausalSpec, PairSpec, StabilitySpec, SweepTarget
+from neuroscribe.jobs import ConceptSpec, ExpertsJob, GeneratorSpec, Pooling, SamplingSpec, SubjectModelSpec
 
 __all__ = ["main", "cli"]
 
@@ -169,7 +169,7 @@ def experts_cmd(models, revisions, random_init, concepts, sentences_file, tau, l
 
     Without --sentences, an LLM (the packaged SmolLM2-135M-Instruct by default) writes fact- and
     story-style positive and negative sentences for every concept."""
-    from .runner import run_experts_job
+    from neuroscribe.service.experts.embedded import run_experts_job
 
     if quiet:
         _silence_libraries()
@@ -196,7 +196,7 @@ def report_cmd(result_dir):
     the human-alignment scatter, the sweep curves and the causal check; then the top units and the
     provenance. Every figure is also saved as DIR/report/NAME.png next to NAME.csv, the numbers it
     plots. Replaces an earlier report."""
-    from .report import write_report
+    from neuroscribe.service.experts.report import write_report
 
     click.echo(f"report written to {write_report(result_dir)}")
 
@@ -205,7 +205,7 @@ def sweep_from_options(models: tuple[str, ...], revisions: tuple[str, ...], rand
     """(main model, main revision, other targets): every Hugging Face model at every revision (packaged
     aliases and local folders once, without one), the last one main; ``random_init`` adds one
     random-init copy per model (its config read at the first revision)."""
-    from ..workers.hub import takes_revision
+    from neuroscribe.workers.models.hub import takes_revision
 
     models = tuple(dict.fromkeys(models)) or ("minilm",)
     revs = tuple(dict.fromkeys(revisions)) or (None,)
@@ -227,7 +227,7 @@ def _alignment_spec(align: bool, word_pairs_file: Path | None, men_concepts: int
         return None
     if word_pairs_file is None:
         return AlignmentSpec()
-    from ..workers.alignment import load_word_pairs
+    from neuroscribe.workers.experts.alignment import load_word_pairs
 
     pairs = load_word_pairs(word_pairs_file)
     return AlignmentSpec(dataset=Path(word_pairs_file).name,
@@ -240,14 +240,14 @@ def build_experts_job(*, concepts, sentences_file, generator, temperature, max_n
                       align=False, word_pairs_file=None, men_concepts=None, causal=False, causal_random=10,
                       **rest) -> ExpertsJob:
     """The ``ExpertsJob`` the command line describes (shared with ``neuroscribe submit`` later)."""
-    from ..workers.sentences import load_sentences_jsonl
+    from neuroscribe.workers.experts.sentences import load_sentences_jsonl
 
     model, revision, sweep = sweep_from_options(tuple(models), tuple(revisions), random_init)
     alignment = _alignment_spec(align, word_pairs_file, men_concepts)
     if men_concepts is not None:
         if sentences_file is not None:
             raise InvalidInput("men-concepts", "cannot add concepts to a --sentences file (it has its own)")
-        from ..workers.alignment import WordPair, load_word_pairs, men_concepts as choose
+        from neuroscribe.workers.experts.alignment import WordPair, load_word_pairs, men_concepts as choose
 
         pairs = ([WordPair(p.word1, p.word2, p.score) for p in alignment.pairs] if alignment.pairs
                  else load_word_pairs())
@@ -309,15 +309,15 @@ def _silence_libraries() -> None:
     hf_logging.set_verbosity_error()
 
 
-from .cli_service import register as _register_service  # noqa: E402 - needs the helpers above
+from neuroscribe.service.cli_service import register as _register_service  # noqa: E402 - needs the helpers above
 
 _register_service(cli, user_errors, experts_job_options, build_experts_job)
 
-from .cli_describe import register as _register_describe  # noqa: E402 - after `submit` exists
+from neuroscribe.service.describe.cli import register as _register_describe  # noqa: E402 - after `submit` exists
 
 _register_describe(cli, user_errors, _silence_libraries)
 
-from .cli_rank import register as _register_rank  # noqa: E402 - after `submit` exists
+from neuroscribe.service.rank.cli import register as _register_rank  # noqa: E402 - after `submit` exists
 
 _register_rank(cli, user_errors, _silence_libraries)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from .queue.base import STAGES
+from neuroscribe.service.queue.base import STAGES
 
 __all__ = ["register", "submit_and_print", "submit_options"]
 
@@ -54,7 +54,7 @@ def _client_options(f):
 
 
 def _client(url: str, api_key: str | None):
-    from .client import Client
+    from neuroscribe.service.client import Client
 
     return Client(url, api_key=api_key)
 
@@ -91,8 +91,8 @@ def register(cli: click.Group, user_errors, experts_job_options, build_experts_j
     def serve_cmd(queue_url, artefacts, host, port):
         """Serve the HTTP API (FastAPI + uvicorn): submit jobs, follow them, fetch results and
         artefacts. With NEUROSCRIBE_API_KEY set, every route but /healthz requires the key."""
-        from .api import create_app, run_server
-        from .queue import make_queue
+        from neuroscribe.service.api import create_app, run_server
+        from neuroscribe.service.queue import make_queue
 
         root = artefacts or default_artefacts()
         root.mkdir(parents=True, exist_ok=True)
@@ -167,10 +167,10 @@ def register(cli: click.Group, user_errors, experts_job_options, build_experts_j
         """Serve one stage's queue: generate (LLM writes sentences), activate (model responses) or
         analyse (experts, analyses, result folder). Several workers of a stage share its queue; a
         crashed worker's job is taken over by another after one lease."""
-        from .executor import DEFAULT_HANDLERS
-        from .queue import make_queue
-        from .runner import default_cache_dir
-        from .worker import Worker
+        from neuroscribe.service.executor import DEFAULT_HANDLERS
+        from neuroscribe.service.queue import make_queue
+        from neuroscribe.service.experts.embedded import default_cache_dir
+        from neuroscribe.service.worker import Worker
 
         q = make_queue(queue_url, lease_s=lease_s, max_attempts=max_attempts)
         w = Worker(q, stage, artefacts=artefacts or default_artefacts(), cache_dir=cache_dir or default_cache_dir(),

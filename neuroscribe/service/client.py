@@ -45,9 +45,9 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel
 
-from ..errors import InvalidInput, NeuroscribeError
-from ..jobs import DescribeResult, ExpertsResult, JobStatus, RankResult, parse_result
-from .queue.base import JobRecord
+from neuroscribe.errors import InvalidInput, NeuroscribeError
+from neuroscribe.jobs import DescribeResult, ExpertsResult, JobStatus, RankResult, parse_result
+from neuroscribe.service.queue.base import JobRecord
 
 try:  # Starlette's TestClient (and other callers) may hand us an httpx2 client
     import httpx2 as _httpx2

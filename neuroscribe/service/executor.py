@@ -31,12 +31,12 @@ from typing import Callable
 
 from pydantic import ValidationError
 
-from ..errors import InvalidInput
-from ..jobs import parse_job
+from neuroscribe.errors import InvalidInput
+from neuroscribe.jobs import parse_job
 
 __all__ = ["StageContext", "Executor", "load_handlers", "DEFAULT_HANDLERS"]
 
-DEFAULT_HANDLERS = "neuroscribe.service.handlers:HANDLERS"
+DEFAULT_HANDLERS = "neuroscribe.service.experts.handlers:HANDLERS"
 
 
 @dataclass

@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from .executor import DEFAULT_HANDLERS, Executor
-from .queue.base import Delivery, JobQueue
+from neuroscribe.service.executor import DEFAULT_HANDLERS, Executor
+from neuroscribe.service.queue.base import Delivery, JobQueue
 
 __all__ = ["Worker", "consumer_name"]
 

@@ -19,7 +19,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import InvalidInput
+from neuroscribe.errors import InvalidInput
 
 __all__ = ["Dataset", "load_dataset", "FORMATS"]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs, urlsplit
 
-from .base import (
+from neuroscribe.service.queue.base import (
     STAGES,
     DeadLetter,
     Delivery,
@@ -20,7 +20,7 @@ from .base import (
     first_stage,
     next_stage,
 )
-from .memory import InMemoryQueue
+from neuroscribe.service.queue.memory import InMemoryQueue
 
 __all__ = ["STAGES", "DeadLetter", "Delivery", "JobNotFound", "JobQueue", "JobRecord", "QueueError",
            "StageProgress", "first_stage", "next_stage", "InMemoryQueue", "make_queue"]
@@ -31,7 +31,7 @@ def make_queue(url: str, *, lease_s: float = 30.0, max_attempts: int = 3) -> Job
     if parts.scheme == "memory":
         return InMemoryQueue(lease_s=lease_s, max_attempts=max_attempts)
     if parts.scheme in ("redis", "rediss", "unix"):
-        from .redis_queue import RedisQueue
+        from neuroscribe.service.queue.redis_queue import RedisQueue
 
         prefix = parse_qs(parts.query).get("prefix", ["neuroscribe"])[0]
         base_url = url.split("?", 1)[0]

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ...errors import NeuroscribeError
-from ...jobs import JobStatus
+from neuroscribe.errors import NeuroscribeError
+from neuroscribe.jobs import JobStatus
 
 __all__ = ["STAGES", "first_stage", "next_stage", "StageProgress", "JobRecord", "Delivery", "DeadLetter",
            "JobQueue", "QueueError", "JobNotFound", "new_job_id"]

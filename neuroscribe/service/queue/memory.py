@@ -14,8 +14,8 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-from ...jobs import JobStatus
-from .base import (
+from neuroscribe.jobs import JobStatus
+from neuroscribe.service.queue.base import (
     DeadLetter,
     Delivery,
     JobNotFound,

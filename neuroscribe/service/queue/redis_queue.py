@@ -21,8 +21,8 @@ from __future__ import annotations
 import json
 import time
 
-from ...jobs import JobStatus
-from .base import (
+from neuroscribe.jobs import JobStatus
+from neuroscribe.service.queue.base import (
     STAGES,
     DeadLetter,
     Delivery,
@@ -34,7 +34,7 @@ from .base import (
     new_job_id,
     next_stage,
 )
-from . import scripts
+from neuroscribe.service.queue import scripts
 
 __all__ = ["RedisQueue", "GROUP"]
 

@@ -10,8 +10,8 @@ import html
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ...jobs import ExpertsResult
-from .figures import FigureData
+from neuroscribe.jobs import ExpertsResult
+from neuroscribe.service.experts.figures import FigureData
 
 __all__ = ["Section", "esc", "table", "render_page", "provenance_list", "warnings_block"]
 

@@ -5,13 +5,13 @@ sentences x units per layer, rows in input order); ``save_responses`` / ``load_r
 the on-disk format documented in ``neuroscribe.workers.activations.store``.
 """
 
-from .cache import cached_capture, responses_key
-from .capture import capture_responses
-from ..hashing import dataset_sha256
-from .loading import SubjectModel, load_subject_model, random_init_subject
-from .pooling import POOLINGS
-from .sites import Site, get_site, list_sites
-from .store import Responses, ResponsesMeta, load_responses, save_responses
+from neuroscribe.workers.activations.cache import cached_capture, responses_key
+from neuroscribe.workers.activations.capture import capture_responses
+from neuroscribe.workers.models.hashing import dataset_sha256
+from neuroscribe.workers.activations.loading import SubjectModel, load_subject_model, random_init_subject
+from neuroscribe.workers.activations.pooling import POOLINGS
+from neuroscribe.workers.activations.sites import Site, get_site, list_sites
+from neuroscribe.workers.activations.store import Responses, ResponsesMeta, load_responses, save_responses
 
 __all__ = [
     "SubjectModel",

@@ -15,13 +15,13 @@ import json
 from pathlib import Path
 from typing import Sequence
 
-from ...errors import InvalidInput
-from ..hashing import dataset_sha256
-from .capture import capture_responses
-from .loading import SubjectModel
-from .pooling import check_pooling
-from .sites import get_site
-from .store import FORMAT_VERSION, Responses, load_responses, save_responses
+from neuroscribe.errors import InvalidInput
+from neuroscribe.workers.models.hashing import dataset_sha256
+from neuroscribe.workers.activations.capture import capture_responses
+from neuroscribe.workers.activations.loading import SubjectModel
+from neuroscribe.workers.activations.pooling import check_pooling
+from neuroscribe.workers.activations.sites import get_site
+from neuroscribe.workers.activations.store import FORMAT_VERSION, Responses, load_responses, save_responses
 
 __all__ = ["responses_key", "cached_capture"]
 

@@ -18,13 +18,13 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ...errors import InvalidInput
-from ..hashing import dataset_sha256
-from .hooks import SiteHooks
-from .loading import SubjectModel
-from .pooling import Pooler, check_pooling, real_token_mask
-from .sites import get_site
-from .store import Responses, ResponsesMeta
+from neuroscribe.errors import InvalidInput
+from neuroscribe.workers.models.hashing import dataset_sha256
+from neuroscribe.workers.activations.hooks import SiteHooks
+from neuroscribe.workers.activations.loading import SubjectModel
+from neuroscribe.workers.activations.pooling import Pooler, check_pooling, real_token_mask
+from neuroscribe.workers.activations.sites import get_site
+from neuroscribe.workers.activations.store import Responses, ResponsesMeta
 
 F16_MAX = float(np.finfo(np.float16).max)  # 65504: responses are stored as float16
 

@@ -11,7 +11,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from .sites import Site
+from neuroscribe.workers.activations.sites import Site
 
 __all__ = ["SiteHooks"]
 

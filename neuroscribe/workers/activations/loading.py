@@ -1,6 +1,6 @@
 """Load a subject model: packaged alias, local folder, or Hugging Face id (+ revision).
 
-Where the files come from (and every miss as a ``ModelNotFound``): ``neuroscribe.workers.hub``. A
+Where the files come from (and every miss as a ``ModelNotFound``): ``neuroscribe.workers.models.hub``. A
 Hugging Face id is read from the local HF cache, else downloaded unless ``local_files_only=True`` or
 ``HF_HUB_OFFLINE`` is set; the loaded revision is the snapshot's commit hash (so ``step1000`` is
 recorded as the commit it pointed to). Models always load from local files (``local_files_only=True``
@@ -15,9 +15,9 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-from ...errors import InvalidInput, ModelNotFound
-from ..hub import first_line, resolve_model
-from .sites import ARCHITECTURES, _n_layers
+from neuroscribe.errors import InvalidInput, ModelNotFound
+from neuroscribe.workers.models.hub import first_line, resolve_model
+from neuroscribe.workers.activations.sites import ARCHITECTURES, _n_layers
 
 __all__ = ["SubjectModel", "SubjectShape", "load_subject_model", "peek_subject", "random_init_subject", "state_sha256",
            "resolve_device"]

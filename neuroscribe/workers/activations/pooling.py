@@ -20,7 +20,7 @@ from typing import Callable
 
 import torch
 
-from ...errors import InvalidInput
+from neuroscribe.errors import InvalidInput
 
 __all__ = ["POOLINGS", "Pooler", "real_token_mask", "pool", "check_pooling"]
 

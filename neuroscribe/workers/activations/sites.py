@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Literal
 
-from ...errors import SiteNotFound
+from neuroscribe.errors import SiteNotFound
 
 __all__ = ["Site", "Architecture", "ARCHITECTURES", "list_sites", "get_site", "get_architecture"]
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import InvalidInput
+from neuroscribe.errors import InvalidInput
 
 __all__ = ["FORMAT_VERSION", "ResponsesMeta", "Responses", "save_responses", "load_responses", "layer_file"]
 

@@ -21,9 +21,9 @@ from typing import Callable
 from neuroscribe.errors import InvalidInput
 from neuroscribe.jobs import GeneratorSpec
 
-from .base import Generation, GenerationRequest, LLMBackend
-from .cached import CachedBackend
-from .fake import FakeBackend
+from neuroscribe.workers.generate.base import Generation, GenerationRequest, LLMBackend
+from neuroscribe.workers.generate.cached import CachedBackend
+from neuroscribe.workers.generate.fake import FakeBackend
 
 __all__ = [
     "GenerationRequest",

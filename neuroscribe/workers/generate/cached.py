@@ -20,7 +20,7 @@ from typing import Sequence
 
 from neuroscribe.errors import GenerationError
 
-from .base import Generation, GenerationRequest, LLMBackend
+from neuroscribe.workers.generate.base import Generation, GenerationRequest, LLMBackend
 
 __all__ = ["CachedBackend", "cache_key"]
 

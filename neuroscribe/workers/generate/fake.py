@@ -21,7 +21,7 @@ from typing import Callable, Sequence
 
 from neuroscribe.errors import GenerationError
 
-from .base import Generation, GenerationRequest
+from neuroscribe.workers.generate.base import Generation, GenerationRequest
 
 __all__ = ["FakeBackend", "fake_sentences", "fake_descriptors"]
 

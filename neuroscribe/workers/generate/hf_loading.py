@@ -1,7 +1,7 @@
 """How a transformers generator loads its model, and the provenance it records.
 
 ``spec.model`` may be a packaged alias (``smollm2``: a GGUF file inside an installed package),
-a local folder, a local ``.gguf`` file, or a Hugging Face id; ``neuroscribe.workers.hub`` finds it.
+a local folder, a local ``.gguf`` file, or a Hugging Face id; ``neuroscribe.workers.models.hub`` finds it.
 A Hugging Face id already in the local cache loads offline (``local_files_only``); otherwise the
 backend (transformers, vLLM) downloads it unless ``HF_HUB_OFFLINE`` is set.
 """
@@ -13,7 +13,7 @@ from typing import Any
 
 from neuroscribe.errors import ModelNotFound
 
-from ..hub import ModelSource, resolve_model
+from neuroscribe.workers.models.hub import ModelSource, resolve_model
 
 __all__ = ["ModelSource", "resolve_source", "load_tokenizer_and_model"]
 

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from neuroscribe.errors import GenerationError
 from neuroscribe.jobs import GeneratorSpec
 
-from .base import Generation, GenerationRequest
+from neuroscribe.workers.generate.base import Generation, GenerationRequest
 
 __all__ = ["OpenAIBackend", "API_KEY_ENV"]
 

@@ -24,9 +24,9 @@ from transformers import LogitsProcessorList
 from neuroscribe.errors import GenerationError, InvalidInput
 from neuroscribe.jobs import GeneratorSpec
 
-from .base import Generation, GenerationRequest, plan_batches, render_chat
-from .hf_loading import load_tokenizer_and_model, resolve_source
-from .row_sampler import RowSampler
+from neuroscribe.workers.generate.base import Generation, GenerationRequest, plan_batches, render_chat
+from neuroscribe.workers.generate.hf_loading import load_tokenizer_and_model, resolve_source
+from neuroscribe.workers.generate.row_sampler import RowSampler
 
 __all__ = ["TransformersBackend", "pick_device"]
 

@@ -14,11 +14,11 @@ from typing import Any, Sequence
 
 from neuroscribe.errors import GenerationError
 from neuroscribe.jobs import GeneratorSpec
-from neuroscribe.packaged import resolve_packaged
+from neuroscribe.workers.models.packaged import resolve_packaged
 
-from .base import Generation, GenerationRequest, render_chat
-from ..hub import cached_snapshot, offline
-from .hf_loading import resolve_source
+from neuroscribe.workers.generate.base import Generation, GenerationRequest, render_chat
+from neuroscribe.workers.models.hub import cached_snapshot, offline
+from neuroscribe.workers.generate.hf_loading import resolve_source
 
 __all__ = ["VLLMBackend", "VLLM_MISSING"]
 

@@ -1,0 +1,148 @@
+"""``neuroscribe describe`` (embedded) and ``neuroscribe submit describe`` (through the service):
+the options of a describe job and the ``DescribeJob`` they build. Registered by ``service.cli``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from neuroscribe.jobs.describe import VocabularySpec
+from neuroscribe.errors import InvalidInput
+from neuroscribe.jobs import DescribeJob, GeneratorSpec, Pooling, SubjectModelSpec
+
+__all__ = ["register", "describe_job_options", "build_describe_job", "parse_label_names"]
+
+
+def _doc(model, name: str) -> str:
+    return model.model_fields[name].description or ""
+
+
+def parse_label_names(values: tuple[str, ...]) -> dict[str, str]:
+    """``--label-name 1=positive --label-name 0=negative`` -> {"1": "positive", "0": "negative"}."""
+    out: dict[str, str] = {}
+    for v in values:
+        label, sep, name = v.partition("=")
+        if not sep or not label.strip() or not name.strip():
+            raise InvalidInput("label_names", f"{v!r} is not LABEL=NAME (e.g. 1=positive)")
+        if label.strip() in out:
+            raise InvalidInput("label_names", f"label {label.strip()!r} is named twice")
+        out[label.strip()] = name.strip()
+    return out
+
+
+_OPTIONS = [
+    click.option("--model", default="minilm", show_default=True, help=_doc(SubjectModelSpec, "name")),
+    click.option("--revision", default=None, help=_doc(SubjectModelSpec, "revision")),
+    click.option("--dataset", "dataset", type=click.Path(path_type=Path), required=True, metavar="FILE",
+                 help="Sentences to describe: .txt (one per line; 'TEXT<TAB>LABEL' lines carry labels, as in the "
+                      "sentiment files), .tsv, .csv or .jsonl (columns named by --text-col / --label-col); or "
+                      "'amazon', the packaged 1,000 Amazon review sentences (labels 1=positive, 0=negative)."),
+    click.option("--text-col", default="text", show_default=True, help="Column (tsv/csv) or key (jsonl) of the text."),
+    click.option("--label-col", default=None,
+                 help="Column or key of a reference label (e.g. sentiment), for precision@K / recall@K."),
+    click.option("--label-name", "label_names", multiple=True, metavar="LABEL=NAME",
+                 help="The descriptor name a label stands for in the evaluation, e.g. --label-name 1=positive "
+                      "--label-name 0=negative (repeatable; an unnamed label stands for itself). Named labels "
+                      "stay out of clustering."),
+    click.option("--label-word-match/--no-label-word-match", default=True, show_default=True,
+                 help="A descriptor holding a label's name as a whole word (e.g. 'positive feedback' for 'positive') "
+                      "also gives its sentence that name."),
+    click.option("--layers", "layers", multiple=True, metavar="LIST", help="Layers to read, e.g. 0,2-4. Default: all."),
+    click.option("--site", default="mlp_post", show_default=True, help=_doc(SubjectModelSpec, "site")),
+    click.option("--pooling", type=click.Choice([p.value for p in Pooling]), default="cls", show_default=True,
+                 help=_doc(SubjectModelSpec, "pooling") + " cls (the paper's, for BERT) needs a [CLS] token; use "
+                      "mean or last for decoders."),
+    click.option("--top-percent", type=float, default=1.0, show_default=True, help=_doc(DescribeJob, "top_k_percent")),
+    click.option("--threshold", type=float, default=50.0, show_default=True, help=_doc(DescribeJob, "threshold")),
+    click.option("--fdr", type=float, default=None, help=_doc(DescribeJob, "fdr")),
+    click.option("--fdr-family", type=click.Choice(["tested", "all"]), default="tested", show_default=True,
+                 help=_doc(DescribeJob, "fdr_family")),
+    click.option("--min-cluster-size", type=int, default=5, show_default=True,
+                 help=_doc(VocabularySpec, "min_cluster_size")),
+    click.option("--min-samples", type=int, default=None, help=_doc(VocabularySpec, "min_samples")),
+    click.option("--cluster-selection", type=click.Choice(["leaf", "eom"]), default="leaf", show_default=True,
+                 help=_doc(VocabularySpec, "selection")),
+    click.option("--reduce-to", type=int, default=None, help=_doc(VocabularySpec, "reduce_to")),
+    click.option("--consistency/--no-consistency", default=True, show_default=True,
+                 help=_doc(DescribeJob, "consistency")),
+    click.option("--k", "ks", type=int, multiple=True, help="K of precision@K / recall@K (repeatable) [default: 1 2 3]."),
+    click.option("--generator", default="transformers:smollm2", show_default=True, metavar="SPEC",
+                 help="LLM that writes the descriptors: BACKEND[:MODEL][@BASE_URL] (transformers, vllm, openai, fake)."),
+    click.option("--gen-batch-size", type=int, default=16, show_default=True, help=_doc(GeneratorSpec, "batch_size")),
+    click.option("--batch-size", type=int, default=32, show_default=True, help=_doc(SubjectModelSpec, "batch_size")),
+    click.option("--max-length", type=int, default=128, show_default=True, help=_doc(SubjectModelSpec, "max_length")),
+    click.option("--device", default="auto", show_default=True, help=_doc(SubjectModelSpec, "device")),
+    click.option("--seed", type=int, default=0, show_default=True, help="Seed for generation and the split."),
+    click.option("--trust-remote-code", is_flag=True, help="Allow model repositories to run their own code."),
+]
+
+
+def describe_job_options(f):
+    for option in reversed(_OPTIONS):
+        f = option(f)
+    return f
+
+
+def build_describe_job(*, model, revision, dataset, text_col, label_col, label_names, label_word_match, layers, site,
+                       pooling,
+                       top_percent, threshold, fdr, fdr_family, min_cluster_size, min_samples, cluster_selection, reduce_to,
+                       consistency, ks, generator, gen_batch_size, batch_size, max_length, device, seed,
+                       trust_remote_code) -> DescribeJob:
+    """The ``DescribeJob`` of the command line; every error names its field, before any model runs."""
+    from neuroscribe.service.cli import parse_layers
+    from neuroscribe.service.describe.embedded import load_dataset_spec
+
+    names = parse_label_names(label_names)
+    data = load_dataset_spec(dataset, text_col=text_col, label_col=label_col, label_names=names)
+    data = data.model_copy(update={"label_word_match": label_word_match})
+    subject = SubjectModelSpec(name=model, revision=revision, site=site, pooling=Pooling(pooling),
+                               layers=parse_layers(layers), batch_size=batch_size, max_length=max_length,
+                               device=device, trust_remote_code=trust_remote_code)
+    gen = GeneratorSpec.from_string(generator, batch_size=gen_batch_size) if generator else GeneratorSpec()
+    vocab = VocabularySpec(min_cluster_size=min_cluster_size, min_samples=min_samples, selection=cluster_selection,
+                           reduce_to=reduce_to)
+    extra = {"ks": tuple(ks)} if ks else {}
+    return DescribeJob(dataset=data, model=subject, generator=gen, vocabulary=vocab, top_k_percent=top_percent,
+                       threshold=threshold, fdr=fdr, fdr_family=fdr_family, consistency=consistency, seed=seed,
+                       **extra)
+
+
+def register(cli: click.Group, user_errors, silence) -> None:
+    @cli.command("describe")
+    @describe_job_options
+    @click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
+                  help="Where finished LLM generations are kept, so a re-run resumes and regenerates nothing "
+                       "[default: $NEUROSCRIBE_CACHE or ~/.cache/neuroscribe].")
+    @click.option("--out", "out", type=click.Path(path_type=Path), required=True, metavar="DIR",
+                  help="Folder for the results; written under a temporary name, then renamed.")
+    @click.option("--force", is_flag=True, help="Replace DIR if it exists and is not empty.")
+    @click.option("--quiet", is_flag=True, help="No progress bars.")
+    @user_errors
+    def describe_cmd(cache_dir, out, force, quiet, **options):
+        """Describe the neurons of a model with LLM-written descriptors of a dataset's sentences
+        (Mondal et al. 2024): each unit gets the descriptors held by >= --threshold % of its top
+        --top-percent % sentences, with base rates, enrichment and hypergeometric p-values; the
+        split-half consistency; precision@K / recall@K against the labels when the dataset has them.
+        Writes DIR/descriptions.json, the vocabulary, the tables and DIR/descriptions.html."""
+        from neuroscribe.service.describe.embedded import run_describe_job
+
+        if quiet:
+            silence()
+        job = build_describe_job(**options)
+        run_describe_job(job, out, force=force, progress=not quiet, cache_dir=cache_dir)
+
+    submit = cli.commands.get("submit")
+    if submit is None:  # pragma: no cover - the service commands are registered first
+        return
+    from neuroscribe.service.cli_service import submit_and_print, submit_options
+
+    @submit.command("describe")
+    @describe_job_options
+    @submit_options
+    @user_errors
+    def submit_describe_cmd(url, api_key, idempotency_key, wait_, **options):
+        """Submit a describe job: the same options as `neuroscribe describe`, run by the service's
+        workers (generate -> cluster -> activate -> analyse). The sentences travel inside the job.
+        Prints the job id (and, with --wait, waits for the result)."""
+        submit_and_print(build_describe_job(**options), url, api_key, idempotency_key, wait_)

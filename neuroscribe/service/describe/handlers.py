@@ -1,0 +1,112 @@
+"""The describe job's stage handlers (``neuroscribe worker STAGE``): the same pure stages as the
+embedded runner (``workers.describe_stages``), their artefacts in the job's folder, each file
+written under a temporary name and renamed (a stage that runs again after a crash overwrites
+whole files only):
+
+    <job>/stage/descriptors.json      (generate: descriptors of every sentence)
+    <job>/stage/vocabulary.json       (cluster: vocabulary, per-sentence names, the halves)
+    <job>/stage/exemplars/            (activate: exemplar rows and responses per unit)
+    <job>/result/                     (analyse: the result folder, as `neuroscribe describe` writes it)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+from neuroscribe import __version__
+from neuroscribe.service.artefacts import write_json
+from neuroscribe.service.executor import StageContext
+
+__all__ = ["generate", "cluster", "activate", "analyse"]
+
+STAGE_DIR = "stage"
+RESULT_DIR = "result"
+
+
+def _read(ctx: StageContext, name: str) -> dict:
+    path = ctx.artefacts / STAGE_DIR / name
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RuntimeError(f"an earlier stage's file is missing: {path}") from None
+
+
+def generate(ctx: StageContext) -> dict:
+    """Check the model (config and tokenizer only), then write the descriptors."""
+    from neuroscribe.workers.activations.loading import peek_subject
+    from neuroscribe.workers.describe.stages import check_describe_subject, descriptors_stage
+    from neuroscribe.service.describe.embedded import make_descriptor_generator
+
+    job = ctx.job
+    spec = job.model
+    check_describe_subject(job, peek_subject(spec.name, revision=spec.revision,
+                                             trust_remote_code=spec.trust_remote_code))
+    key = ("generator", job.generator.model_dump_json())
+    if key not in ctx.state:
+        ctx.state[key] = make_descriptor_generator(job, ctx.cache_dir)
+    n = len(job.dataset.texts)
+    ctx.progress(0, n, "writing descriptors")
+    d = descriptors_stage(job, ctx.state[key], progress=False)
+    (ctx.artefacts / STAGE_DIR).mkdir(parents=True, exist_ok=True)
+    write_json(ctx.artefacts / STAGE_DIR / "descriptors.json", d.to_json())
+    ctx.progress(n, n, f"{n - sum(x is None for x in d.descriptors)} of {n} described")
+    return {"handoff": {"descriptors": f"{STAGE_DIR}/descriptors.json", "failures": d.failures}}
+
+
+def cluster(ctx: StageContext) -> dict:
+    """The vocabulary (sentence-transformers + HDBSCAN) and the split in halves."""
+    from neuroscribe.workers.describe.stages import DescriptorsArtefact, vocabulary_stage
+
+    d = DescriptorsArtefact.from_json(_read(ctx, "descriptors.json"))
+    ctx.progress(0, 1, "clustering descriptors")
+    embed = ctx.state.get("embedder")
+    if embed is None:
+        from neuroscribe.workers.describe.vocabulary import minilm_embedder
+
+        embed = ctx.state["embedder"] = minilm_embedder()
+    v = vocabulary_stage(ctx.job, d, embed=embed)
+    write_json(ctx.artefacts / STAGE_DIR / "vocabulary.json", v.to_json())
+    n_names = len(set(v.vocabulary.mapping.values()))
+    ctx.progress(1, 1, f"{n_names} vocabulary names")
+    return {"handoff": {"vocabulary": f"{STAGE_DIR}/vocabulary.json", "n_names": n_names}}
+
+
+def activate(ctx: StageContext) -> dict:
+    """Streaming top-k% exemplars of every unit, over the dataset and each half."""
+    from neuroscribe.workers.describe.stages import VocabularyArtefact, exemplars_stage
+    from neuroscribe.service.experts.handlers import _subject
+
+    v = VocabularyArtefact.from_json(_read(ctx, "vocabulary.json"))
+    subject = _subject(ctx)
+    n = len(ctx.job.dataset.texts)
+    ctx.progress(0, n, "capturing responses")
+    ex = exemplars_stage(ctx.job, subject, v, progress=False)
+    final = ctx.artefacts / STAGE_DIR / "exemplars"
+    tmp = final.with_name(f".exemplars.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    ex.save(tmp)
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+    ctx.progress(n, n, f"{ex.rows.shape[0]} units, {ex.k} exemplars each")
+    return {"handoff": {"exemplars": f"{STAGE_DIR}/exemplars", "k": ex.k}}
+
+
+def analyse(ctx: StageContext) -> dict:
+    """Assignment, consistency, evaluation and the result folder; the result is the DescribeResult."""
+    from neuroscribe.workers.describe.stages import DescriptorsArtefact, ExemplarsArtefact, VocabularyArtefact, analysis_stage
+    from neuroscribe.service.artefacts import atomic_output_dir
+    from neuroscribe.service.describe.embedded import write_describe_files
+
+    job = ctx.job
+    d = DescriptorsArtefact.from_json(_read(ctx, "descriptors.json"))
+    v = VocabularyArtefact.from_json(_read(ctx, "vocabulary.json"))
+    ex = ExemplarsArtefact.load(ctx.artefacts / STAGE_DIR / "exemplars")
+    ctx.progress(0, 1, "assigning descriptors")
+    result = analysis_stage(job, d, v, ex, neuroscribe_version=__version__)
+    out = ctx.artefacts / RESULT_DIR
+    with atomic_output_dir(out, force=True) as tmp:
+        write_describe_files(tmp, job, d, v, result, out, None, lambda _m: None)
+    ctx.progress(1, 1, "done")
+    return {"result": result.model_dump(mode="json")}

@@ -1,0 +1,88 @@
+"""``neuroscribe report DIR``: one self-contained HTML page for an experts result folder.
+
+Writes ``DIR/report.html`` (PNGs embedded as data URIs, no script, no network) and ``DIR/report/``
+with every figure as ``NAME.png`` next to ``NAME.csv``, the numbers it plots. The page is built from
+the section builders of ``sections.SECTIONS``: experts, overlap and, when the result carries them, the
+analysis suite's stability, human-alignment, sweep and causal sections (``suite_sections``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from neuroscribe.errors import InvalidInput
+from neuroscribe.jobs import ExpertsResult
+from neuroscribe.service.artefacts import write_text
+
+__all__ = ["write_report", "load_result", "REPORT_HTML", "REPORT_DIR"]
+
+REPORT_HTML = "report.html"
+REPORT_DIR = "report"
+
+
+def load_result(result_dir: str | Path) -> ExpertsResult:
+    """The ``ExpertsResult`` of ``result_dir/experts.json``; ``InvalidInput("DIR", ...)`` otherwise."""
+    d = Path(result_dir)
+    path = d / "experts.json"
+    if not d.is_dir():
+        raise InvalidInput("DIR", f"{d} is not a directory")
+    if not path.is_file():
+        raise InvalidInput("DIR", f"{d} has no experts.json (not an experts result folder)")
+    try:
+        return ExpertsResult.model_validate_json(path.read_bytes())
+    except ValidationError as e:
+        first = e.errors()[0]
+        loc = ".".join(str(x) for x in first["loc"]) or "document"
+        raise InvalidInput("DIR", f"{path} is not a valid experts result ({loc}: {first['msg']})") from None
+
+
+def write_report(result_dir: str | Path, result: ExpertsResult | None = None) -> Path:
+    """Write the report into ``result_dir`` and return the path of ``report.html``.
+
+    ``result`` defaults to ``result_dir/experts.json``; pass it to report an in-memory result (the
+    runner does, into its temporary folder before the rename). Figures are drawn into a temporary
+    folder that then replaces ``report/``; the page is written last (itself atomically).
+    """
+    from neuroscribe.service.report.html import render_page
+    from neuroscribe.service.experts.report_sections import SECTIONS
+
+    root = Path(result_dir)
+    if result is None:
+        result = load_result(root)
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{REPORT_DIR}.tmp-", dir=root))
+    except OSError as e:
+        raise InvalidInput("DIR", f"cannot write the report into {root}: {e.strerror or e}") from None
+    final = root / REPORT_DIR
+    try:
+        sections = [s for s in (build(result, tmp) for build in SECTIONS) if s is not None]
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private
+        if final.exists():
+            shutil.rmtree(final)
+        os.rename(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    page = render_page(result, [_relocate(s, tmp, final) for s in sections], root)
+    out = root / REPORT_HTML
+    write_text(out, page)
+    return out
+
+
+def _relocate(section, tmp: Path, final: Path):
+    from dataclasses import replace
+
+    figs = tuple(replace(f, png=final / f.png.relative_to(tmp), csv=final / f.csv.relative_to(tmp)) for f in section.figures)
+    files = tuple(f.replace(tmp.name + "/", REPORT_DIR + "/", 1) for f in section.files)
+    return replace(section, figures=figs, files=files)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -1,0 +1,152 @@
+"""``neuroscribe rank`` (embedded) and ``neuroscribe submit rank`` (through the service): the
+options of a rank job and the ``RankJob`` they build. Registered by ``service.cli``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from pydantic import ValidationError
+
+from neuroscribe.errors import InvalidInput
+from neuroscribe.jobs import Pooling, RankJob, SubjectModelSpec
+from neuroscribe.jobs.rank import METHODS, InterventionSpec, ProbingSpec
+
+__all__ = ["register", "rank_job_options", "build_rank_job", "parse_label_map"]
+
+
+def _doc(model, name: str) -> str:
+    return model.model_fields[name].description or ""
+
+
+def parse_label_map(values: tuple[str, ...], field: str) -> dict[str, str] | None:
+    """``--continuation '1= It was great.'`` (repeatable) -> {"1": " It was great."} (text kept as given)."""
+    if not values:
+        return None
+    out: dict[str, str] = {}
+    for v in values:
+        label, sep, text = v.partition("=")
+        if not sep or not label.strip() or not text.strip():
+            raise InvalidInput(field, f"{v!r} is not LABEL=TEXT")
+        if label.strip() in out:
+            raise InvalidInput(field, f"label {label.strip()!r} is given twice")
+        out[label.strip()] = text
+    return out
+
+
+_OPTIONS = [
+    click.option("--model", default="minilm", show_default=True, help=_doc(SubjectModelSpec, "name")),
+    click.option("--revision", default=None, help=_doc(SubjectModelSpec, "revision")),
+    click.option("--dataset", type=click.Path(path_type=Path), required=True, metavar="FILE",
+                 help="Labelled examples: .tsv, .csv or .jsonl with a text and a label column, .txt with "
+                      "'TEXT<TAB>LABEL' lines, or 'amazon' (the packaged sentiment sentences)."),
+    click.option("--text-col", default="text", show_default=True),
+    click.option("--label-col", default="label", show_default=True),
+    click.option("--word-col", default=None, help="Column of the target word's index (0-based, whitespace words): "
+                                                  "a token-level attribute; the response is read at that word."),
+    click.option("--layer", type=int, default=None, help="The layer whose units are ranked [default: the last]."),
+    click.option("--k", "ks", type=int, multiple=True, help="A top-k size (repeatable) [default: 10 50]."),
+    click.option("--methods", default=",".join(METHODS), show_default=True,
+                 help="Comma-separated rankings: " + ", ".join(METHODS) + "."),
+    click.option("--site", default="mlp_post", show_default=True, help=_doc(SubjectModelSpec, "site")),
+    click.option("--pooling", type=click.Choice([p.value for p in Pooling]), default="mean", show_default=True,
+                 help=_doc(SubjectModelSpec, "pooling") + " (sentence-level attributes)"),
+    click.option("--rank-fraction", type=float, default=0.5, show_default=True,
+                 help="Share of each class the rankings are computed on; probing and interventions use the rest."),
+    click.option("--same-examples", is_flag=True,
+                 help="Rank, probe and intervene on the same examples (biased: top units look better, bottom units "
+                      "worse than chance); for comparison with papers that did so."),
+    click.option("--probe", type=click.Choice(["logreg", "linear_svm", "mlp"]), default="logreg", show_default=True,
+                 help="The evaluation probe, separate from the rankings' own."),
+    click.option("--seeds", type=int, default=5, show_default=True, help=_doc(ProbingSpec, "seeds")),
+    click.option("--interventions/--no-interventions", default=True, show_default=True,
+                 help="Measure used information by interventions on the top-k units against random-k."),
+    click.option("--modes", default="zero,mean,translate", show_default=True, help="Intervention modes."),
+    click.option("--beta", type=float, default=8.0, show_default=True, help=_doc(InterventionSpec, "beta")),
+    click.option("--n-random", type=int, default=5, show_default=True, help=_doc(InterventionSpec, "n_random")),
+    click.option("--max-examples", type=int, default=200, show_default=True,
+                 help=_doc(InterventionSpec, "max_examples")),
+    click.option("--continuation", "continuations", multiple=True, metavar="LABEL=TEXT",
+                 help="Decoders: a label-bearing continuation per label, e.g. '1= It was great.' (repeatable)."),
+    click.option("--label-text", "label_texts", multiple=True, metavar="LABEL=TEXT",
+                 help="Sentence encoders: a description per label for the zero-shot choice, e.g. "
+                      "'1=A positive review.' [default for labels 0/1: a positive / negative review]."),
+    click.option("--batch-size", type=int, default=32, show_default=True, help=_doc(SubjectModelSpec, "batch_size")),
+    click.option("--max-length", type=int, default=128, show_default=True, help=_doc(SubjectModelSpec, "max_length")),
+    click.option("--device", default="auto", show_default=True, help=_doc(SubjectModelSpec, "device")),
+    click.option("--seed", type=int, default=0, show_default=True, help="Seed for splits, random-k and draws."),
+    click.option("--trust-remote-code", is_flag=True, help="Allow model repositories to run their own code."),
+]
+
+
+def rank_job_options(f):
+    for option in reversed(_OPTIONS):
+        f = option(f)
+    return f
+
+
+def build_rank_job(*, model, revision, dataset, text_col, label_col, word_col, layer, ks, methods, site, pooling,
+                   rank_fraction, same_examples, probe, seeds, interventions, modes, beta, n_random, max_examples, continuations, label_texts,
+                   batch_size, max_length, device, seed, trust_remote_code) -> RankJob:
+    """The ``RankJob`` of the command line; every error names its field, before any model runs."""
+    from neuroscribe.workers.rank.attributes import load_attribute_data
+
+    data = load_attribute_data(dataset, text_col=text_col, label_col=label_col, word_col=word_col)
+    extra = {"continuations": parse_label_map(continuations, "continuations"),
+             "label_texts": parse_label_map(label_texts, "label_texts")}
+    try:
+        data = type(data)(**{**data.model_dump(), **{k: v for k, v in extra.items() if v is not None}})
+    except ValidationError as e:
+        msg = e.errors()[0]["msg"].removeprefix("Value error, ")
+        field, _, rest = msg.partition(": ")
+        raise InvalidInput(field, rest or msg) from None
+    subject = SubjectModelSpec(name=model, revision=revision, site=site, pooling=Pooling(pooling),
+                               batch_size=batch_size, max_length=max_length, device=device,
+                               trust_remote_code=trust_remote_code)
+    method_list = tuple(m.strip() for m in methods.split(",") if m.strip())
+    unknown = sorted(set(method_list) - set(METHODS))
+    if unknown:
+        raise InvalidInput("methods", f"unknown {unknown} (choose from {', '.join(METHODS)})")
+    spec = None
+    if interventions:
+        spec = InterventionSpec(modes=tuple(m.strip() for m in modes.split(",") if m.strip()), beta=beta,
+                                n_random=n_random, max_examples=max_examples)
+    extra_k = {"ks": tuple(ks)} if ks else {}
+    return RankJob(dataset=data, model=subject, layer=layer, methods=method_list,
+                   rank_fraction=None if same_examples else rank_fraction,
+                   probing=ProbingSpec(probe=probe, seeds=seeds), interventions=spec, seed=seed, **extra_k)
+
+
+def register(cli: click.Group, user_errors, silence) -> None:
+    @cli.command("rank")
+    @rank_job_options
+    @click.option("--out", "out", type=click.Path(path_type=Path), required=True, metavar="DIR",
+                  help="Folder for the results; written under a temporary name, then renamed.")
+    @click.option("--force", is_flag=True, help="Replace DIR if it exists and is not empty.")
+    @click.option("--quiet", is_flag=True, help="No progress bars.")
+    @user_errors
+    def rank_cmd(out, force, quiet, **options):
+        """Rank the units of a layer for an attribute (Antverg & Belinkov 2022): linear (elastic-net
+        probe), gaussian (greedy selection), probeless (class mean differences), ap (one-vs-rest) and
+        random; judge each ranking by a separate probe on its top-, bottom- and random-k units (and
+        by its own probe, to show the confound), and by interventions on the top-k units against
+        random-k. Writes DIR/rankings.json, the tables and DIR/rankings.html."""
+        from neuroscribe.service.rank.embedded import run_rank_job
+
+        if quiet:
+            silence()
+        run_rank_job(build_rank_job(**options), out, force=force, progress=not quiet)
+
+    submit = cli.commands.get("submit")
+    if submit is None:  # pragma: no cover - the service commands are registered first
+        return
+    from neuroscribe.service.cli_service import submit_and_print, submit_options
+
+    @submit.command("rank")
+    @rank_job_options
+    @submit_options
+    @user_errors
+    def submit_rank_cmd(url, api_key, idempotency_key, wait_, **options):
+        """Submit a rank job: the same options as `neuroscribe rank`, run by the service's workers
+        (activate -> analyse). The examples travel inside the job. Prints the job id."""
+        submit_and_print(build_rank_job(**options), url, api_key, idempotency_key, wait_)

@@ -1,0 +1,76 @@
+"""The rank job's stage handlers (``neuroscribe worker STAGE``): the same pure stages as the
+embedded runner (``workers.rank_stages``):
+
+    <job>/stage/rank_responses.npy, rank_subject.json   (activate: the layer's responses)
+    <job>/result/                                       (analyse: rankings, probing, interventions,
+                                                         agreement; the result folder)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+from neuroscribe import __version__
+from neuroscribe.service.artefacts import write_json
+from neuroscribe.service.executor import StageContext
+
+__all__ = ["activate", "analyse"]
+
+STAGE_DIR = "stage"
+RESULT_DIR = "result"
+
+
+def _plan(ctx: StageContext):
+    from neuroscribe.workers.activations.loading import peek_subject
+    from neuroscribe.workers.rank.stages import check_rank_subject
+
+    spec = ctx.job.model
+    return check_rank_subject(ctx.job, peek_subject(spec.name, revision=spec.revision,
+                                                    trust_remote_code=spec.trust_remote_code))
+
+
+def activate(ctx: StageContext) -> dict:
+    """Responses of the ranked layer to every example."""
+    from neuroscribe.workers.rank.stages import responses_stage
+    from neuroscribe.service.experts.handlers import _subject
+    from neuroscribe.service.rank.embedded import subject_info
+
+    plan = _plan(ctx)
+    subject = _subject(ctx)
+    n = len(ctx.job.dataset.texts)
+    ctx.progress(0, n, f"responses of layer {plan.layer}")
+    X = responses_stage(ctx.job, subject, plan, progress=False)
+    folder = ctx.artefacts / STAGE_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".rank_responses.tmp-{os.getpid()}.npy"
+    np.save(tmp, X, allow_pickle=False)
+    os.replace(tmp, folder / "rank_responses.npy")
+    write_json(folder / "rank_subject.json", subject_info(subject, ctx.job.model.site))
+    ctx.progress(n, n, f"{X.shape[1]} units")
+    return {"handoff": {"responses": f"{STAGE_DIR}/rank_responses.npy", "layer": plan.layer}}
+
+
+def analyse(ctx: StageContext) -> dict:
+    """Rankings, probing, interventions (the model is loaded here), agreement, the result folder."""
+    from neuroscribe.workers.rank.stages import analysis_stage
+    from neuroscribe.service.artefacts import atomic_output_dir
+    from neuroscribe.service.rank.embedded import write_rank_files
+
+    plan = _plan(ctx)
+    folder = ctx.artefacts / STAGE_DIR
+    try:
+        X = np.load(folder / "rank_responses.npy", allow_pickle=False)
+        info = json.loads((folder / "rank_subject.json").read_text(encoding="utf-8"))
+    except FileNotFoundError as e:
+        raise RuntimeError(f"the activate stage's files are missing: {e.filename}") from None
+    ctx.progress(0, 1, "rankings, probing, interventions")
+    device = ctx.job.model.device if ctx.job.model.device != "auto" else "cpu"
+    result, _ = analysis_stage(ctx.job, plan, X, info, neuroscribe_version=__version__, device=device)
+    out = ctx.artefacts / RESULT_DIR
+    with atomic_output_dir(out, force=True) as tmp:
+        write_rank_files(tmp, ctx.job, result, out, None)
+    ctx.progress(1, 1, "done")
+    return {"result": result.model_dump(mode="json")}
