@@ -48,7 +48,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # `bench.noop_handlers` for the workers' executors (and PYTHONPATH below)
-sys.path.insert(1, str(ROOT / "tests"))  # redis_server: start a Redis when none answers
+sys.path.insert(1, str(ROOT / "tests" / "support"))  # redis_server: start a Redis when none answers
 
 N_JOBS, N_WORKERS, N_PACED, PACED_RATE, ROUNDS, LEASE_S, TARGET = 2_000, 2, 200, 100.0, 3, 5.0, 0.3
 JOB = {"kind": "experts", "concepts": [{"name": "cat"}, {"name": "dog"}]}

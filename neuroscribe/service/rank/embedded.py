@@ -112,10 +112,9 @@ def write_rank_files(tmp: Path, job: RankJob, result: RankResult, out: Path | No
 
 def subject_info(subject, site: str) -> dict:
     from neuroscribe.workers.activations.sites import get_site
-    from neuroscribe.workers.experts.stages import _environment
 
     return {"model_id": subject.model_id, "revision": subject.revision, "weight_sha256": subject.weight_sha256,
-            "site": get_site(subject.model_type, site).name, "environment": _environment(subject)}
+            "site": get_site(subject.model_type, site).name, "environment": subject.environment()}
 
 
 def run_rank_job(job: RankJob, out: str | Path, *, force: bool = False, progress: bool = True,

@@ -41,6 +41,17 @@ class SubjectModel:
     def config(self):
         return self.model.config
 
+    def environment(self) -> dict:
+        """Device, dtype and library versions of this run (recorded in every result's provenance)."""
+        import transformers
+
+        return {
+            "device": str(self.device),
+            "dtype": str(next(self.model.parameters()).dtype).removeprefix("torch."),
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+        }
+
 
 def resolve_device(device: str | torch.device) -> torch.device:
     if str(device) == "auto":

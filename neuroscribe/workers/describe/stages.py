@@ -205,7 +205,6 @@ def vocabulary_stage(job: DescribeJob, descriptors: DescriptorsArtefact, embed=N
 def exemplars_stage(job: DescribeJob, subject, vocab: VocabularyArtefact, *, window: int = 2048,
                     progress: bool = True) -> ExemplarsArtefact:
     from neuroscribe.workers.describe.exemplar_stream import stream_exemplars
-    from neuroscribe.workers.experts.stages import _environment
 
     spec = job.model
     ex = stream_exemplars(subject, job.dataset.texts, top_percent=job.top_k_percent,
@@ -216,7 +215,7 @@ def exemplars_stage(job: DescribeJob, subject, vocab: VocabularyArtefact, *, win
 
     info = {"model_id": subject.model_id, "revision": subject.revision, "weight_sha256": subject.weight_sha256,
             "model_type": subject.model_type, "site": get_site(subject.model_type, spec.site).name,
-            "pooling": spec.pooling.value, "environment": _environment(subject), "n_saturated": ex.n_saturated}
+            "pooling": spec.pooling.value, "environment": subject.environment(), "n_saturated": ex.n_saturated}
     return ExemplarsArtefact(ex.layers, ex.units_per_layer, ex.k, ex.rows, ex.values, ex.halves, info)
 
 

@@ -131,20 +131,7 @@ def activations_stage(
         max_length=spec.max_length,
         progress=progress,
     )
-    return ActivationsArtefact(texts, resp, _environment(subject), hit)
-
-
-def _environment(subject: SubjectModel) -> dict:
-    import torch
-    import transformers
-
-    dtype = next(subject.model.parameters()).dtype
-    return {
-        "device": str(subject.device),
-        "dtype": str(dtype).removeprefix("torch."),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-    }
+    return ActivationsArtefact(texts, resp, subject.environment(), hit)
 
 
 def experts_stage(

@@ -2,7 +2,7 @@
 packaged SmolLM2-135M-Instruct, broken ones included.
 
 Regenerate the golden files after a deliberate template change (and a DESCRIPTOR_PROMPT_VERSION bump):
-    NEUROSCRIBE_UPDATE_GOLDEN=1 .venv/bin/python -m pytest -q tests/test_descriptor_prompts.py
+    NEUROSCRIBE_UPDATE_GOLDEN=1 .venv/bin/python -m pytest -q tests/unit/prompts/test_descriptor_prompts.py
 """
 
 import json

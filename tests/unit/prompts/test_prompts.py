@@ -1,7 +1,7 @@
 """Prompt builders (pinned by golden files) and the list parser.
 
 Regenerate the golden files after a deliberate template change (and a PROMPT_VERSION bump):
-    NEUROSCRIBE_UPDATE_GOLDEN=1 .venv/bin/python -m pytest -q tests/test_prompts.py
+    NEUROSCRIBE_UPDATE_GOLDEN=1 .venv/bin/python -m pytest -q tests/unit/prompts/test_prompts.py
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ import importlib.util
 import re
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parents[1] / "bench" / "bench_vocabulary.py"
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench_vocabulary.py"
 
 
 def _bench():

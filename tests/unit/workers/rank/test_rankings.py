@@ -15,7 +15,7 @@ from neuroscribe.errors import InvalidInput
 from neuroscribe.workers.rank import rankings
 from neuroscribe.workers.rank.rankings import RANKERS, Ranking, gaussian_select, gaussian_select_naive, rank
 
-BENCH = Path(__file__).resolve().parents[1] / "bench" / "bench_gaussian.py"
+BENCH = Path(__file__).resolve().parents[4] / "bench" / "bench_gaussian.py"
 PLANTED = 7
 
 

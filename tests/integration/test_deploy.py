@@ -31,7 +31,7 @@ from neuroscribe.service.cli import cli
 from neuroscribe.service.queue import STAGES
 from redis_server import delete_prefix, free_port, redis_url, unique_prefix
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 IMAGE = "neuroscribe:latest"
 ALL_STAGES = {s for stages in STAGES.values() for s in stages}
 GPU_STAGES = {"generate", "activate"}
