@@ -1,4 +1,4 @@
-"""The contract of neuron descriptions (METHODS.md part B): what a ``DescribeJob`` carries beyond
+"""The contract of neuron descriptions (docs/methods.md#b): what a ``DescribeJob`` carries beyond
 its model and generator, and what a ``DescribeResult`` reports.
 
 Specs (inside ``DescribeJob``): ``DatasetSpec`` (the sentences travel inside the job, so a job
@@ -13,9 +13,12 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-__all__ = [
+from neuroscribe.jobs.common import (SCHEMA_VERSION, Frozen, GeneratorSpec, JobBase, Pooling, Provenance, SamplingSpec,
+                                     SubjectModelSpec)
+
+__all__ = ["DescribeJob", "DescribeResult", 
     "DatasetSpec", "VocabularySpec", "DescriptorReport", "VocabularyReport", "AssignedDescriptor", "UnitReport",
     "ConsistencyReport", "EvaluationReport", "PAPER_P_AT_2", "PAPER_R_AT_2", "nan_to_none",
 ]
@@ -25,10 +28,6 @@ PAPER_P_AT_2 = 0.75
 PAPER_R_AT_2 = 0.50
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
 def nan_to_none(x: float | None) -> float | None:
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
 
@@ -36,7 +35,7 @@ def nan_to_none(x: float | None) -> float | None:
 # --------------------------------------------------------------------------- specs
 
 
-class DatasetSpec(_Frozen):
+class DatasetSpec(Frozen):
     """The sentences to describe, with optional reference labels (e.g. sentiment 0/1).
 
     ``label_names`` maps a label to the descriptor name it stands for in the evaluation (e.g.
@@ -88,7 +87,7 @@ class DatasetSpec(_Frozen):
         return {lab: " ".join(self.label_names.get(lab, lab).casefold().split()) for lab in sorted(set(self.labels))}
 
 
-class VocabularySpec(_Frozen):
+class VocabularySpec(Frozen):
     """Clustering of the distinct descriptors into a vocabulary (B.2)."""
 
     embedder: Literal["minilm"] = Field("minilm", description="Sentence-transformers model (packaged).")
@@ -103,7 +102,7 @@ class VocabularySpec(_Frozen):
 # --------------------------------------------------------------------------- reports
 
 
-class DescriptorReport(_Frozen):
+class DescriptorReport(Frozen):
     n_sentences: int
     n_distinct_sentences: int
     n_failed: int = Field(..., description="Sentences whose descriptor generation failed (left out of f and N).")
@@ -112,7 +111,7 @@ class DescriptorReport(_Frozen):
     mean_per_sentence: float | None = Field(None, description="Descriptors per successful sentence (raw).")
 
 
-class VocabularyReport(_Frozen):
+class VocabularyReport(Frozen):
     n_descriptors: int = Field(..., description="Distinct raw descriptors clustered.")
     largest_cluster: int = Field(0, description="Distinct descriptors in the largest cluster.")
     n_names: int = Field(..., description="Vocabulary size after clustering (clusters + noise + kept).")
@@ -122,7 +121,7 @@ class VocabularyReport(_Frozen):
     params: dict = Field(default_factory=dict)
 
 
-class AssignedDescriptor(_Frozen):
+class AssignedDescriptor(Frozen):
     descriptor: str
     count: int = Field(..., description="Exemplars (with known descriptors) that hold it.")
     f: float = Field(..., description="Percent of the unit's exemplars with known descriptors that hold it.")
@@ -132,7 +131,7 @@ class AssignedDescriptor(_Frozen):
     q: float | None = Field(None, description="Benjamini-Hochberg adjusted p (when an FDR was asked).")
 
 
-class UnitReport(_Frozen):
+class UnitReport(Frozen):
     layer: int
     unit: int
     descriptors: tuple[AssignedDescriptor, ...] = Field(..., description="Assigned, best f first.")
@@ -143,7 +142,7 @@ class UnitReport(_Frozen):
     reference: tuple[str, ...] | None = Field(None, description="Reference label names (>= t% of exemplars).")
 
 
-class ConsistencyReport(_Frozen):
+class ConsistencyReport(Frozen):
     """B.5: per-unit Jaccard of the descriptor sets assigned on two halves of the dataset."""
 
     seed: int
@@ -161,7 +160,7 @@ class ConsistencyReport(_Frozen):
     paper_mean: float = 0.95
 
 
-class EvaluationReport(_Frozen):
+class EvaluationReport(Frozen):
     """B.6: precision@K / recall@K of assigned descriptors against the dataset's labels."""
 
     label_names: dict[str, str]
@@ -178,3 +177,57 @@ class EvaluationReport(_Frozen):
     baseline_n_units: int = Field(0, description="Random sets with at least one descriptor.")
     paper_precision_at_2: float = PAPER_P_AT_2
     paper_recall_at_2: float = PAPER_R_AT_2
+
+
+# --------------------------------------------------------------------------- the job and its result
+
+
+class DescribeJob(JobBase):
+    """Describe neurons with LLM-written descriptors of a dataset's sentences (docs/methods.md#b)."""
+
+    kind: Literal["describe"] = "describe"
+    dataset: DatasetSpec = Field(..., description="The sentences (and optional labels) to describe.")
+    model: SubjectModelSpec = Field(default_factory=lambda: SubjectModelSpec(pooling=Pooling.cls))
+    generator: GeneratorSpec = Field(default_factory=GeneratorSpec)
+    sampling: SamplingSpec = Field(
+        default_factory=lambda: SamplingSpec(temperature=0.2, top_p=0.9, max_new_tokens=48, repetition_penalty=1.15),
+        description="Sampling of the descriptor requests (the seed of each is derived from the job seed).")
+    vocabulary: VocabularySpec = Field(default_factory=VocabularySpec)
+    top_k_percent: float = Field(1.0, gt=0.0, le=100.0, description="Exemplars per unit: top k% sentences.")
+    threshold: float = Field(50.0, gt=0.0, le=100.0, description="Assign a descriptor when f >= threshold (%).")
+    fdr: float | None = Field(None, gt=0.0, lt=1.0, description="Optional Benjamini-Hochberg FDR.")
+    fdr_family: Literal["tested", "all"] = Field("tested", description="BH family: pairs with x >= 1, or all.")
+    consistency: bool = Field(True, description="Split-half consistency (B.5).")
+    ks: tuple[int, ...] = Field((1, 2, 3), min_length=1, description="K of precision@K / recall@K.")
+
+    @field_validator("ks")
+    @classmethod
+    def _ks(cls, v):
+        if min(v) < 1:
+            raise ValueError("every K must be >= 1")
+        return tuple(sorted(set(v)))
+
+
+class DescribeResult(Frozen):
+    """Descriptions of every unit of the chosen layers (docs/methods.md#b)."""
+
+    kind: Literal["describe"] = "describe"
+    schema_version: Literal[1] = SCHEMA_VERSION
+    dataset: str
+    n_sentences: int
+    layers: tuple[int, ...]
+    units_per_layer: int
+    top_k_percent: float
+    n_exemplars: int = Field(..., description="Exemplars per unit, k = ceil(n * top_k_percent / 100).")
+    threshold: float
+    fdr: float | None = None
+    fdr_family: str = "tested"
+    descriptors: DescriptorReport
+    vocabulary: VocabularyReport
+    n_units: int
+    n_described: int = Field(..., description="Units with at least one assigned descriptor.")
+    units: tuple[UnitReport, ...] = Field(..., description="Every unit, layer by layer.")
+    consistency: ConsistencyReport | None = None
+    evaluation: EvaluationReport | None = Field(None, description="None when the dataset has no labels.")
+    provenance: Provenance
+    warnings: tuple[str, ...] = ()

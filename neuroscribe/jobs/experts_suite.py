@@ -1,4 +1,4 @@
-"""The contract of the expert-neuron analysis suite (METHODS.md part A, steps 3-7): what an
+"""The contract of the expert-neuron analysis suite (docs/methods.md#a3 to #a7): what an
 ``ExpertsJob`` may ask for beyond the experts themselves, and what its result then carries.
 
 Specs (inside ``ExpertsJob``): ``StabilitySpec``, ``AlignmentSpec``, ``SweepTarget``, ``CausalSpec``.
@@ -9,9 +9,10 @@ boundaries as JSON; NaN (an undefined statistic) is written as ``null``.
 
 from __future__ import annotations
 
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
+
+from neuroscribe.jobs.common import Frozen
 
 __all__ = [
     "StabilitySpec", "AlignmentSpec", "PairSpec", "SweepTarget", "CausalSpec",
@@ -21,10 +22,6 @@ __all__ = [
 ]
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
 def _sorted_unique(v):
     return None if v is None else tuple(sorted(set(v)))
 
@@ -32,7 +29,7 @@ def _sorted_unique(v):
 # --------------------------------------------------------------------------- specs
 
 
-class StabilitySpec(_Frozen):
+class StabilitySpec(Frozen):
     """Stability of the expert sets (A.3): K disjoint folds at the job's tau, and a sweep of
     subsamples over (n+, n-, tau)."""
 
@@ -61,13 +58,13 @@ class StabilitySpec(_Frozen):
         return _sorted_unique(v)
 
 
-class PairSpec(_Frozen):
+class PairSpec(Frozen):
     word1: str = Field(..., min_length=1)
     word2: str = Field(..., min_length=1)
     score: float
 
 
-class AlignmentSpec(_Frozen):
+class AlignmentSpec(Frozen):
     """Human alignment (A.5): concept similarities from the experts against human word-pair ratings."""
 
     dataset: str = Field("MEN", min_length=1, description="Name of the word-pair ratings (shown in the report).")
@@ -75,7 +72,7 @@ class AlignmentSpec(_Frozen):
         None, min_length=3, description="Word pairs with human scores; None = the packaged MEN (3,000 pairs).")
 
 
-class SweepTarget(_Frozen):
+class SweepTarget(Frozen):
     """One more model of a sweep (A.6), read at the main model's site, pooling and layers."""
 
     name: str = Field(..., min_length=1, description="Hugging Face id, local path or packaged alias.")
@@ -83,7 +80,7 @@ class SweepTarget(_Frozen):
     random_init: bool = Field(False, description="Same architecture, freshly initialised weights (seeded).")
 
 
-class CausalSpec(_Frozen):
+class CausalSpec(Frozen):
     """Causal check (A.7, decoder models): fix a concept's experts to their median positive response
     and measure the change in log-probability of the concept word after neutral prompts."""
 
@@ -97,7 +94,7 @@ class CausalSpec(_Frozen):
 # --------------------------------------------------------------------------- reports
 
 
-class FoldStability(_Frozen):
+class FoldStability(Frozen):
     tau: float
     k: int
     jaccard: float | None = Field(..., description="Mean pairwise Jaccard over defined fold pairs (None: none).")
@@ -105,7 +102,7 @@ class FoldStability(_Frozen):
     n_experts: tuple[int, ...] = Field(..., description="Experts found on each fold.")
 
 
-class SweepPoint(_Frozen):
+class SweepPoint(Frozen):
     """One (n+, n-, tau) of the sweep: ``repeats`` subsamples, their mean pairwise Jaccard and counts."""
 
     n_pos: int
@@ -121,7 +118,7 @@ class SweepPoint(_Frozen):
     n_distinct: int
 
 
-class ConceptStability(_Frozen):
+class ConceptStability(Frozen):
     concept: str
     folds: FoldStability
     sweep: tuple[SweepPoint, ...]
@@ -130,33 +127,33 @@ class ConceptStability(_Frozen):
                          "None when no grid point above chance had experts.")
 
 
-class StabilityReport(_Frozen):
+class StabilityReport(Frozen):
     spec: StabilitySpec
     n_pos: tuple[int, ...] = Field(..., description="The n+ grid used.")
     n_neg: tuple[int, ...] = Field(..., description="The n- grid used.")
     concepts: tuple[ConceptStability, ...]
 
 
-class SkippedConcept(_Frozen):
+class SkippedConcept(Frozen):
     concept: str
     reason: str
 
 
-class PairSimilarity(_Frozen):
+class PairSimilarity(Frozen):
     word1: str
     word2: str
     human: float
     similarity: dict[str, float] = Field(..., description="Method -> model similarity of the pair.")
 
 
-class MethodAlignment(_Frozen):
+class MethodAlignment(Frozen):
     method: str
     description: str
     rho: float | None
     p_value: float | None
 
 
-class AlignmentReport(_Frozen):
+class AlignmentReport(Frozen):
     dataset: str
     n_pairs: int = Field(..., description="Pairs used: both words are concepts and every method is defined.")
     methods: tuple[MethodAlignment, ...] = Field(..., description="Spearman rho per method, on the same pairs.")
@@ -166,7 +163,7 @@ class AlignmentReport(_Frozen):
     baseline_layer: int = Field(..., description="Hidden-state layer of the embedding baselines.")
 
 
-class SweepEntry(_Frozen):
+class SweepEntry(Frozen):
     """Experts of one model of the sweep at the job's tau."""
 
     model: str
@@ -193,14 +190,14 @@ class SweepEntry(_Frozen):
         return sum(sum(c.values()) for c in per)
 
 
-class SweepReport(_Frozen):
+class SweepReport(Frozen):
     tau: float
     entries: tuple[SweepEntry, ...] = Field(..., description="Every model of the sweep, the job's own included.")
     identical_weights: tuple[tuple[str, ...], ...] = Field(
         (), description="Groups of sweep entries (labels) whose weight files hash the same.")
 
 
-class ConceptCausal(_Frozen):
+class ConceptCausal(Frozen):
     concept: str
     n_units: int
     n_prompts: int
@@ -215,7 +212,7 @@ class ConceptCausal(_Frozen):
     skipped: str | None = Field(None, description="Why the concept was not tested (e.g. no experts).")
 
 
-class CausalReport(_Frozen):
+class CausalReport(Frozen):
     site: str
     confidence: float
     prompts: tuple[str, ...]

@@ -1,4 +1,4 @@
-"""The contract of neuron rankings (METHODS.md part C, Antverg & Belinkov 2022): what a ``RankJob``
+"""The contract of neuron rankings (docs/methods.md#c, Antverg & Belinkov 2022): what a ``RankJob``
 carries beyond its model, and what a ``RankResult`` reports.
 
 Specs (inside ``RankJob``): ``AttributeDataSpec`` (the labelled examples travel inside the job),
@@ -11,20 +11,18 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-__all__ = ["AttributeDataSpec", "ProbingSpec", "InterventionSpec", "RankingReport", "ProbeRow", "SameProbeRow",
+from neuroscribe.jobs.common import SCHEMA_VERSION, Frozen, JobBase, Pooling, Provenance, SubjectModelSpec
+
+__all__ = ["RankJob", "RankResult", "AttributeDataSpec", "ProbingSpec", "InterventionSpec", "RankingReport", "ProbeRow", "SameProbeRow",
            "EffectRow", "AgreementRow", "MIN_PER_CLASS", "METHODS"]
 
 MIN_PER_CLASS = 5
 METHODS = ("linear", "gaussian", "probeless", "ap", "random")
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class AttributeDataSpec(_Frozen):
+class AttributeDataSpec(Frozen):
     """Labelled examples: a sentence-level attribute, or a token-level one when ``word_index`` marks
     the target word of each text (0-based, whitespace words).
 
@@ -77,7 +75,7 @@ class AttributeDataSpec(_Frozen):
         return dict(sorted(out.items()))
 
 
-class ProbingSpec(_Frozen):
+class ProbingSpec(Frozen):
     """Encoded information (C.2): a separate probe on the top-, bottom- and random-k units."""
 
     probe: Literal["logreg", "linear_svm", "mlp"] = Field("logreg", description="The evaluation probe.")
@@ -85,7 +83,7 @@ class ProbingSpec(_Frozen):
     test_size: float = Field(0.3, gt=0.0, lt=1.0)
 
 
-class InterventionSpec(_Frozen):
+class InterventionSpec(Frozen):
     """Used information (C.3): interventions on the top-k units against random-k."""
 
     modes: tuple[Literal["zero", "mean", "translate"], ...] = Field(("zero", "mean", "translate"), min_length=1)
@@ -94,14 +92,14 @@ class InterventionSpec(_Frozen):
     max_examples: int = Field(200, ge=2, description="Examples scored (a seeded stratified subsample beyond it).")
 
 
-class RankingReport(_Frozen):
+class RankingReport(Frozen):
     method: str
     order: tuple[int, ...] = Field(..., description="Every unit, best first.")
     scores: tuple[float, ...] = Field(..., description="Per unit, in unit order; higher = better.")
     params: dict = Field(default_factory=dict)
 
 
-class ProbeRow(_Frozen):
+class ProbeRow(Frozen):
     ranking: str
     selection: str = Field(..., description="top, bottom, random, top_same_probe or majority.")
     probe: str
@@ -112,7 +110,7 @@ class ProbeRow(_Frozen):
     n_seeds: int
 
 
-class SameProbeRow(_Frozen):
+class SameProbeRow(Frozen):
     ranking: str
     k: int
     independent: float | None
@@ -120,7 +118,7 @@ class SameProbeRow(_Frozen):
     gap: float | None = Field(..., description="same-probe minus independent accuracy.")
 
 
-class EffectRow(_Frozen):
+class EffectRow(Frozen):
     ranking: str
     mode: str
     k: int
@@ -140,10 +138,71 @@ class EffectRow(_Frozen):
                           "from the random sets' mean as the ranked one) / (1 + sets). Its floor is 1 / (1 + sets).")
 
 
-class AgreementRow(_Frozen):
+class AgreementRow(Frozen):
     a: str
     b: str
     k: int
     overlap: float = Field(..., description="|top-k(a) & top-k(b)| / k.")
     jaccard: float
     chance: float = Field(..., description="k / units: the expected overlap of two random top-k sets.")
+
+
+# --------------------------------------------------------------------------- the job and its result
+
+
+class RankJob(JobBase):
+    """Rank the units of a layer for an attribute and judge the rankings (docs/methods.md#c)."""
+
+    kind: Literal["rank"] = "rank"
+    dataset: AttributeDataSpec = Field(..., description="Labelled examples (sentence or token level).")
+    model: SubjectModelSpec = Field(default_factory=lambda: SubjectModelSpec(pooling=Pooling.mean))
+    layer: int | None = Field(None, ge=0, description="The layer whose units are ranked (default: the last).")
+    methods: tuple[Literal["linear", "gaussian", "probeless", "ap", "random"], ...] = Field(
+        ("linear", "gaussian", "probeless", "ap", "random"), min_length=1)
+    ks: tuple[int, ...] = Field((10, 50), min_length=1, description="Top-k sizes evaluated.")
+    rank_fraction: float | None = Field(
+        0.5, gt=0.0, lt=1.0, description="Share of the examples (seeded, stratified) the rankings are computed on; "
+                                         "probing and interventions use the others, so no ranking has seen the "
+                                         "examples it is judged on (None: all examples for everything).")
+    probing: ProbingSpec = Field(default_factory=ProbingSpec)
+    interventions: InterventionSpec | None = Field(default_factory=InterventionSpec,
+                                                   description="Used information (None: skip).")
+
+    @field_validator("ks")
+    @classmethod
+    def _ks(cls, v):
+        if min(v) < 1:
+            raise ValueError("every k must be >= 1")
+        return tuple(sorted(set(v)))
+
+    @field_validator("methods")
+    @classmethod
+    def _methods(cls, v):
+        if len(set(v)) != len(v):
+            raise ValueError("methods must not repeat")
+        return v
+
+
+class RankResult(Frozen):
+    """Rankings of one layer's units for an attribute, judged by probing and by interventions."""
+
+    kind: Literal["rank"] = "rank"
+    schema_version: Literal[1] = SCHEMA_VERSION
+    dataset: str
+    level: Literal["sentence", "token"]
+    n_examples: int
+    classes: dict[str, int] = Field(..., description="label -> examples.")
+    n_ranking_examples: int = Field(0, description="Examples the rankings were computed on.")
+    n_evaluation_examples: int = Field(0, description="Examples probing and interventions used (disjoint from "
+                                                      "the ranking examples unless a warning says otherwise).")
+    layer: int
+    units: int
+    ks: tuple[int, ...]
+    rankings: tuple[RankingReport, ...]
+    probing: tuple[ProbeRow, ...]
+    same_probe: tuple[SameProbeRow, ...] = ()
+    interventions: tuple[EffectRow, ...] = ()
+    intervention_measure: str | None = Field(None, description="What the effects measure (None: not run).")
+    agreement: tuple[AgreementRow, ...] = ()
+    provenance: Provenance
+    warnings: tuple[str, ...] = ()

@@ -1,4 +1,4 @@
-"""The descriptor prompt (METHODS.md part B, step 1) and its parser.
+"""The descriptor prompt (docs/methods.md#b1) and its parser.
 
 One request per sentence: the LLM lists short descriptors of the sentence (topic, aspect,
 sentiment, style). The template is package data (``templates/descriptors.txt``, one worked example

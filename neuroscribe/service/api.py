@@ -26,8 +26,6 @@ The API key (``api_key``): every route but ``/healthz`` -- ``/readyz``, ``/opena
 ``/docs`` included -- then needs ``Authorization: Bearer KEY`` or ``X-API-Key: KEY``.
 """
 
-from __future__ import annotations
-
 import hmac
 import logging
 import re
@@ -40,15 +38,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 
 from neuroscribe import __version__
-from neuroscribe.jobs import AnyJob, AnyResult, JobStatus
-from neuroscribe.service.queue.base import STAGES, JobNotFound, JobQueue, JobRecord
+from neuroscribe.jobs import AnyResult, JobStatus
+from neuroscribe.service import registry
+from neuroscribe.service.queue.base import JobNotFound, JobQueue, JobRecord
 
 __all__ = ["create_app", "run_server", "JOB_ID_PATTERN"]
 
 log = logging.getLogger(__name__)
 
 JOB_ID_PATTERN = re.compile(r"[0-9a-f]{32}")
-_JOB_KINDS = ("experts", "describe", "rank")  # the discriminator values of AnyJob
 _MAX_IDEMPOTENCY_KEY = 200
 _T = TypeVar("_T")
 
@@ -95,7 +93,7 @@ def _call(fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
 def _clean_error(err: dict) -> dict:
     """A pydantic error as JSON: the job kind's tag dropped from ``loc``, no echo of the input."""
     loc = list(err.get("loc", ()))
-    if len(loc) >= 2 and loc[0] == "body" and loc[1] in _JOB_KINDS:
+    if len(loc) >= 2 and loc[0] == "body" and loc[1] in registry.kinds():
         loc = ["body", *loc[2:]]
     out = {"loc": loc, "msg": err.get("msg", ""), "type": err.get("type", "")}
     if err.get("ctx"):
@@ -179,7 +177,9 @@ def _list_artefacts(root: Path) -> list[str]:
 
 def create_app(queue: JobQueue, *, artefacts_dir: Path | str, api_key: str | None = None) -> FastAPI:
     """The API over ``queue``; artefacts served from ``artefacts_dir/<job id>/``; ``api_key``
-    (when set, non-empty) required on every route but ``/healthz``."""
+    (when set, non-empty) required on every route but ``/healthz``. It accepts the jobs of every
+    kind registered (``service.registry``) when it is created."""
+    AnyKindJob = registry.job_union()
     app = FastAPI(title="neuroscribe", version=__version__,
                   description="Expert neurons and neuron descriptions as a service. See `neuroscribe.jobs`.")
     app.state.queue = queue
@@ -210,17 +210,17 @@ def create_app(queue: JobQueue, *, artefacts_dir: Path | str, api_key: str | Non
               responses={200: {"model": JobRecord, "description": "A job submitted before under this Idempotency-Key."},
                          422: {"description": "Invalid job, or a kind that cannot run yet."}})
     def submit(
-        job: Annotated[AnyJob, Body(description="The job: one of the kinds of `neuroscribe.jobs`.")],
+        job: Annotated[AnyKindJob, Body(description="The job: one of the registered kinds (`neuroscribe.jobs`).")],
         q: QueueDep,
         idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=_MAX_IDEMPOTENCY_KEY,
                                                       description="Resubmitting with the same key returns "
                                                                   "the first job (nothing new is queued).")] = None,
     ):
         """Validate and queue a job; it enters the first stage of its kind."""
-        if job.kind not in STAGES:
+        if job.kind not in registry.kinds():  # unregistered since the app was made
             raise HTTPException(422, [{"loc": ["body", "kind"], "type": "kind_not_runnable",
-                                       "msg": f"job kind {job.kind!r} cannot run yet (runnable kinds: "
-                                              f"{', '.join(STAGES)})"}])
+                                       "msg": f"job kind {job.kind!r} cannot run (registered kinds: "
+                                              f"{', '.join(registry.kinds())})"}])
         rec, created = _call(q.submit_new, job.model_dump(mode="json"), idempotency_key=idempotency_key)
         return JSONResponse(jsonable_encoder(rec), status_code=201 if created else 200)
 

@@ -19,7 +19,7 @@ from typing import Iterator
 
 from neuroscribe.errors import InvalidInput
 
-__all__ = ["atomic_output_dir", "write_json", "write_text", "csv_text", "check_output_dir", "RESULT_MARKER"]
+__all__ = ["atomic_output_dir", "write_json", "write_text", "csv_text", "check_output_dir", "RESULT_MARKER", "summary_tail"]
 
 RESULT_MARKER = "job.json"  # every result folder holds it; --force replaces only such folders
 
@@ -105,3 +105,13 @@ def csv_text(header, rows) -> str:
     w.writerow(header)
     w.writerows(rows)
     return buf.getvalue()
+
+
+def summary_tail(warnings, timings: dict | None, out: Path | None, page: str) -> list[str]:
+    """The last lines of a summary: warnings, stage times, where the result was written."""
+    lines = [f"  warning: {w}" for w in warnings]
+    if timings:
+        lines.append("  time: " + ", ".join(f"{k.removesuffix('_s')} {s:.0f} s" for k, s in timings.items()))
+    if out is not None:
+        lines.append(f"  written to {out} ({page})")
+    return lines

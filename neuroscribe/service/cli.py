@@ -1,325 +1,64 @@
-"""The ``neuroscribe`` command line.
+"""The ``neuroscribe`` command line: the service's commands (``serve``, ``worker``, ``submit``,
+``status``, ``wait``, ``result``), ``report DIR``, and each job kind's own commands, registered
+from ``service.registry`` (``service/<kind>/cli.py``).
 
-Bad input (unknown model, revision or site, an empty concept, tau outside (0, 1], a sentences file
-without positives or negatives, ...) prints one line ``neuroscribe: error: FIELD: PROBLEM`` and exits
-with code 2, before any work and without touching DIR.
+Bad input prints one line ``neuroscribe: error: --FLAG: PROBLEM`` and exits with code 2, before any
+work and without touching DIR (``service.cli_common``).
 """
 
 from __future__ import annotations
 
-import functools
-import sys
 from pathlib import Path
 
 import click
-from pydantic import ValidationError
 
-from neuroscribe.errors import InvalidInput, NeuroscribeError
-from neuroscribe.jobs.experts_suite import AlignmentSpec, CausalSpec, PairSpec, StabilitySpec, SweepTarget
-from neuroscribe.jobs import ConceptSpec, ExpertsJob, GeneratorSpec, Pooling, SamplingSpec, SubjectModelSpec
+from neuroscribe.errors import InvalidInput
+from neuroscribe.service import registry
+from neuroscribe.service.cli_common import user_errors
+from neuroscribe.service.cli_service import register as register_service
+from neuroscribe.service.kinds import load_object
 
-__all__ = ["main", "cli"]
-
-
-def _doc(model, name: str) -> str:
-    """The contract's field description, so ``--help`` and the JSON schema say the same thing."""
-    return model.model_fields[name].description or ""
+__all__ = ["main", "cli", "build_cli"]
 
 
-def _fail(message: str, code: int = 2):
-    click.echo(f"neuroscribe: error: {message}", err=True)
-    sys.exit(code)
-
-
-def _validation_message(err: ValidationError) -> str:
-    first = err.errors()[0]
-    loc = ".".join(str(x) for x in first["loc"]) or "job"
-    msg = first["msg"].removeprefix("Value error, ")
-    more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
-    return f"{loc}: {msg}{more}"
-
-
-def user_errors(fn):
-    """Turn user errors into one line on stderr and exit code 2."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except InvalidInput as e:
-            _fail(str(e))
-        except ValidationError as e:
-            _fail(_validation_message(e))
-        except NeuroscribeError as e:
-            _fail(str(e), code=1)
-
-    return wrapper
-
-
-def parse_layers(values: tuple[str, ...]) -> tuple[int, ...] | None:
-    """``--layers 0,2-4 --layers 7`` -> (0, 2, 3, 4, 7)."""
-    if not values:
-        return None
-    out: list[int] = []
-    for value in values:
-        for part in value.split(","):
-            part = part.strip()
-            try:
-                if "-" in part[1:]:
-                    lo, hi = (int(x) for x in part.split("-", 1))
-                    if hi < lo:
-                        raise InvalidInput("layers", f"{part!r} is a reversed range (write {hi}-{lo})")
-                    out.extend(range(lo, hi + 1))
-                elif part:
-                    out.append(int(part))
-            except ValueError:
-                raise InvalidInput("layers", f"{value!r} is not a list of layer numbers like 0,2-4") from None
-    if not out:
-        raise InvalidInput("layers", f"{' '.join(values)!r} names no layer (expected e.g. 0,2-4)")
-    if any(x < 0 for x in out):
-        raise InvalidInput("layers", "layer numbers must be >= 0")
-    return tuple(sorted(set(out)))
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(package_name="neuroscribe")
-def cli():
-    """neuroscribe: what do the neurons of a language model respond to?"""
-
-
-_EXPERTS_JOB_OPTIONS = [
-    click.option("--model", "models", multiple=True, default=("minilm",), show_default=True,
-                  help=_doc(SubjectModelSpec, "name") + " Repeat for a sweep over model sizes."),
-    click.option("--revision", "revisions", multiple=True,
-                  help=_doc(SubjectModelSpec, "revision") + " Repeat for a sweep over checkpoints (every --model "
-                       "at every --revision). The last model at the last revision is the main one: experts, "
-                       "stability, alignment and causal check are computed on it; the sweep counts experts on all."),
-    click.option("--random-init", is_flag=True,
-                  help="Add to the sweep a randomly initialised copy (seeded) of each model's architecture."),
-    click.option("--concept", "concepts", multiple=True, metavar="NAME[:CATEGORY]",
-                  help="A concept to analyse; repeat for several (e.g. --concept cat:animal --concept bus)."),
-    click.option("--sentences", "sentences_file", type=click.Path(path_type=Path), default=None,
-                  help='Bring your own sentences: a JSONL file, one {"text", "concept", "label"} per line '
-                       "(label 1 = positive, 0 = negative). No LLM is used then."),
-    click.option("--tau", type=float, default=0.9, show_default=True, help=_doc(ExpertsJob, "tau")),
-    click.option("--layers", "layers", multiple=True, metavar="LIST",
-                  help="Layers to read, e.g. 0,2-4 (repeatable). Default: all."),
-    click.option("--site", default="mlp_post", show_default=True, help=_doc(SubjectModelSpec, "site")),
-    click.option("--pooling", type=click.Choice([p.value for p in Pooling]), default="max", show_default=True,
-                  help=_doc(SubjectModelSpec, "pooling")),
-    click.option("--n-pos", type=int, default=20, show_default=True, help=_doc(ExpertsJob, "n_pos")),
-    click.option("--n-neg", type=int, default=20, show_default=True, help=_doc(ExpertsJob, "n_neg")),
-    click.option("--top-n", type=int, default=10, show_default=True, help=_doc(ExpertsJob, "top_n")),
-    click.option("--stability/--no-stability", default=True, show_default=True,
-                  help="K-fold stability of the experts and the (n+, n-, tau) subsample sweep."),
-    click.option("--folds", type=int, default=3, show_default=True, help=_doc(StabilitySpec, "folds")),
-    click.option("--stability-tau", "stability_taus", type=float, multiple=True, metavar="TAU",
-                  help="A tau of the stability sweep (repeatable) [default: 0.6 0.7 0.8 0.9 0.95]."),
-    click.option("--stability-repeats", type=int, default=5, show_default=True, help=_doc(StabilitySpec, "repeats")),
-    click.option("--align", is_flag=True,
-                  help="Human alignment: Spearman rho between concept similarities (experts, and hidden-state "
-                       "baselines) and the packaged MEN ratings, over the pairs among the concepts."),
-    click.option("--word-pairs", "word_pairs_file", type=click.Path(path_type=Path), default=None, metavar="FILE",
-                  help="Human alignment on your own ratings: lines 'word1 word2 score' (implies --align)."),
-    click.option("--men-concepts", type=int, default=None, metavar="N",
-                  help="Add N concepts chosen from the word pairs (packaged MEN or --word-pairs) so that many "
-                       "pairs fall among them (implies --align)."),
-    click.option("--causal", is_flag=True,
-                  help="Causal check (decoder models): fix each concept's experts to their median positive "
-                       "response; change in log P(concept word) against as many random units."),
-    click.option("--causal-random", type=int, default=10, show_default=True, help=_doc(CausalSpec, "n_random")),
-    click.option("--generator", "generator", default="transformers:smollm2", show_default=True, metavar="SPEC",
-                  help="LLM that writes the sentences: BACKEND[:MODEL][@BASE_URL], backends transformers, vllm, "
-                       "openai (an OpenAI-compatible server such as `vllm serve`), fake."),
-    click.option("--temperature", type=float, default=None, help=_doc(SamplingSpec, "temperature") + " [default: 0.4]"),
-    click.option("--max-new-tokens", type=int, default=None, help=_doc(SamplingSpec, "max_new_tokens") + " [default: 320]"),
-    click.option("--rounds", "max_rounds", type=int, default=4, show_default=True, help=_doc(ExpertsJob, "max_rounds")),
-    click.option("--gen-batch-size", type=int, default=16, show_default=True, help=_doc(GeneratorSpec, "batch_size")),
-    click.option("--batch-size", type=int, default=32, show_default=True, help=_doc(SubjectModelSpec, "batch_size")),
-    click.option("--max-length", type=int, default=128, show_default=True, help=_doc(SubjectModelSpec, "max_length")),
-    click.option("--device", default="auto", show_default=True, help=_doc(SubjectModelSpec, "device")),
-    click.option("--seed", type=int, default=0, show_default=True, help="Seed for generation and every random choice."),
-    click.option("--trust-remote-code", is_flag=True, help="Allow model repositories to run their own code (off by default)."),
-]
-
-
-def experts_job_options(f):
-    """The options that describe an experts job (shared by ``experts`` and ``submit experts``)."""
-    for option in reversed(_EXPERTS_JOB_OPTIONS):
-        f = option(f)
-    return f
-
-
-@cli.command("experts")
-@experts_job_options
-@click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
-              help="Where finished LLM generations and model responses are kept, so a re-run resumes and "
-                   "repeats no forward pass [default: $NEUROSCRIBE_CACHE or ~/.cache/neuroscribe].")
-@click.option("--out", "out", type=click.Path(path_type=Path), required=True, metavar="DIR",
-              help="Folder for the results; written under a temporary name, then renamed.")
-@click.option("--force", is_flag=True, help="Replace DIR if it exists and is not empty.")
-@click.option("--quiet", is_flag=True, help="No progress bars.")
-@user_errors
-def experts_cmd(models, revisions, random_init, concepts, sentences_file, tau, layers, site, pooling, n_pos, n_neg,
-                top_n, stability, folds, stability_taus, stability_repeats, align, word_pairs_file, men_concepts,
-                causal, causal_random, generator, temperature, max_new_tokens, max_rounds, gen_batch_size,
-                batch_size, max_length, device, seed, trust_remote_code, cache_dir, out, force, quiet):
-    """Find the expert neurons of concepts: units whose response separates sentences about a
-    concept from sentences without it with average precision >= tau.
-
-    Without --sentences, an LLM (the packaged SmolLM2-135M-Instruct by default) writes fact- and
-    story-style positive and negative sentences for every concept."""
-    from neuroscribe.service.experts.embedded import run_experts_job
-
-    if quiet:
-        _silence_libraries()
-    job = build_experts_job(
-        models=models, revisions=revisions, random_init=random_init, concepts=concepts,
-        sentences_file=sentences_file, tau=tau, layers=layers, site=site, pooling=pooling, n_pos=n_pos, n_neg=n_neg,
-        top_n=top_n, stability=stability, folds=folds, stability_taus=stability_taus,
-        stability_repeats=stability_repeats, align=align, word_pairs_file=word_pairs_file,
-        men_concepts=men_concepts, causal=causal, causal_random=causal_random,
-        generator=generator, temperature=temperature, max_new_tokens=max_new_tokens, max_rounds=max_rounds,
-        gen_batch_size=gen_batch_size, batch_size=batch_size, max_length=max_length, device=device,
-        seed=seed, trust_remote_code=trust_remote_code,
-    )
-    run_experts_job(job, out, force=force, progress=not quiet, cache_dir=cache_dir)
-
-
-@cli.command("report")
+@click.command("report")
 @click.argument("result_dir", metavar="DIR", type=click.Path(path_type=Path))
 @user_errors
 def report_cmd(result_dir):
-    """Write DIR/report.html for the experts result folder DIR: one self-contained page with experts
-    per concept and per layer, the concept-overlap heatmap (with the within- vs between-category
-    test when concepts have categories), and, when the result holds them, the stability curves,
-    the human-alignment scatter, the sweep curves and the causal check; then the top units and the
-    provenance. Every figure is also saved as DIR/report/NAME.png next to NAME.csv, the numbers it
-    plots. Replaces an earlier report."""
-    from neuroscribe.service.experts.report import write_report
-
-    click.echo(f"report written to {write_report(result_dir)}")
-
-
-def sweep_from_options(models: tuple[str, ...], revisions: tuple[str, ...], random_init: bool):
-    """(main model, main revision, other targets): every Hugging Face model at every revision (packaged
-    aliases and local folders once, without one), the last one main; ``random_init`` adds one
-    random-init copy per model (its config read at the first revision)."""
-    from neuroscribe.workers.models.hub import takes_revision
-
-    models = tuple(dict.fromkeys(models)) or ("minilm",)
-    revs = tuple(dict.fromkeys(revisions)) or (None,)
-    if revisions and not any(takes_revision(m) for m in models):
-        raise InvalidInput("revision", "--revision applies only to Hugging Face ids, not to packaged aliases or "
-                                       f"local folders ({', '.join(models)})")
-    own = {m: revs if takes_revision(m) else (None,) for m in models}  # a local model has no revisions
-    trained = [SweepTarget(name=m, revision=r) for m in models for r in own[m]]
-    main = trained[-1]
-    others = trained[:-1]
-    if random_init:
-        others += [SweepTarget(name=m, revision=own[m][0], random_init=True) for m in models]
-    return main.name, main.revision, tuple(others)
+    """Rebuild the page of the result folder DIR, whatever its kind: for an experts result
+    (experts.json) DIR/report.html with experts per concept and per layer, the concept-overlap
+    heatmap and, when the result holds them, the stability curves, the human-alignment scatter, the
+    sweep curves and the causal check; for a describe result (descriptions.json) DIR/descriptions.html;
+    for a rank result (rankings.json) DIR/rankings.html. Every figure is saved beside a CSV of the
+    numbers it plots. Replaces an earlier page."""
+    folder = Path(result_dir)
+    if not folder.is_dir():
+        raise InvalidInput("DIR", f"{str(folder)!r} is not a folder")
+    for kind in registry.kinds().values():
+        if kind.page and (folder / kind.result_file).is_file():
+            click.echo(f"report written to {load_object(kind.page)(folder)}")
+            return
+    files = ", ".join(k.result_file for k in registry.kinds().values() if k.page)
+    raise InvalidInput("DIR", f"{str(folder)!r} holds no result file ({files})")
 
 
-def _alignment_spec(align: bool, word_pairs_file: Path | None, men_concepts: int | None):
-    """The AlignmentSpec the options ask for (None without --align / --word-pairs / --men-concepts)."""
-    if not (align or word_pairs_file is not None or men_concepts is not None):
-        return None
-    if word_pairs_file is None:
-        return AlignmentSpec()
-    from neuroscribe.workers.experts.alignment import load_word_pairs
+def build_cli() -> click.Group:
+    """The ``neuroscribe`` group with the service's commands, ``report`` and every registered kind's."""
 
-    pairs = load_word_pairs(word_pairs_file)
-    return AlignmentSpec(dataset=Path(word_pairs_file).name,
-                         pairs=tuple(PairSpec(word1=p.word1, word2=p.word2, score=p.score) for p in pairs))
+    @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+    @click.version_option(package_name="neuroscribe")
+    def group():
+        """neuroscribe: what do the neurons of a language model respond to?"""
 
-
-def build_experts_job(*, concepts, sentences_file, generator, temperature, max_new_tokens, gen_batch_size,
-                      trust_remote_code, models, revisions, random_init=False, site, pooling, layers, batch_size,
-                      max_length, device, stability=True, folds=3, stability_taus=(), stability_repeats=5,
-                      align=False, word_pairs_file=None, men_concepts=None, causal=False, causal_random=10,
-                      **rest) -> ExpertsJob:
-    """The ``ExpertsJob`` the command line describes (shared with ``neuroscribe submit`` later)."""
-    from neuroscribe.workers.experts.sentences import load_sentences_jsonl
-
-    model, revision, sweep = sweep_from_options(tuple(models), tuple(revisions), random_init)
-    alignment = _alignment_spec(align, word_pairs_file, men_concepts)
-    if men_concepts is not None:
-        if sentences_file is not None:
-            raise InvalidInput("men-concepts", "cannot add concepts to a --sentences file (it has its own)")
-        from neuroscribe.workers.experts.alignment import WordPair, load_word_pairs, men_concepts as choose
-
-        pairs = ([WordPair(p.word1, p.word2, p.score) for p in alignment.pairs] if alignment.pairs
-                 else load_word_pairs())
-        if men_concepts < 1:
-            raise InvalidInput("men-concepts", f"must be >= 1, got {men_concepts}")
-        given = [" ".join(c.partition(":")[0].split()).casefold() for c in concepts]
-        concepts = tuple(concepts) + tuple(w for w in choose(pairs, men_concepts, seed=rest.get("seed", 0))
-                                           if w not in given)
-    sentences = None
-    if sentences_file is not None:
-        sentences = tuple(load_sentences_jsonl(sentences_file))
-        if not concepts:  # every concept of the file
-            concepts = tuple(dict.fromkeys(s.concept for s in sentences))
-        for c in concepts:
-            name = " ".join(c.partition(":")[0].split())
-            labels = {s.label for s in sentences if s.concept == name}
-            if not labels:
-                raise InvalidInput("concept", f"{name!r} has no sentences in {sentences_file}")
-            if labels != {0, 1}:
-                missing = "positives (label 1)" if 1 not in labels else "negatives (label 0)"
-                raise InvalidInput("sentences", f"{sentences_file} has no {missing} for concept {name!r}")
-    if not concepts:
-        raise InvalidInput("concept", "give at least one --concept (or a --sentences file)")
-    try:
-        concept_specs = tuple(ConceptSpec.from_string(c) for c in concepts)
-    except ValidationError as e:
-        raise InvalidInput("concept", _validation_message(e).split(": ", 1)[-1]) from None
-    sampling = {k: v for k, v in {"temperature": temperature, "max_new_tokens": max_new_tokens}.items() if v is not None}
-    try:
-        gen = GeneratorSpec() if sentences is not None else GeneratorSpec.from_string(
-            generator, batch_size=gen_batch_size, trust_remote_code=trust_remote_code,
-            sampling=SamplingSpec(**sampling),
-        )
-    except ValidationError as e:
-        raise InvalidInput("generator", e.errors()[0]["msg"].removeprefix("Value error, ")) from None
-    except ValueError as e:
-        raise InvalidInput("generator", str(e)) from None
-    subject = SubjectModelSpec(
-        name=model, revision=revision, site=site, pooling=pooling, layers=parse_layers(layers),
-        batch_size=batch_size, max_length=max_length, device=device, trust_remote_code=trust_remote_code,
-    )
-    try:
-        stab = StabilitySpec(folds=folds, repeats=stability_repeats,
-                             **({"taus": tuple(stability_taus)} if stability_taus else {})) if stability else None
-    except ValidationError as e:
-        raise InvalidInput("stability", _validation_message(e)) from None
-    causal_spec = CausalSpec(n_random=causal_random) if causal else None
-    return ExpertsJob(concepts=concept_specs, model=subject, generator=gen, sentences=sentences, stability=stab,
-                      alignment=alignment, sweep=sweep, causal=causal_spec, **rest)
+    group.add_command(report_cmd)
+    submit = register_service(group)
+    for kind in registry.kinds().values():
+        if kind.cli:
+            load_object(kind.cli)(group, submit)
+    return group
 
 
-def _silence_libraries() -> None:
-    """--quiet: no progress bars or load reports from transformers / huggingface_hub either."""
-    import huggingface_hub.utils
-    from transformers.utils import logging as hf_logging
-
-    huggingface_hub.utils.disable_progress_bars()
-    hf_logging.disable_progress_bar()
-    hf_logging.set_verbosity_error()
-
-
-from neuroscribe.service.cli_service import register as _register_service  # noqa: E402 - needs the helpers above
-
-_register_service(cli, user_errors, experts_job_options, build_experts_job)
-
-from neuroscribe.service.describe.cli import register as _register_describe  # noqa: E402 - after `submit` exists
-
-_register_describe(cli, user_errors, _silence_libraries)
-
-from neuroscribe.service.rank.cli import register as _register_rank  # noqa: E402 - after `submit` exists
-
-_register_rank(cli, user_errors, _silence_libraries)
+cli = build_cli()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,42 +1,38 @@
 """The service's commands: ``neuroscribe serve``, ``neuroscribe worker STAGE``, and the client side
-(``submit experts``, ``status``, ``wait``, ``result``). Registered on the ``neuroscribe`` group by
-``service.cli``.
+(the ``submit`` group, ``status``, ``wait``, ``result``). Registered on the ``neuroscribe`` group by
+``service.cli``; each job kind adds its ``submit KIND`` command.
 
-Settings (option, else environment variable, else default):
+Settings (``neuroscribe.settings.Settings``: option, else environment variable, else default):
     --queue      NEUROSCRIBE_QUEUE      redis://127.0.0.1:6379/0   (memory:// for one process)
     --artefacts  NEUROSCRIBE_ARTEFACTS  ~/.local/share/neuroscribe/artefacts
+    --cache-dir  NEUROSCRIBE_CACHE      ~/.cache/neuroscribe
     --url        NEUROSCRIBE_URL        http://127.0.0.1:8000       (client commands)
     --api-key    NEUROSCRIBE_API_KEY    none
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
 
-from neuroscribe.service.queue.base import STAGES
+from neuroscribe.service import registry
+from neuroscribe.service.cli_common import user_errors
+from neuroscribe.settings import DEFAULT_QUEUE, DEFAULT_URL, Settings
 
 __all__ = ["register", "submit_and_print", "submit_options"]
 
-DEFAULT_QUEUE = "redis://127.0.0.1:6379/0"
-STAGE_NAMES = sorted({s for stages in STAGES.values() for s in stages})
-
-
-def default_artefacts() -> Path:
-    return Path(os.environ.get("NEUROSCRIBE_ARTEFACTS") or Path.home() / ".local" / "share" / "neuroscribe" / "artefacts")
-
 
 def _queue_option(f):
-    return click.option("--queue", "queue_url", envvar="NEUROSCRIBE_QUEUE", default=DEFAULT_QUEUE, show_default=True,
-                        help="Queue URL: redis://HOST:PORT/DB[?prefix=NAME] or memory://.")(f)
+    return click.option("--queue", "queue_url", default=None,
+                        help=f"Queue URL: redis://HOST:PORT/DB[?prefix=NAME] or memory:// "
+                             f"[default: $NEUROSCRIBE_QUEUE or {DEFAULT_QUEUE}].")(f)
 
 
 def _artefacts_option(f):
-    return click.option("--artefacts", type=click.Path(path_type=Path), envvar="NEUROSCRIBE_ARTEFACTS", default=None,
+    return click.option("--artefacts", type=click.Path(path_type=Path), default=None,
                         help="Root folder of the jobs' files, shared by the API and every worker "
-                             "[default: ~/.local/share/neuroscribe/artefacts].")(f)
+                             "[default: $NEUROSCRIBE_ARTEFACTS or ~/.local/share/neuroscribe/artefacts].")(f)
 
 
 def _lease_options(f):
@@ -47,16 +43,17 @@ def _lease_options(f):
 
 
 def _client_options(f):
-    f = click.option("--url", envvar="NEUROSCRIBE_URL", default="http://127.0.0.1:8000", show_default=True,
-                     help="Base URL of the neuroscribe API.")(f)
-    return click.option("--api-key", envvar="NEUROSCRIBE_API_KEY", default=None,
+    f = click.option("--url", default=None,
+                     help=f"Base URL of the neuroscribe API [default: $NEUROSCRIBE_URL or {DEFAULT_URL}].")(f)
+    return click.option("--api-key", default=None,
                         help="API key, when the server requires one [default: $NEUROSCRIBE_API_KEY].")(f)
 
 
-def _client(url: str, api_key: str | None):
+def _client(url: str | None, api_key: str | None):
     from neuroscribe.service.client import Client
 
-    return Client(url, api_key=api_key)
+    s = Settings.from_env(url=url, api_key=api_key)
+    return Client(s.url, api_key=s.api_key)
 
 
 def _echo_record(rec) -> None:
@@ -80,13 +77,16 @@ def submit_options(f):
     return _client_options(f)
 
 
-def register(cli: click.Group, user_errors, experts_job_options, build_experts_job) -> None:
+def register(cli: click.Group) -> click.Group:
+    """Add the service's commands to ``cli``; returns the ``submit`` group the job kinds add to."""
+
     @cli.command("serve")
     @_queue_option
     @_artefacts_option
-    @click.option("--host", envvar="NEUROSCRIBE_HOST", default="127.0.0.1", show_default=True,
-                  help="Address to bind (127.0.0.1 unless you mean to expose the API).")
-    @click.option("--port", envvar="NEUROSCRIBE_PORT", type=int, default=8000, show_default=True)
+    @click.option("--host", default=None,
+                  help="Address to bind (127.0.0.1 unless you mean to expose the API) [default: $NEUROSCRIBE_HOST "
+                       "or 127.0.0.1].")
+    @click.option("--port", type=int, default=None, help="Port [default: $NEUROSCRIBE_PORT or 8000].")
     @user_errors
     def serve_cmd(queue_url, artefacts, host, port):
         """Serve the HTTP API (FastAPI + uvicorn): submit jobs, follow them, fetch results and
@@ -94,23 +94,14 @@ def register(cli: click.Group, user_errors, experts_job_options, build_experts_j
         from neuroscribe.service.api import create_app, run_server
         from neuroscribe.service.queue import make_queue
 
-        root = artefacts or default_artefacts()
-        root.mkdir(parents=True, exist_ok=True)
-        app = create_app(make_queue(queue_url), artefacts_dir=root, api_key=os.environ.get("NEUROSCRIBE_API_KEY"))
-        run_server(app, host=host, port=port)
+        s = Settings.from_env(queue_url=queue_url, artefacts=artefacts, host=host, port=port)
+        s.artefacts.mkdir(parents=True, exist_ok=True)
+        app = create_app(make_queue(s.queue_url), artefacts_dir=s.artefacts, api_key=s.api_key)
+        run_server(app, host=s.host, port=s.port)
 
     @cli.group("submit")
     def submit_group():
         """Submit a job to a running service (see `neuroscribe serve`)."""
-
-    @submit_group.command("experts")
-    @experts_job_options
-    @submit_options
-    @user_errors
-    def submit_experts_cmd(url, api_key, idempotency_key, wait_, **options):
-        """Submit an experts job: the same options as `neuroscribe experts`, run by the service's
-        workers. Prints the job id (and, with --wait, waits for the result)."""
-        submit_and_print(build_experts_job(**options), url, api_key, idempotency_key, wait_)
 
     @cli.command("status")
     @click.argument("job_id")
@@ -149,14 +140,15 @@ def register(cli: click.Group, user_errors, experts_job_options, build_experts_j
         click.echo(f"{len(files)} files written to {out}")
 
     @cli.command("worker")
-    @click.argument("stage", type=click.Choice(STAGE_NAMES))
+    @click.argument("stage", type=click.Choice(registry.stage_names()))
     @_queue_option
     @_artefacts_option
     @_lease_options
     @click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
                   help="Generation and responses cache [default: $NEUROSCRIBE_CACHE or ~/.cache/neuroscribe].")
     @click.option("--handlers", default=None, metavar="MODULE:NAME",
-                  help="Stage handlers to serve (a dict stage -> function) [default: the experts job's].")
+                  help="Stage handlers to serve (a mapping stage -> function) [default: every registered job "
+                       "kind's, by the job's kind].")
     @click.option("--consumer", default=None, help="Consumer name in the stage's group [default: STAGE-HOST-PID].")
     @click.option("--grace", "grace_s", type=float, default=30.0, show_default=True,
                   help="On SIGTERM, seconds the current job may take to finish before it is released.")
@@ -169,11 +161,12 @@ def register(cli: click.Group, user_errors, experts_job_options, build_experts_j
         crashed worker's job is taken over by another after one lease."""
         from neuroscribe.service.executor import DEFAULT_HANDLERS
         from neuroscribe.service.queue import make_queue
-        from neuroscribe.service.experts.embedded import default_cache_dir
         from neuroscribe.service.worker import Worker
 
-        q = make_queue(queue_url, lease_s=lease_s, max_attempts=max_attempts)
-        w = Worker(q, stage, artefacts=artefacts or default_artefacts(), cache_dir=cache_dir or default_cache_dir(),
-                   handlers=handlers or DEFAULT_HANDLERS, consumer=consumer, grace_s=grace_s,
+        s = Settings.from_env(queue_url=queue_url, artefacts=artefacts, cache_dir=cache_dir)
+        q = make_queue(s.queue_url, lease_s=lease_s, max_attempts=max_attempts)
+        w = Worker(q, stage, settings=s, handlers=handlers or DEFAULT_HANDLERS, consumer=consumer, grace_s=grace_s,
                    log=lambda m: click.echo(m, err=True))
         raise SystemExit(w.run(max_jobs=max_jobs))
+
+    return submit_group

@@ -1,11 +1,22 @@
 """``neuroscribe worker STAGE``: a long-lived process serving one stage's queue.
 
-Loop: claim one delivery (``XREADGROUP COUNT 1``; expired leases of dead workers first), hand it to
-the executor process (``service.executor``), and while it runs renew the lease every third of
-``lease_s`` and forward its progress. Then commit (``complete``: hand-off to the next stage or the
-final result, atomically), ``fail`` (retried with backoff, or dead-lettered when the job can never
-succeed) or, when the renewal says the job was cancelled or the lease was lost, kill the executor
-and publish nothing.
+Loop: make sure the executor process (``service.executor``) is up and ready, then claim one
+delivery (``XREADGROUP COUNT 1``; expired leases of dead workers first), hand it to the executor,
+and while it runs renew the lease every third of ``lease_s`` and forward its progress. Then commit
+(``complete``: hand-off to the next stage or the final result, atomically), ``fail`` (retried with
+backoff, or dead-lettered when the job can never succeed) or, when the renewal says the job was
+cancelled or the lease was lost, kill the executor and publish nothing.
+
+Ready before claim: a delivery counts towards the job's ``max_attempts`` whether or not it ran, so
+the worker never claims one it could not start at once. Before its first claim, and again before
+the next claim after the executor was killed (cancel, lost lease, grace) or died, it starts a fresh
+executor and waits for its ``ready`` message (sent once the handlers are imported), holding no
+delivery meanwhile. An executor that cannot load its handlers, dies while starting or is not ready
+within ``ready_timeout_s`` makes ``run`` raise (``InvalidInput`` for a bad handlers spec, else
+``executor.ExecutorError``; the CLI exits non-zero with the reason) with nothing claimed; a SIGTERM
+while waiting stops the worker at once. An executor that dies while idle is replaced before the
+next claim; one that dies in the short window between that check and the job's start fails the
+delivery (retried), as a death mid-job does.
 
 Redis outages: every queue call is retried with backoff until Redis answers again (the worker
 never exits for it); a lease that ran out meanwhile makes the commit a no-op and the job runs
@@ -19,11 +30,11 @@ import os
 import signal
 import socket
 import time
-from pathlib import Path
 from typing import Callable
 
 from neuroscribe.service.executor import DEFAULT_HANDLERS, Executor
 from neuroscribe.service.queue.base import Delivery, JobQueue
+from neuroscribe.settings import Settings
 
 __all__ = ["Worker", "consumer_name"]
 
@@ -44,16 +55,17 @@ def _transient() -> tuple[type[BaseException], ...]:
 
 
 class Worker:
-    def __init__(self, queue: JobQueue, stage: str, *, artefacts: Path, cache_dir: Path,
+    def __init__(self, queue: JobQueue, stage: str, *, settings: Settings,
                  handlers: str = DEFAULT_HANDLERS, consumer: str | None = None, poll_s: float = 1.0,
-                 grace_s: float = 30.0, log: Callable[[str], None] = print):
+                 grace_s: float = 30.0, ready_timeout_s: float = 300.0, log: Callable[[str], None] = print):
         self.queue = queue
         self.stage = stage
         self.consumer = consumer or consumer_name(stage)
         self.poll_s = poll_s
         self.grace_s = grace_s
+        self.ready_timeout_s = ready_timeout_s  # for the executor to import its handlers and say ready
         self.log = log
-        self.executor = Executor(handlers, artefacts, cache_dir)
+        self.executor = Executor(handlers, settings)  # the executor gets the settings as JSON
         self._stop_at: float | None = None
         self._transient = _transient()
         self.jobs_done = 0
@@ -89,6 +101,8 @@ class Worker:
         self.log(f"worker {self.consumer}: serving stage {self.stage!r}")
         try:
             while not self.stopping and (max_jobs is None or self.jobs_done < max_jobs):
+                if not self._executor_ready():  # stopping while the executor started
+                    break
                 # block at most a quarter lease, so that expired leases are looked for often enough
                 d = self._retrying(self.queue.claim, self.stage, self.consumer,
                                    block_s=min(self.poll_s, self.queue.lease_s / 4))
@@ -105,6 +119,19 @@ class Worker:
                     pass
         self.log(f"worker {self.consumer}: exited after {self.jobs_done} job(s)")
         return 0
+
+    def _executor_ready(self) -> bool:
+        """Start the executor unless a ready one is running, and wait for its ``ready`` (no delivery is
+        held meanwhile). False when the worker is told to stop meanwhile."""
+        if self.executor.ready:
+            return True
+        t0 = time.monotonic()
+        self.log(f"worker {self.consumer}: starting the executor (handlers {self.executor.spec})")
+        if not self.executor.ensure_ready(self.ready_timeout_s, abort=lambda: self.stopping):
+            return False
+        self.log(f"worker {self.consumer}: executor ready (pid {self.executor.pid}, "
+                 f"{time.monotonic() - t0:.1f} s); claiming")
+        return True
 
     def _serve(self, d: Delivery) -> None:
         q = self.queue

@@ -3,13 +3,16 @@
 Formats, by file suffix:
 * ``.txt``: one sentence per line; a line ``TEXT<TAB>LABEL`` carries a label (the UCI sentiment
   files: ``neuroscribe/data/amazon_cells_labelled.txt``). Blank lines are skipped.
+  Its columns are fixed: a ``text_col`` or ``label_col`` given for it is an error (``None`` is
+  "not given").
 * ``.tsv`` / ``.csv``: a header row; the text column is named by ``text_col`` (default ``text``),
   the label column by ``label_col`` (optional).
 * ``.jsonl``: one JSON object per line with those keys.
 
-Errors (``InvalidInput``, before any model runs): a missing or unreadable file, an unknown
-format, an empty dataset, a missing text column (the columns found are listed), a malformed row
-(named ``FILE:LINE``), an empty text, and a label column with a single class.
+Errors (``InvalidInput``, before any model runs): a file that does not exist (or is a folder), an
+unreadable file, an unknown format, a column option the format does not use, an empty dataset, a
+missing text column (the columns found are listed), a malformed row (named ``FILE:LINE``), an
+empty text, and a label column with a single class.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from pathlib import Path
 
 from neuroscribe.errors import InvalidInput
 
-__all__ = ["Dataset", "load_dataset", "FORMATS"]
+__all__ = ["Dataset", "load_dataset", "check_dataset_file", "FORMATS"]
 
 FORMATS = (".txt", ".tsv", ".csv", ".jsonl")
 
@@ -88,12 +91,31 @@ def _rows_jsonl(path: Path, lines: list[str], text_col: str, label_col: str | No
         yield i, obj[text_col], obj[label_col] if label_col else None
 
 
-def load_dataset(path: str | Path, *, text_col: str = "text", label_col: str | None = None,
-                 require_labels: bool = False) -> Dataset:
-    """Read ``path``; ``label_col`` (tables / jsonl) or a TAB-separated label (txt) gives labels."""
+def check_dataset_file(path: str | Path, *, packaged: tuple[str, ...] = ()) -> Path:
+    """``path`` as a ``Path`` when it is a file; else ``InvalidInput("dataset")`` saying that it does
+    not exist (or is a folder) and what to give instead (the formats, and the ``packaged`` names)."""
     path = Path(path)
+    if path.is_file():
+        return path
+    formats = ", ".join(FORMATS[:-1]) + f" or {FORMATS[-1]}"
+    names = "".join(f", or {n!r}" for n in packaged)
+    problem = "is a folder" if path.is_dir() else "does not exist"
+    raise InvalidInput("dataset", f"{str(path)!r} {problem} (give a {formats} file{names})")
+
+
+def load_dataset(path: str | Path, *, text_col: str | None = None, label_col: str | None = None,
+                 require_labels: bool = False) -> Dataset:
+    """Read ``path``; ``label_col`` (tables / jsonl) or a TAB-separated label (txt) gives labels.
+    ``text_col`` defaults to ``text`` for tables / jsonl; a .txt file takes neither column."""
+    path = check_dataset_file(path)
     if path.suffix.lower() not in FORMATS:
         raise InvalidInput("dataset", f"{path}: unknown format {path.suffix!r} (expected {', '.join(FORMATS)})")
+    if path.suffix.lower() == ".txt":
+        for field, value in (("text_col", text_col), ("label_col", label_col)):
+            if value is not None:
+                raise InvalidInput(field, f"{value!r} is not used by a .txt file ({path.name}: one sentence per line, "
+                                          "'TEXT<TAB>LABEL' for a labelled one; no columns); remove it")
+    text_col = "text" if text_col is None else text_col
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as e:
@@ -123,5 +145,7 @@ def load_dataset(path: str | Path, *, text_col: str = "text", label_col: str | N
         raise InvalidInput("label", f"{path}: the label column has a single class ({out[0]!r}); "
                                     "precision@K / recall@K need at least two")
     if require_labels and out is None:
+        if suffix == ".txt":
+            raise InvalidInput("dataset", f"{path} has no labels (a labelled line is 'TEXT<TAB>LABEL')")
         raise InvalidInput("label_col", f"{path} has no labels (name the label column)")
     return Dataset(tuple(texts), out, str(path))

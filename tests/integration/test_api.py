@@ -37,7 +37,8 @@ from neuroscribe.service.client import (  # noqa: E402
     NotReady,
     ServiceUnavailable,
 )
-from neuroscribe.service.queue import STAGES, InMemoryQueue  # noqa: E402
+from neuroscribe.service import registry  # noqa: E402
+from neuroscribe.service.queue import InMemoryQueue  # noqa: E402
 
 JOB = {"kind": "experts", "concepts": [{"name": "cat", "category": "animal"}], "generator": {"backend": "fake"}}
 KEY = "s3cret-key"
@@ -56,11 +57,11 @@ def _result() -> ExpertsResult:
 
 def _drive(queue: InMemoryQueue, job_id: str, result: dict | None = None) -> None:
     """Run the job through every stage by hand, as the workers would."""
-    for stage in STAGES["experts"]:
+    for stage in registry.stages()["experts"]:
         d = queue.claim(stage, "test-worker", block_s=0)
         assert d is not None and d.job_id == job_id
         queue.progress(d, 5, 5, f"{stage} done")
-        last = stage == STAGES["experts"][-1]
+        last = stage == registry.stages()["experts"][-1]
         assert queue.complete(d, handoff=None if last else {"stage": stage},
                               result=(result or _result().model_dump(mode="json")) if last else None)
 
@@ -160,14 +161,23 @@ RANK = {"kind": "rank", "dataset": {"name": "r.tsv", "texts": [f"text {i}" for i
                                    "labels": ["a", "b"] * 5}}
 
 
-def test_kinds_without_stages_cannot_run_yet(http, queue, monkeypatch):
-    from neuroscribe.service.queue import base
-
-    monkeypatch.delitem(base.STAGES, "rank")
-    r = http.post("/v1/jobs", json=RANK)
+def test_a_kind_unregistered_since_the_app_was_made_cannot_run(http, queue):
+    kind = registry.get("rank")
+    registry.unregister("rank")
+    try:
+        r = http.post("/v1/jobs", json=RANK)
+    finally:
+        registry.register(kind)
     assert r.status_code == 422
     (err,) = r.json()["detail"]
-    assert err["loc"] == ["body", "kind"] and "cannot run yet" in err["msg"]
+    assert err["loc"] == ["body", "kind"] and "cannot run" in err["msg"]
+    assert queue.list() == []
+
+
+def test_an_unknown_kind_is_a_422_naming_the_kind(http, queue):
+    r = http.post("/v1/jobs", json={**RANK, "kind": "nonsense"})
+    assert r.status_code == 422
+    assert any(e["loc"][:2] == ["body", "kind"] or "nonsense" in str(e) for e in r.json()["detail"])
     assert queue.list() == []
 
 
@@ -485,7 +495,7 @@ def test_wait_returns_succeeded_record(client, queue, capsys):
     _drive(queue, rec.id)
     done = client.wait(rec.id, timeout=5, poll_s=0.01, progress=True)
     assert done.status == JobStatus.succeeded
-    assert set(done.progress) == set(STAGES["experts"])
+    assert set(done.progress) == set(registry.stages()["experts"])
 
 
 def test_wait_on_cancelled_job_raises_job_failed(client):

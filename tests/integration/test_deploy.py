@@ -28,12 +28,12 @@ import pytest
 import yaml
 
 from neuroscribe.service.cli import cli
-from neuroscribe.service.queue import STAGES
+from neuroscribe.service import registry
 from redis_server import delete_prefix, free_port, redis_url, unique_prefix
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE = "neuroscribe:latest"
-ALL_STAGES = {s for stages in STAGES.values() for s in stages}
+ALL_STAGES = set(registry.stage_names())
 GPU_STAGES = {"generate", "activate"}
 
 

@@ -181,20 +181,39 @@ def _cli(args):
     return CliRunner().invoke(cli, ["describe", *args], catch_exceptions=False)
 
 
-@pytest.mark.parametrize("content,extra,field", [
-    ("", [], "dataset"),
-    ("review\tstars\ngood phone\t1\nbad phone\t0\n", ["--text-col", "text"], "text_col"),
-    ("text\tlabel\ngood phone\t1\nbad phone\t1\n", ["--label-col", "label"], "label"),
-    ("text\tlabel\ngood phone\t1\nbad phone\t0\n", ["--label-col", "label", "--top-percent", "0"], "top_k_percent"),
-    ("text\tlabel\ngood phone\t1\nbad phone\t0\n", ["--label-col", "label", "--label-name", "2=x"], "label_names"),
-    ("text\tlabel\ngood phone\t1\nbad phone\t0\n", ["--label-name", "1=x"], "label_names"),
+@pytest.mark.parametrize("content,extra,expected", [
+    ("", [], "--dataset: "),
+    ("review\tstars\ngood phone\t1\nbad phone\t0\n", ["--text-col", "text"], "--text-col: "),
+    ("text\tlabel\ngood phone\t1\nbad phone\t1\n", ["--label-col", "label"],
+     "--label-col: 'label' is not accepted: "),
+    ("text\tlabel\ngood phone\t1\nbad phone\t0\n", ["--label-col", "label", "--top-percent", "0"],
+     "--top-percent: 0 is not accepted: Input should be greater than 0"),
+    ("text\tlabel\ngood phone\t1\nbad phone\t0\n", ["--label-col", "label", "--label-name", "2=x"],
+     "--label-name: '2=x' is not accepted: ['2'] are not labels"),
+    ("text\tlabel\ngood phone\t1\nbad phone\t0\n", ["--label-name", "1=x"],
+     "--label-name: '1=x' is not accepted: d.tsv has no labels"),
+    ("text\tlabel\ngood phone\t1\nbad phone\t0\n", ["--label-name", "1"], "--label-name: '1' is not LABEL=NAME"),
+    ("text\tlabel\ngood phone\t1\nbad phone\t0\n", ["--label-col", "label", "--k", "0"],
+     "--k: 0 is not accepted: every K must be >= 1"),
+    ("text\tlabel\ngood phone\t1\nbad phone\t0\n", ["--layers", "x"], "--layers: 'x' is not a list of layer numbers"),
+    ("text\tlabel\ngood phone\t1\nbad phone\t0\n", ["--min-cluster-size", "1"],
+     "--min-cluster-size: 1 is not accepted: "),
+    ("text\tlabel\ngood phone\t1\nbad phone\t0\n", ["--cluster-selection", "eom", "--reduce-to", "1"],
+     "--reduce-to: 1 is not accepted: "),
+    ("text\tlabel\ngood phone\t1\nbad phone\t0\n", ["--gen-batch-size", "0"], "--gen-batch-size: 0 is not accepted: "),
+    ("text\tlabel\ngood phone\t1\nbad phone\t0\n", ["--generator", "nonsense!"],
+     "--generator: generator spec 'nonsense!' is not BACKEND"),
+    ("text\tlabel\ngood phone\t1\nbad phone\t0\n", ["--batch-size", "0"], "--batch-size: 0 is not accepted: "),
+    ("text\tlabel\ngood phone\t1\nbad phone\t0\n", ["--model", ""], "--model: '' is not accepted: "),
 ])
-def test_bad_input_before_any_model(tmp_path, no_model, content, extra, field):
+def test_bad_input_before_any_model(tmp_path, no_model, content, extra, expected):
+    """One line, exit 2, naming the flag as typed and the rejected value (not the job's field)."""
     f = tmp_path / "d.tsv"
     f.write_text(content)
     r = _cli(["--dataset", str(f), "--out", str(tmp_path / "o"), *extra])
     assert r.exit_code == 2, r.output
-    assert f"error: {field}" in r.output or f"error: dataset.{field}" in r.output, r.output
+    errors = [line for line in r.stderr.splitlines() if line.startswith("neuroscribe: error:")]
+    assert len(errors) == 1 and errors[0].startswith(f"neuroscribe: error: {expected}"), r.stderr
     assert not (tmp_path / "o").exists()
 
 
@@ -215,12 +234,12 @@ def test_model_errors_before_any_generation(planted, tmp_path):
 
 
 def test_packaged_amazon_dataset_with_named_labels():
-    from neuroscribe.service.describe.embedded import load_dataset_spec
+    from neuroscribe.service.describe.dataset import load_dataset_spec
 
-    d = load_dataset_spec("amazon", text_col="text", label_col=None, label_names={})
+    d = load_dataset_spec("amazon", label_names={})
     assert len(d.texts) == 1000 and set(d.labels) == {"0", "1"} and d.name == "amazon_cells_labelled.txt"
     assert d.reference_names() == {"0": "negative", "1": "positive"}
-    mine = load_dataset_spec("amazon", text_col="text", label_col=None, label_names={"1": "good"})
+    mine = load_dataset_spec("amazon", label_names={"1": "good"})
     assert mine.reference_names() == {"0": "0", "1": "good"}
 
 

@@ -131,20 +131,38 @@ def no_model(monkeypatch):
     monkeypatch.setattr(acts, "load_subject_model", boom)
 
 
-@pytest.mark.parametrize("rows,extra,field", [
-    ([("a cat", "1")] * 6 + [("a dog", "1")] * 6, [], "labels"),
-    ([("a cat", "1")] * 6 + [("a dog", "0")] * 3, [], "labels"),
-    ([("a cat", "1")] * 6 + [("a dog", "0")] * 6, ["--k", "38"], "ks"),
-    ([("a cat", "1")] * 6 + [("a dog", "0")] * 6, ["--layer", "7"], "layer"),
-    ([("a cat", "1")] * 6 + [("a dog", "0")] * 6, ["--methods", "linear,magic"], "methods"),
-    ([("a cat", "1")] * 6 + [("a dog", "0")] * 6, ["--k", "5"], "dataset.continuations"),
+GOOD = [("a cat", "1")] * 6 + [("a dog", "0")] * 6
+
+
+@pytest.mark.parametrize("rows,extra,expected", [
+    ([("a cat", "1")] * 6 + [("a dog", "1")] * 6, [], "--dataset: "),
+    ([("a cat", "1")] * 6 + [("a dog", "1")] * 6, ["--label-col", "label"], "--label-col: 'label' is not accepted: "),
+    ([("a cat", "1")] * 6 + [("a dog", "0")] * 3, [], "--dataset: "),
+    (GOOD, ["--k", "38"], "--k: 38 is not accepted: k = 38 is larger than the 37 units"),
+    (GOOD, ["--k", "0"], "--k: 0 is not accepted: every k must be >= 1"),
+    (GOOD, ["--layer", "7"], "--layer: 7 is not accepted: "),
+    (GOOD, ["--methods", "linear,magic"], "--methods: 'linear,magic' is not accepted: unknown ['magic']"),
+    (GOOD, ["--k", "5"], "--continuation: interventions on a decoder need"),
+    (GOOD, ["--continuation", "1= cat"], "--continuation: '1= cat' is not accepted: must name every label"),
+    (GOOD, ["--continuation", "1"], "--continuation: '1' is not LABEL=TEXT"),
+    (GOOD, ["--n-random", "0"], "--n-random: 0 is not accepted: Input should be greater than or equal to 1"),
+    (GOOD, ["--beta", "0"], "--beta: 0 is not accepted: "),
+    (GOOD, ["--max-examples", "1"], "--max-examples: 1 is not accepted: "),
+    (GOOD, ["--modes", "zero,magic"], "--modes: 'zero,magic' is not accepted: "),
+    (GOOD, ["--seeds", "1"], "--seeds: 1 is not accepted: "),
+    (GOOD, ["--rank-fraction", "1.5"], "--rank-fraction: 1.5 is not accepted: "),
+    (GOOD, ["--batch-size", "0"], "--batch-size: 0 is not accepted: "),
+    (GOOD, ["--text-col", "sentence"], "--text-col: "),
+    (GOOD, ["--word-col", "w"], "--word-col: "),
 ])
-def test_bad_input_before_any_model(planted, tmp_path, no_model, rows, extra, field):
+def test_bad_input_before_any_model(planted, tmp_path, no_model, rows, extra, expected):
+    """One line, exit 2, naming the flag as typed and the rejected value (not the job's field)."""
     data = _write(tmp_path / "d.tsv", rows)
     r = CliRunner().invoke(cli, ["rank", "--model", str(planted), "--dataset", str(data), "--device", "cpu",
                                  "--out", str(tmp_path / "o"), *extra], catch_exceptions=False)
     assert r.exit_code == 2, r.output
-    assert f"error: {field}" in r.output, r.output
+    errors = [line for line in r.stderr.splitlines() if line.startswith("neuroscribe: error:")]
+    assert len(errors) == 1 and errors[0].startswith(f"neuroscribe: error: {expected}"), r.stderr
     assert not (tmp_path / "o").exists()
 
 
@@ -153,7 +171,8 @@ def test_word_index_outside_the_sentence(tmp_path, no_model):
     data = _write(tmp_path / "w.tsv", rows, header=("text", "label", "word"))
     r = CliRunner().invoke(cli, ["rank", "--dataset", str(data), "--word-col", "word", "--out", str(tmp_path / "o")],
                            catch_exceptions=False)
-    assert r.exit_code == 2 and "error: word_index" in r.output and "outside sentence" in r.output, r.output
+    assert r.exit_code == 2 and "error: --word-col: 'word' is not accepted: " in r.output, r.output
+    assert "outside sentence" in r.output, r.output
 
 
 def test_empirical_p_over_random_sets():

@@ -5,6 +5,7 @@ executions (``executions.log``) and commits (the tokens handed from stage to sta
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -17,7 +18,7 @@ from neuroscribe.jobs import JobStatus
 from redis_server import delete_prefix, free_port, redis_url, start_redis, unique_prefix
 
 LEASE = 0.6
-TESTS = Path(__file__).parent
+SUPPORT = Path(__file__).resolve().parents[1] / "support"  # the handlers modules the workers import
 NEUROSCRIBE = str(Path(sys.executable).parent / "neuroscribe")
 
 
@@ -43,7 +44,7 @@ class Service:
         self.procs: list[subprocess.Popen] = []
 
     def worker(self, stage: str, *extra: str) -> subprocess.Popen:
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SUPPORT), os.environ.get("PYTHONPATH", "")])}
         p = subprocess.Popen([NEUROSCRIBE, "worker", stage, "--queue", self.queue_url, "--artefacts", str(self.root),
                               "--cache-dir", str(self.root / "cache"), "--handlers", "service_handlers:HANDLERS",
                               "--lease", str(LEASE), "--max-attempts", "4", "--grace", "2", *extra],
@@ -100,19 +101,48 @@ def _committed_once(service, ids):
     return recs, ex
 
 
+def _wait_for(what: str, pred, timeout: float = 60.0):
+    deadline = time.monotonic() + timeout
+    while not (got := pred()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+    return got
+
+
+def _mid_run(service, workers):
+    """(worker, job id): a generate worker of ``workers`` whose job's handler began under 0.25 s ago (of
+    its 0.5 s), on a delivery before the last one allowed (``--max-attempts 4``): killed now, that job
+    is interrupted mid-run and still has a delivery left, so it must complete."""
+    names = {f"generate-{socket.gethostname()}-{w.pid}": w for w in workers if w.poll() is None}
+    began = {(e["job"], e["attempt"]): e["t"] for e in service.executions() if e["stage"] == "generate"}
+    stream = service.q._stream("generate")
+    for p in service.client.xpending_range(stream, "workers", "-", "+", 100):
+        w = names.get(p["consumer"].decode())
+        if w is None or p["times_delivered"] >= 4:
+            continue
+        (_, fields), = service.client.xrange(stream, p["message_id"], p["message_id"])
+        t = began.get((fields[b"job"].decode(), p["times_delivered"]))
+        if t is not None and time.time() - t < 0.25:
+            return w, fields[b"job"].decode()
+    return None
+
+
 def test_kill_9_workers_mid_job_every_job_completes_once(service):
-    ids = [service.q.submit(job("sleep 0.5")).id for _ in range(20)]
+    # Kills follow evidence, not a clock: on a loaded machine a worker killed a fixed time after it
+    # started may not have begun a job yet (it claims only once its executor is ready: the tests of
+    # the ready handshake below cover that), and a clock cannot tell whether a kill hit a job.
+    ids = [service.q.submit(job("sleep 0.5")).id for _ in range(40)]
+    service.worker("generate")  # never killed: a ready worker is always there to take a killed job over
     gens = [service.worker("generate"), service.worker("generate")]
     service.worker("activate")
     service.worker("analyse")
-    kills = 0
-    while kills < 5:
-        time.sleep(0.8)
-        victim = gens[kills % 2]
+    killed = []
+    while len(killed) < 5:
+        victim, jid = _wait_for("a worker mid-way through a job", lambda: _mid_run(service, gens))
         victim.send_signal(signal.SIGKILL)
         victim.wait()
-        kills += 1
-        gens[kills % 2 - 1] = service.worker("generate")  # a replacement comes up
+        killed.append(jid)
+        gens[gens.index(victim)] = service.worker("generate")  # a replacement comes up
     recs, ex = _committed_once(service, ids)
     # a killed job was taken over within 2 leases of its last sign of life
     starts = {}
@@ -120,7 +150,7 @@ def test_kill_9_workers_mid_job_every_job_completes_once(service):
         if e["stage"] == "generate":
             starts.setdefault(e["job"], []).append(e["t"])
     rerun = {j: sorted(t) for j, t in starts.items() if len(t) > 1}
-    assert rerun, "no job was interrupted: the test did not kill anything mid-job"
+    assert set(killed) <= rerun.keys(), "a kill did not interrupt its job mid-run"
     for j, ts in rerun.items():
         gaps = [b - a for a, b in zip(ts, ts[1:])]
         assert max(gaps) <= 0.5 + 2 * LEASE + 1.0, f"job {j} waited {max(gaps):.2f} s to be reclaimed"
@@ -304,3 +334,75 @@ def test_sigterm_finishes_a_short_job_and_releases_a_long_one(service):
     assert service.q.get(long).status == JobStatus.queued and service.q.pending("generate") == 1
     d = service.q.claim("generate", "next", block_s=1)  # released: claimable at once, not after a lease
     assert d is not None and d.job_id == long
+
+
+# ---------------------------------------------------------------- ready before claim
+# A delivery counts towards max_attempts whether or not it ran, so a worker claims only once its
+# executor has imported its handlers and said "ready" (slow_ready_handlers: the test says when).
+
+SLOW = ("--handlers", "slow_ready_handlers:HANDLERS")
+
+
+def _loading(folder: Path, *, besides: set[int] = frozenset()) -> int | None:
+    pids = {int(p.name.split(".")[1]) for p in folder.glob("loading.*")} - set(besides)
+    return pids.pop() if pids else None
+
+
+def _unclaimed(service, jid: str) -> None:
+    rec = service.q.get(jid)
+    assert (rec.status, rec.attempts) == (JobStatus.queued, 0), "claimed before the executor was ready"
+    assert service.q.pending("generate") == 0
+
+
+@pytest.fixture
+def gate(tmp_path, monkeypatch):
+    folder = tmp_path / "ready-gate"
+    folder.mkdir()
+    monkeypatch.setenv("NEUROSCRIBE_TEST_READY_DIR", str(folder))
+    return folder
+
+
+def test_a_worker_claims_nothing_until_its_executor_is_ready(service, gate):
+    jid = service.q.submit(job("noop")).id
+    w = service.worker("generate", *SLOW)
+    pid = _wait_for("the executor to start", lambda: _loading(gate))
+    time.sleep(1.5)  # a worker that did not wait would have claimed by now
+    _unclaimed(service, jid)
+    assert w.poll() is None
+    (gate / f"go.{pid}").touch()
+    service.worker("activate")
+    service.worker("analyse")
+    _, ex = _committed_once(service, [jid])
+    assert [e["attempt"] for e in ex if e["stage"] == "generate"] == [1]  # one delivery, and it ran
+
+
+def test_after_a_kill_the_worker_claims_again_only_once_a_fresh_executor_is_ready(service, gate):
+    long = service.q.submit(job("sleep 30")).id
+    service.worker("generate", *SLOW)
+    first = _wait_for("the executor to start", lambda: _loading(gate))
+    (gate / f"go.{first}").touch()
+    _wait_for("the long job to run", lambda: service.q.get(long).status == JobStatus.running)
+    nxt = service.q.submit(job("noop")).id
+    service.q.cancel(long)  # the worker kills its executor to stop the job, then starts a fresh one
+    second = _wait_for("a fresh executor", lambda: _loading(gate, besides={first}))
+    time.sleep(1.5)
+    _unclaimed(service, nxt)
+    (gate / f"go.{second}").touch()
+    service.worker("activate")
+    service.worker("analyse")
+    _committed_once(service, [nxt])
+    assert service.q.get(long).status == JobStatus.cancelled
+
+
+@pytest.mark.parametrize("handlers, code, says", [
+    ("slow_ready_handlers:HANDLERS", 1, "these handlers are broken on purpose"),  # raises in the executor
+    ("no_such_handlers_module:HANDLERS", 2, "handlers: cannot load"),
+])
+def test_an_executor_that_cannot_load_its_handlers_stops_the_worker_before_any_claim(
+        service, monkeypatch, handlers, code, says):
+    monkeypatch.setenv("NEUROSCRIBE_TEST_READY_FAIL", "1")
+    jid = service.q.submit(job("noop")).id
+    w = service.worker("generate", "--handlers", handlers)
+    assert w.wait(60) == code
+    assert says in w.stderr.read().decode()
+    _unclaimed(service, jid)

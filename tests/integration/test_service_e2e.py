@@ -13,7 +13,8 @@ import httpx
 import pytest
 
 from neuroscribe.jobs import ExpertsResult
-from neuroscribe.service.cli import build_experts_job
+from neuroscribe.service.experts.cli import build_experts_job
+from neuroscribe.settings import Settings
 from neuroscribe.service.client import Client
 from neuroscribe.service.experts.embedded import run_experts_job
 from redis_server import delete_prefix, free_port, redis_url, unique_prefix
@@ -83,7 +84,7 @@ def _comparable(result: ExpertsResult) -> dict:
 def test_client_job_through_the_queues_equals_the_embedded_run(deployment, inputs, tmp_path):
     model, sentences = inputs
     job = _job(model, sentences)
-    embedded = run_experts_job(job, tmp_path / "embedded", progress=False, cache_dir=tmp_path / "cache",
+    embedded = run_experts_job(job, tmp_path / "embedded", progress=False, settings=Settings.build(cache_dir=tmp_path / "cache"),
                                log=lambda _m: None)
     with Client(deployment["url"]) as c:
         rec = c.submit(job, idempotency_key="e2e-client")
@@ -152,7 +153,7 @@ def test_describe_job_through_the_queues_equals_the_embedded_run(deployment, inp
                              generator="fake",
                              gen_batch_size=8, batch_size=8, max_length=32, device="cpu", seed=0,
                              trust_remote_code=False)
-    embedded = run_describe_job(job, tmp_path / "embedded", progress=False, cache_dir=tmp_path / "cache",
+    embedded = run_describe_job(job, tmp_path / "embedded", progress=False, settings=Settings.build(cache_dir=tmp_path / "cache"),
                                 log=lambda _m: None)
     with Client(deployment["url"]) as c:
         rec = c.submit(job)

@@ -11,7 +11,8 @@ from click.testing import CliRunner
 from scipy.stats import spearmanr
 
 from neuroscribe.jobs import ExpertsResult
-from neuroscribe.service.cli import build_experts_job, cli, sweep_from_options
+from neuroscribe.service.cli import cli
+from neuroscribe.service.experts.cli import build_experts_job, sweep_from_options
 from tiny_models import make_fake_hub_cache, make_planted_neox, make_tiny_model
 
 PLANTED = (0, 5)  # (layer, unit) of the planted "cat" detector
@@ -315,5 +316,5 @@ def test_sweep_layers_out_of_range_for_another_model_is_an_error_before_work(off
               "--concept", "cat", "--generator", "fake", "--quiet", "--cache-dir", str(tmp_path / "c"),
               "--out", str(tmp_path / "out")])
     assert r.exit_code == 2, r.output
-    assert "sweep.0.layers" in r.output and "0..0" in r.output
+    assert "--layers: '1' is not accepted" in r.output and "0..0" in r.output and "bert" in r.output
     assert not (tmp_path / "out").exists()

@@ -10,12 +10,24 @@ import click
 from neuroscribe.jobs.describe import VocabularySpec
 from neuroscribe.errors import InvalidInput
 from neuroscribe.jobs import DescribeJob, GeneratorSpec, Pooling, SubjectModelSpec
+from neuroscribe.service.cli_common import MODEL_FIELDS, as_field, doc as _doc, parse_layers, silence_libraries, user_errors
+from neuroscribe.service.cli_service import submit_and_print, submit_options
+from neuroscribe.settings import Settings
 
-__all__ = ["register", "describe_job_options", "build_describe_job", "parse_label_names"]
+__all__ = ["register", "describe_job_options", "build_describe_job", "parse_label_names", "DESCRIBE_FIELDS"]
 
-
-def _doc(model, name: str) -> str:
-    return model.model_fields[name].description or ""
+# an error's field (of DescribeJob, or of a check) -> the option it comes from, where the names differ
+# (a field named like its option, e.g. threshold, ks, text_col, needs no entry): see cli_common.user_errors
+DESCRIBE_FIELDS = {
+    **MODEL_FIELDS, "layers": "layers",
+    "dataset.*": "dataset", "dataset.label_names": "label_names", "dataset.label_word_match": "label_word_match",
+    # a label problem is the label column's, or the file's when its labels are fixed (.txt, amazon)
+    "label": ("label_col", "dataset"), "labels": ("label_col", "dataset"), "dataset.labels": ("label_col", "dataset"),
+    "top_k_percent": "top_percent",
+    "vocabulary.min_cluster_size": "min_cluster_size", "vocabulary.min_samples": "min_samples",
+    "vocabulary.selection": "cluster_selection", "vocabulary.reduce_to": "reduce_to",
+    "generator.*": "generator", "generator.batch_size": "gen_batch_size",
+}
 
 
 def parse_label_names(values: tuple[str, ...]) -> dict[str, str]:
@@ -38,9 +50,12 @@ _OPTIONS = [
                  help="Sentences to describe: .txt (one per line; 'TEXT<TAB>LABEL' lines carry labels, as in the "
                       "sentiment files), .tsv, .csv or .jsonl (columns named by --text-col / --label-col); or "
                       "'amazon', the packaged 1,000 Amazon review sentences (labels 1=positive, 0=negative)."),
-    click.option("--text-col", default="text", show_default=True, help="Column (tsv/csv) or key (jsonl) of the text."),
+    click.option("--text-col", default=None,
+                 help="Column (tsv/csv) or key (jsonl) of the text [default: text]. Not for .txt files or "
+                      "'amazon', whose columns are fixed."),
     click.option("--label-col", default=None,
-                 help="Column or key of a reference label (e.g. sentiment), for precision@K / recall@K."),
+                 help="Column or key of a reference label (e.g. sentiment), for precision@K / recall@K. Not for "
+                      ".txt files ('TEXT<TAB>LABEL' lines) or 'amazon'."),
     click.option("--label-name", "label_names", multiple=True, metavar="LABEL=NAME",
                  help="The descriptor name a label stands for in the evaluation, e.g. --label-name 1=positive "
                       "--label-name 0=negative (repeatable; an unnamed label stands for itself). Named labels "
@@ -89,26 +104,27 @@ def build_describe_job(*, model, revision, dataset, text_col, label_col, label_n
                        top_percent, threshold, fdr, fdr_family, min_cluster_size, min_samples, cluster_selection, reduce_to,
                        consistency, ks, generator, gen_batch_size, batch_size, max_length, device, seed,
                        trust_remote_code) -> DescribeJob:
-    """The ``DescribeJob`` of the command line; every error names its field, before any model runs."""
-    from neuroscribe.service.cli import parse_layers
-    from neuroscribe.service.describe.embedded import load_dataset_spec
+    """The ``DescribeJob`` of the command line; every error names its field, before any model runs.
+    ``text_col`` / ``label_col``: None when not given (a .txt file or 'amazon' takes neither)."""
+    from neuroscribe.service.describe.dataset import load_dataset_spec
 
     names = parse_label_names(label_names)
     data = load_dataset_spec(dataset, text_col=text_col, label_col=label_col, label_names=names)
     data = data.model_copy(update={"label_word_match": label_word_match})
-    subject = SubjectModelSpec(name=model, revision=revision, site=site, pooling=Pooling(pooling),
-                               layers=parse_layers(layers), batch_size=batch_size, max_length=max_length,
-                               device=device, trust_remote_code=trust_remote_code)
-    gen = GeneratorSpec.from_string(generator, batch_size=gen_batch_size) if generator else GeneratorSpec()
-    vocab = VocabularySpec(min_cluster_size=min_cluster_size, min_samples=min_samples, selection=cluster_selection,
-                           reduce_to=reduce_to)
+    # the specs as dicts: the job validates them, so an error names its path (model.batch_size...)
+    subject = dict(name=model, revision=revision, site=site, pooling=pooling, layers=parse_layers(layers),
+                   batch_size=batch_size, max_length=max_length, device=device, trust_remote_code=trust_remote_code)
+    with as_field("generator"):
+        gen = GeneratorSpec.from_string(generator, batch_size=gen_batch_size) if generator else GeneratorSpec()
+    vocab = dict(min_cluster_size=min_cluster_size, min_samples=min_samples, selection=cluster_selection,
+                 reduce_to=reduce_to)
     extra = {"ks": tuple(ks)} if ks else {}
     return DescribeJob(dataset=data, model=subject, generator=gen, vocabulary=vocab, top_k_percent=top_percent,
                        threshold=threshold, fdr=fdr, fdr_family=fdr_family, consistency=consistency, seed=seed,
                        **extra)
 
 
-def register(cli: click.Group, user_errors, silence) -> None:
+def register(cli: click.Group, submit: click.Group) -> None:
     @cli.command("describe")
     @describe_job_options
     @click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
@@ -118,7 +134,7 @@ def register(cli: click.Group, user_errors, silence) -> None:
                   help="Folder for the results; written under a temporary name, then renamed.")
     @click.option("--force", is_flag=True, help="Replace DIR if it exists and is not empty.")
     @click.option("--quiet", is_flag=True, help="No progress bars.")
-    @user_errors
+    @user_errors(fields=DESCRIBE_FIELDS)
     def describe_cmd(cache_dir, out, force, quiet, **options):
         """Describe the neurons of a model with LLM-written descriptors of a dataset's sentences
         (Mondal et al. 2024): each unit gets the descriptors held by >= --threshold % of its top
@@ -128,19 +144,14 @@ def register(cli: click.Group, user_errors, silence) -> None:
         from neuroscribe.service.describe.embedded import run_describe_job
 
         if quiet:
-            silence()
+            silence_libraries()
         job = build_describe_job(**options)
-        run_describe_job(job, out, force=force, progress=not quiet, cache_dir=cache_dir)
-
-    submit = cli.commands.get("submit")
-    if submit is None:  # pragma: no cover - the service commands are registered first
-        return
-    from neuroscribe.service.cli_service import submit_and_print, submit_options
+        run_describe_job(job, out, force=force, progress=not quiet, settings=Settings.from_env(cache_dir=cache_dir))
 
     @submit.command("describe")
     @describe_job_options
     @submit_options
-    @user_errors
+    @user_errors(fields=DESCRIBE_FIELDS)
     def submit_describe_cmd(url, api_key, idempotency_key, wait_, **options):
         """Submit a describe job: the same options as `neuroscribe describe`, run by the service's
         workers (generate -> cluster -> activate -> analyse). The sentences travel inside the job.

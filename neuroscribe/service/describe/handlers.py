@@ -16,10 +16,12 @@ import os
 import shutil
 
 from neuroscribe import __version__
-from neuroscribe.service.artefacts import write_json
+from neuroscribe.service import runtime
+from neuroscribe.service.artefacts import atomic_output_dir, write_json
+from neuroscribe.service.describe.files import write_describe_files
 from neuroscribe.service.executor import StageContext
 
-__all__ = ["generate", "cluster", "activate", "analyse"]
+__all__ = ["HANDLERS", "generate", "cluster", "activate", "analyse"]
 
 STAGE_DIR = "stage"
 RESULT_DIR = "result"
@@ -35,20 +37,14 @@ def _read(ctx: StageContext, name: str) -> dict:
 
 def generate(ctx: StageContext) -> dict:
     """Check the model (config and tokenizer only), then write the descriptors."""
-    from neuroscribe.workers.activations.loading import peek_subject
     from neuroscribe.workers.describe.stages import check_describe_subject, descriptors_stage
-    from neuroscribe.service.describe.embedded import make_descriptor_generator
 
     job = ctx.job
-    spec = job.model
-    check_describe_subject(job, peek_subject(spec.name, revision=spec.revision,
-                                             trust_remote_code=spec.trust_remote_code))
-    key = ("generator", job.generator.model_dump_json())
-    if key not in ctx.state:
-        ctx.state[key] = make_descriptor_generator(job, ctx.cache_dir)
+    check_describe_subject(job, runtime.peek_subject(job.model))
+    backend = runtime.generator_for(job.generator, ctx.settings, ctx.state)
     n = len(job.dataset.texts)
     ctx.progress(0, n, "writing descriptors")
-    d = descriptors_stage(job, ctx.state[key], progress=False)
+    d = descriptors_stage(job, backend, progress=False)
     (ctx.artefacts / STAGE_DIR).mkdir(parents=True, exist_ok=True)
     write_json(ctx.artefacts / STAGE_DIR / "descriptors.json", d.to_json())
     ctx.progress(n, n, f"{n - sum(x is None for x in d.descriptors)} of {n} described")
@@ -76,10 +72,8 @@ def cluster(ctx: StageContext) -> dict:
 def activate(ctx: StageContext) -> dict:
     """Streaming top-k% exemplars of every unit, over the dataset and each half."""
     from neuroscribe.workers.describe.stages import VocabularyArtefact, exemplars_stage
-    from neuroscribe.service.experts.handlers import _subject
-
     v = VocabularyArtefact.from_json(_read(ctx, "vocabulary.json"))
-    subject = _subject(ctx)
+    subject = runtime.load_subject(ctx.job.model, ctx.settings, ctx.state)
     n = len(ctx.job.dataset.texts)
     ctx.progress(0, n, "capturing responses")
     ex = exemplars_stage(ctx.job, subject, v, progress=False)
@@ -96,8 +90,6 @@ def activate(ctx: StageContext) -> dict:
 def analyse(ctx: StageContext) -> dict:
     """Assignment, consistency, evaluation and the result folder; the result is the DescribeResult."""
     from neuroscribe.workers.describe.stages import DescriptorsArtefact, ExemplarsArtefact, VocabularyArtefact, analysis_stage
-    from neuroscribe.service.artefacts import atomic_output_dir
-    from neuroscribe.service.describe.embedded import write_describe_files
 
     job = ctx.job
     d = DescriptorsArtefact.from_json(_read(ctx, "descriptors.json"))
@@ -110,3 +102,6 @@ def analyse(ctx: StageContext) -> dict:
         write_describe_files(tmp, job, d, v, result, out, None, lambda _m: None)
     ctx.progress(1, 1, "done")
     return {"result": result.model_dump(mode="json")}
+
+
+HANDLERS = {"generate": generate, "cluster": cluster, "activate": activate, "analyse": analyse}

@@ -1,358 +1,52 @@
-"""The page of a ``neuroscribe describe`` result (METHODS.md part B): ``DIR/descriptions.html``.
+"""The page of a ``neuroscribe describe`` result (docs/methods.md#b): ``DIR/descriptions.html``.
 
-One self-contained HTML file (inline CSS, PNGs as base64 data URIs, no script, no network; every
-string from the user or the result escaped through ``esc``) and ``DIR/report/`` with its figures,
-each ``NAME.png`` beside ``NAME.csv`` (the numbers it plots):
-
-* ``consistency_hist``: the per-unit split-half Jaccard (B.5), when the result has a consistency;
-* ``precision_recall``: P@K and R@K against the reference labels (B.6), when it has an evaluation.
+One self-contained HTML file (the report kit's page shell: inline CSS, PNGs as base64 data URIs, no
+script, no network; every string from the user or the result escaped) and ``DIR/report/`` with its
+figures, each ``NAME.png`` beside ``NAME.csv`` (the numbers it plots; ``describe.figures``).
 
 Top to bottom: title, warnings, summary, consistency, evaluation, vocabulary, then one ``<details>``
 element per unit (described units first, by layer then unit; then the undescribed ones), then the
-provenance. A page may hold ~10,000 units, so a unit costs no figure and little markup: its line
-(layer:unit, descriptors, J, reference) is the ``<summary>``; inside, its descriptor table and its
-first ``max_exemplars`` exemplars as a list (activation, label, sentence).
+provenance (``describe.sections``).
+
+``write_describe_page`` is what the job calls; ``rebuild_describe_page`` writes the same page again
+from a finished result folder (``neuroscribe report DIR``).
 """
 
 from __future__ import annotations
 
-import html
-import math
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-
-from neuroscribe.jobs import DescribeResult, UnitReport
+from neuroscribe.errors import InvalidInput
+from neuroscribe.jobs import DescribeResult
 from neuroscribe.service.artefacts import write_text
-from neuroscribe.service.experts.figures import OKABE_ITO, FigureData, _figure as _new_figure, _integer_locator, _save, _write_csv, compact_number
-from neuroscribe.service.report.html import _CSS, Section, _section, esc, provenance_list, table, warnings_block
+from neuroscribe.service.describe.sections import (
+    UNIT_CSS,
+    consistency_section,
+    describe_provenance,
+    evaluation_section,
+    summary_section,
+    units_html,
+    vocabulary_section,
+)
+from neuroscribe.service.report.folder import read_result, replace_page
+from neuroscribe.service.report.html import esc, render_document, render_section, render_sections, warnings_block
 
-__all__ = ["write_describe_page", "DESCRIPTIONS_HTML", "REPORT_DIR", "consistency_histogram", "precision_recall_figure"]
+__all__ = ["write_describe_page", "rebuild_describe_page", "DESCRIPTIONS_HTML", "REPORT_DIR",
+           "PAGE_VOCABULARY_EXAMPLES"]
 
 DESCRIPTIONS_HTML = "descriptions.html"
 REPORT_DIR = "report"
-TOP_CLUSTERS = 30
-MEMBER_EXAMPLES = 8
 SENTENCE_BUDGET = 12_000_000  # characters of exemplar sentences on one page (default cut)
 MIN_SENTENCE_CHARS, MAX_SENTENCE_CHARS = 120, 400
-
-# units: short selectors instead of a class on every cell (the page may hold 10,000 units)
-_UNIT_CSS = """
-details{border-bottom:1px solid #eee;padding:.15em 0} summary{cursor:pointer}
-summary b{font-variant-numeric:tabular-nums;display:inline-block;min-width:4.5em}
-summary i{color:#777;font-style:normal;font-size:.9em}
-details>table,details>ol,details>p{margin:.3em 0 .5em 1.2em}
-table.d td+td{text-align:right;font-variant-numeric:tabular-nums}
-ol.x{font-size:.9em;padding-left:2.2em} ol.x b{font-weight:400;font-variant-numeric:tabular-nums;color:#0072b2}
-ol.x i{font-style:normal;color:#777} h3{font-size:1.05em;margin-top:1.5em}
-"""
-
-_RESULT_FILES = ("descriptions.json", "sentences.jsonl", "vocabulary.json", "vocabulary.csv", "units.csv",
-                 "consistency.csv", "evaluation.csv", "summary.txt", "job.json")
-
-
-# --------------------------------------------------------------------------- formatting
-
-
-def _g(x: float | None, digits: int = 3) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "—"
-    return f"{x:.{digits}g}"
-
-
-def _pct(x: float | None) -> str:
-    """A fraction as a percent (precision and recall are fractions)."""
-    return "—" if x is None else f"{100 * x:.1f}%"
-
-
-def _text(s) -> str:
-    """Escape element content (``&``, ``<``, ``>``); quotes need no escape outside attributes."""
-    return html.escape(str(s), quote=False)
+# members per cluster in the vocabulary the job gives the page (``Vocabulary.to_dict(examples=10)``;
+# vocabulary.json holds them all)
+PAGE_VOCABULARY_EXAMPLES = 10
 
 
 def _count(n: int) -> str:
     return f"{n:,}"
-
-
-# --------------------------------------------------------------------------- figures
-
-
-def consistency_histogram(result: DescribeResult, out_dir: Path, name: str = "consistency_hist") -> FigureData | None:
-    """Histogram of the per-unit split-half Jaccard (the result's own bins); ``None`` without a consistency."""
-    c = result.consistency
-    if c is None:
-        return None
-    edges = np.asarray(c.bin_edges, dtype=float)
-    counts = np.asarray(c.histogram, dtype=float)
-    fig = _new_figure(7.0, 3.4)
-    ax = fig.add_subplot()
-    if len(edges) == len(counts) + 1 and len(counts):
-        ax.bar(edges[:-1], counts, width=np.diff(edges), align="edge", color=OKABE_ITO[4], edgecolor="#333333",
-               linewidth=0.5, label=f"units ({compact_number(c.n_defined)})")
-    if c.mean is not None:
-        ax.axvline(c.mean, color=OKABE_ITO[5], linestyle="--", linewidth=1.3, label=f"mean {c.mean:.2f}")
-    ax.axvline(c.paper_mean, color="#333333", linestyle=":", linewidth=1.3, label=f"paper {c.paper_mean:g}")
-    ax.set_xlim(0.0, 1.0)
-    ax.set_xlabel("Jaccard of the two halves' descriptor sets")
-    ax.set_ylabel("units")
-    ax.yaxis.set_major_locator(_integer_locator())
-    ax.yaxis.set_major_formatter(_count_formatter())
-    ax.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    ax.set_title("Split-half consistency per unit", fontsize=10)
-    png, csv_path = out_dir / f"{name}.png", out_dir / f"{name}.csv"
-    _save(fig, png)
-    header = ("bin_lo", "bin_hi", "n_units")
-    rows = tuple((float(edges[i]), float(edges[i + 1]), int(n)) for i, n in enumerate(c.histogram)
-                 if i + 1 < len(edges))
-    _write_csv(csv_path, header, rows)
-    mean = "undefined" if c.mean is None else f"{c.mean:.3f}"
-    caption = (f"Per-unit Jaccard |A ∩ B| / |A ∪ B| of the descriptors assigned on the calibration "
-               f"({_count(c.n_calibration)} sentences) and validation ({_count(c.n_validation)}) halves "
-               f"(seed {c.seed}, stratified by {c.stratified_by}), over the {_count(c.n_defined)} units described "
-               f"on at least one half; the {_count(c.n_both_empty)} units with no descriptor on either half are "
-               f"excluded (not counted as 1). {_count(c.n_one_side_empty)} units described on one half only score 0. "
-               f"The last bin includes J = 1. Dashed: our mean ({mean}); dotted: the paper's {c.paper_mean:g} "
-               "(Mondal et al. 2024).")
-    return FigureData(name, "Split-half consistency", caption, png, csv_path, header, rows)
-
-
-def precision_recall_figure(result: DescribeResult, out_dir: Path, name: str = "precision_recall") -> FigureData | None:
-    """P@K and R@K per K against the reference labels, the paper's P@2 and R@2 marked; ``None`` without an
-    evaluation. The CSV holds the fractions (K = 2 is always a row: the paper's numbers are plotted there)."""
-    e = result.evaluation
-    if e is None:
-        return None
-    ks = [int(k) for k in e.ks]
-    prec = np.array([np.nan if p is None else 100 * p for p in e.precision], dtype=float)
-    rec = np.array([np.nan if r is None else 100 * r for r in e.recall], dtype=float)
-    fig = _new_figure(5.6, 3.4)
-    ax = fig.add_subplot()
-    ax.plot(ks, prec, marker="o", color=OKABE_ITO[4], label="precision@K (ours)")
-    ax.plot(ks, rec, marker="s", color=OKABE_ITO[0], label="recall@K (ours)")
-    none = (None,) * len(ks)
-    bprec = e.baseline_precision or none
-    brec = e.baseline_recall or none
-    if e.baseline_sets:
-        for vals, color, what in ((bprec, OKABE_ITO[4], "precision"), (brec, OKABE_ITO[0], "recall")):
-            ax.plot(ks, [np.nan if v is None else 100 * v for v in vals], linestyle="--", color=color, alpha=0.7,
-                    label=f"{what}@K, random exemplar sets")
-    ax.plot([2], [100 * e.paper_precision_at_2], marker="*", markersize=12, linestyle="none", color=OKABE_ITO[4],
-            markeredgecolor="#333333", label=f"paper P@2 = {100 * e.paper_precision_at_2:.0f}%")
-    ax.plot([2], [100 * e.paper_recall_at_2], marker="*", markersize=12, linestyle="none", color=OKABE_ITO[0],
-            markeredgecolor="#333333", label=f"paper R@2 = {100 * e.paper_recall_at_2:.0f}%")
-    ax.set_xticks(sorted(set(ks) | {2}))
-    ax.set_ylim(0, 105)
-    ax.set_xlabel("K (descriptors per unit, best f first)")
-    ax.set_ylabel("%")
-    ax.legend(fontsize=8, frameon=False, loc="best")
-    ax.set_title("Descriptors against the reference labels", fontsize=10)
-    png, csv_path = out_dir / f"{name}.png", out_dir / f"{name}.csv"
-    _save(fig, png)
-    header = ("k", "precision", "recall", "random_sets_precision", "random_sets_recall", "paper_precision",
-              "paper_recall")
-    by_k = {k: (p, r, bp, br) for k, p, r, bp, br in zip(ks, e.precision, e.recall, bprec, brec)}
-    rows = tuple((k, *(("" if v is None else float(v)) for v in by_k.get(k, (None,) * 4)),
-                  float(e.paper_precision_at_2) if k == 2 else "", float(e.paper_recall_at_2) if k == 2 else "")
-                 for k in sorted(set(ks) | {2}))
-    _write_csv(csv_path, header, rows)
-    caption = (f"Precision@K over the {_count(e.n_units)} described units and recall@K over the "
-               f"{_count(e.n_recall_units)} of them with a non-empty reference (of {_count(e.n_units_total)} units); "
-               f"stars: the paper's P@2 = {100 * e.paper_precision_at_2:.0f}% and R@2 = "
-               f"{100 * e.paper_recall_at_2:.0f}% (BERT on Amazon reviews, judged against annotations); dashed: "
-               f"the same for {_count(e.baseline_sets)} random sets of {result.n_exemplars} sentences (chance). "
-               "Fractions in the CSV.")
-    return FigureData(name, "Precision and recall at K", caption, png, csv_path, header, rows)
-
-
-def _count_formatter():
-    from matplotlib.ticker import FuncFormatter
-
-    return FuncFormatter(lambda v, _pos: compact_number(v))
-
-
-# --------------------------------------------------------------------------- sections
-
-
-def _warnings(result: DescribeResult) -> str:
-    return warnings_block(result.warnings)
-
-
-def _summary(result: DescribeResult) -> Section:
-    d, v = result.descriptors, result.vocabulary
-    failures = "; ".join(f"{k}: {_count(n)}" for k, n in sorted(d.failures.items()))
-    mean = "" if d.mean_per_sentence is None else f" ({d.mean_per_sentence:.2f} per sentence)"
-    kept = f"; kept as themselves: {', '.join(v.kept)}" if v.kept else ""
-    fdr = "none" if result.fdr is None else f"{result.fdr:g} (Benjamini-Hochberg over the {result.fdr_family} family)"
-    share = f" ({100 * result.n_described / result.n_units:.1f}%)" if result.n_units else ""
-    rows = [
-        ("sentences", f"{_count(result.n_sentences)} ({_count(d.n_distinct_sentences)} distinct)"),
-        ("failed generations", _count(d.n_failed) + (f" ({failures})" if failures else "")),
-        ("distinct descriptors", _count(d.n_distinct_descriptors) + mean),
-        ("vocabulary", f"{_count(v.n_names)} names: {_count(v.n_clusters)} clusters, {_count(v.n_noise)} unclustered"
-                       + kept),
-        ("exemplars per unit k", f"{_count(result.n_exemplars)} (top {result.top_k_percent:g}% of the sentences)"),
-        ("threshold t", f"{result.threshold:g}% of a unit's exemplars"),
-        ("FDR", fdr),
-        ("units", f"{_count(result.n_units)} ({len(result.layers)} layers × {_count(result.units_per_layer)})"),
-        ("units described", f"{_count(result.n_described)}{share}"),
-    ]
-    return Section("Summary", body=table(("", "value"), rows))
-
-
-def _consistency(result: DescribeResult, fig_dir: Path) -> Section:
-    c = result.consistency
-    if c is None:
-        return Section("Split-half consistency",
-                       body='<p class="muted">Not computed for this run (the job asked for no consistency).</p>')
-    fig = consistency_histogram(result, fig_dir)
-    rows = [("mean Jaccard", _g(c.mean), f"{c.paper_mean:g}"), ("median Jaccard", _g(c.median), ""),
-            ("units defined (described on ≥ 1 half)", _count(c.n_defined), ""),
-            ("units empty on both halves (excluded)", _count(c.n_both_empty), ""),
-            ("units empty on one half (J = 0)", _count(c.n_one_side_empty), ""),
-            ("units", _count(c.n_units), ""),
-            ("halves (calibration / validation)", f"{_count(c.n_calibration)} / {_count(c.n_validation)}", "")]
-    aside = table(("", "ours", "paper"), rows, {1, 2})
-    return Section("Split-half consistency", figures=(fig,), aside=aside)
-
-
-def _evaluation(result: DescribeResult, fig_dir: Path) -> Section | None:
-    e = result.evaluation
-    if e is None:
-        return None
-    fig = precision_recall_figure(result, fig_dir)
-    none = (None,) * len(e.ks)
-    rows = [(k, _pct(p), _pct(r), _pct(bp), _pct(br), f"{100 * e.paper_precision_at_2:.0f}%" if k == 2 else "",
-             f"{100 * e.paper_recall_at_2:.0f}%" if k == 2 else "")
-            for k, p, r, bp, br in zip(e.ks, e.precision, e.recall, e.baseline_precision or none,
-                                       e.baseline_recall or none)]
-    pr = table(("K", "precision", "recall", "chance precision", "chance recall", "paper precision", "paper recall"),
-               rows, {0, 1, 2, 3, 4, 5, 6})
-    names = table(("label", "reference name"), sorted(e.label_names.items()))
-    aside = (f"{pr}<p>Precision over the {_count(e.n_units)} units with at least one descriptor; recall over the "
-             f"{_count(e.n_recall_units)} of them whose exemplars carry a reference label (the label of ≥ t = "
-             f"{result.threshold:g}% of them); {_count(e.n_units_total)} units in all. Chance: "
-             f"{_count(e.baseline_sets)} random sets of {result.n_exemplars} sentences treated as units "
-             f"({_count(e.baseline_n_units)} of them described): what descriptor and label frequencies give with no "
-             f"model.</p>{names}")
-    body = ('<p class="note">The labels (e.g. sentiment) are the only reference here: a correct topical descriptor '
-            '(say "battery") that no label names counts as a miss, so this precision is a lower bound of what '
-            "annotators would judge; the paper's numbers come from annotated descriptors.</p>")
-    return Section("Evaluation against the reference labels", figures=(fig,), aside=aside, body=body)
-
-
-def _vocabulary(result: DescribeResult, vocabulary: dict) -> Section:
-    clusters = sorted(vocabulary.get("clusters") or [], key=lambda c: (-int(c.get("count", 0)), str(c.get("name"))))
-    noise = vocabulary.get("noise") or []
-    rows = []
-    for c in clusters[:TOP_CLUSTERS]:
-        members = c.get("members") or []
-        ex = ", ".join(f"{m.get('descriptor')} ({m.get('count')})" for m in members[:MEMBER_EXAMPLES])
-        more = int(c.get("size", len(members))) - min(len(members), MEMBER_EXAMPLES)
-        rows.append((c.get("name"), c.get("size"), c.get("count"), ex + (f", … {more} more" if more > 0 else "")))
-    n_desc = vocabulary.get("n_descriptors", result.vocabulary.n_descriptors)
-    n_names = vocabulary.get("n_names", result.vocabulary.n_names)
-    intro = (f"<p>{_count(int(n_desc))} distinct descriptors clustered into {_count(int(n_names))} names: "
-             f"{_count(len(clusters))} clusters (each named by its most frequent member) and "
-             f"{_count(len(noise))} noise descriptors that stay themselves"
-             + (f" (reference label names kept out of clustering: {esc(', '.join(result.vocabulary.kept))})"
-                if result.vocabulary.kept else "") + ".</p>")
-    shown = (f"<h3>The {min(TOP_CLUSTERS, len(clusters))} largest clusters of {_count(len(clusters))}, by count</h3>"
-             + table(("name", "size", "count", "example members (count)"), rows, {1, 2})) if rows else \
-        '<p class="muted">No cluster: every descriptor stays itself.</p>'
-    params = vocabulary.get("params") or result.vocabulary.params
-    ptxt = ", ".join(f"{k}={v}" for k, v in params.items() if k not in ("kept", "n_descriptors"))
-    body = intro + shown + (f'<p class="muted">HDBSCAN: {esc(ptxt)}. Size: distinct descriptors; count: sentences '
-                            "holding a member.</p>" if ptxt else "")
-    return Section("Descriptor vocabulary", body=body)
-
-
-def _unit(u: UnitReport, texts: Sequence[str], labels: Sequence[str] | None, max_exemplars: int,
-          max_chars: int, has_q: bool, show_j: bool) -> str:
-    names = ", ".join(d.descriptor for d in u.descriptors)
-    bits = []
-    if show_j:
-        bits.append(f"J {_g(u.consistency, 2)}" if u.consistency is not None else "J undefined")
-    if u.reference is not None:
-        bits.append("ref " + (", ".join(u.reference) if u.reference else "none"))
-    line = f"<b>{u.layer}:{u.unit}</b>" + (f" {_text(names)}" if names else "") + \
-        (f" <i>{_text(' · '.join(bits))}</i>" if bits else "")
-    parts = [f'<details id="u{u.layer}-{u.unit}"><summary>{line}</summary>']
-    if u.descriptors:
-        head = "<tr><th>descriptor</th><th>f %</th><th>base %</th><th>enrichment</th><th>p</th>" + \
-            ("<th>q</th>" if has_q else "") + "</tr>"
-        body = "".join(
-            f"<tr><td>{_text(d.descriptor)}</td><td>{d.f:.1f}</td><td>{d.base_rate:.1f}</td><td>{_g(d.enrichment)}</td>"
-            f"<td>{_g(d.p, 2)}</td>" + (f"<td>{_g(d.q, 2)}</td>" if has_q else "") + "</tr>"
-            for d in u.descriptors)
-        parts.append(f'<table class="d">{head}{body}</table>')
-    if u.n_failed:
-        parts.append(f'<p class="muted">{u.n_failed} of {len(u.exemplars)} exemplars without descriptors '
-                     "(generation failed; left out of f).</p>")
-    items = []
-    for row, act in list(zip(u.exemplars, u.activations))[:max_exemplars]:
-        if 0 <= row < len(texts):
-            text = " ".join(str(texts[row]).split())
-            if len(text) > max_chars:
-                text = text[: max_chars - 1] + "…"
-        else:
-            text = f"(row {row} is not among the {len(texts)} sentences)"
-        lab = ""
-        if labels is not None and 0 <= row < len(labels):
-            lab = f"<i>[{_text(labels[row])}]</i> "
-        items.append(f"<li><b>{act:.3g}</b> {lab}{_text(text)}</li>")
-    if items:
-        parts.append(f'<ol class="x">{"".join(items)}</ol>')
-    rest = len(u.exemplars) - min(len(u.exemplars), max_exemplars)
-    if rest > 0:
-        parts.append(f'<p class="muted">{rest} more exemplars in descriptions.json</p>')
-    parts.append("</details>")
-    return "".join(parts)
-
-
-def _units(result: DescribeResult, texts: Sequence[str], labels: Sequence[str] | None, max_exemplars: int,
-           max_chars: int) -> str:
-    ordered = sorted(result.units, key=lambda u: (u.layer, u.unit))
-    described = [u for u in ordered if u.descriptors]
-    undescribed = [u for u in ordered if not u.descriptors]
-    has_q = result.fdr is not None or any(d.q is not None for u in described for d in u.descriptors)
-    show_j = result.consistency is not None
-    per_layer = {}
-    for u in ordered:
-        n, m = per_layer.get(u.layer, (0, 0))
-        per_layer[u.layer] = (n + 1, m + bool(u.descriptors))
-    layer_table = table(("layer", "units", "described"), [(k, n, m) for k, (n, m) in sorted(per_layer.items())],
-                        {0, 1, 2})
-    key = ("<p>One line per unit: <b>layer:unit</b>, its assigned descriptors (best f first)"
-           + (", J = its split-half Jaccard" if show_j else "")
-           + (", ref = the reference label names carried by ≥ t% of its exemplars" if result.evaluation else "")
-           + ". Open a unit for its descriptors (f: % of its exemplars holding the descriptor; base: % of all "
-           "sentences; enrichment = f / base; p: one-sided hypergeometric"
-           + ("; q: Benjamini-Hochberg" if has_q else "")
-           + f") and its first {max_exemplars} exemplars, best first: activation"
-           + (", [label]" if labels is not None else "")
-           + f", sentence (cut at {max_chars} characters; full text in sentences.jsonl).</p>")
-    out = [f"<section><h2>Units: {_count(len(described))} of {_count(len(ordered))} described</h2>", key,
-           layer_table, f"<h3>Described units ({_count(len(described))})</h3>"]
-    if not described:
-        out.append('<p class="muted">No unit reached the threshold.</p>')
-    out.extend(_unit(u, texts, labels, max_exemplars, max_chars, has_q, show_j) for u in described)
-    out.append(f"<h3>Undescribed units ({_count(len(undescribed))})</h3>")
-    if undescribed:
-        out.append(f'<p class="muted">{_count(len(undescribed))} units with no descriptor at f ≥ t = '
-                   f"{result.threshold:g}%.</p>")
-    out.extend(_unit(u, texts, labels, max_exemplars, max_chars, has_q, show_j) for u in undescribed)
-    out.append("</section>")
-    return "".join(out)
-
-
-def _provenance(result: DescribeResult, root: Path) -> Section:
-    prov = provenance_list(result.provenance, "none recorded")
-    files = tuple(f for f in _RESULT_FILES if (root / f).is_file())
-    return Section("Provenance", body=prov, files=files)
-
-
-# --------------------------------------------------------------------------- page
 
 
 def write_describe_page(out_dir: Path, result: DescribeResult, texts: Sequence[str], labels: Sequence[str] | None,
@@ -374,11 +68,11 @@ def write_describe_page(out_dir: Path, result: DescribeResult, texts: Sequence[s
         shown = max(1, len(result.units) * max_exemplars)
         max_sentence_chars = min(MAX_SENTENCE_CHARS, max(MIN_SENTENCE_CHARS, SENTENCE_BUDGET // shown))
     max_chars = max(2, int(max_sentence_chars))
-    sections = [_summary(result), _consistency(result, fig_dir)]
-    ev = _evaluation(result, fig_dir)
+    sections = [summary_section(result), consistency_section(result, fig_dir)]
+    ev = evaluation_section(result, fig_dir)
     if ev is not None:
         sections.append(ev)
-    sections.append(_vocabulary(result, vocabulary))
+    sections.append(vocabulary_section(result, vocabulary))
     p = result.provenance
     rev = p.requested_revision or p.revision
     title = f"neuroscribe describe — {p.model}" + (f" @ {rev}" if rev else "") + f" on {result.dataset}"
@@ -387,16 +81,61 @@ def write_describe_page(out_dir: Path, result: DescribeResult, texts: Sequence[s
              f"layers {esc(', '.join(map(str, result.layers)))} × {_count(result.units_per_layer)} units; a unit "
              f"gets a descriptor held by ≥ t = {result.threshold:g}% of its top {result.top_k_percent:g}% "
              f"sentences (k = {_count(result.n_exemplars)}).</p>")
-    body = (_warnings(result) + "".join(_section(s, root) for s in sections)
-            + _units(result, texts, labels, max_exemplars, max_chars) + _section(_provenance(result, root), root))
-    page = (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{esc(title)}</title><style>{_CSS}{_UNIT_CSS}</style></head><body>"
-        f"<h1>{esc(title)}</h1>{intro}{body}"
-        f'<p class="muted">Written by neuroscribe {esc(p.neuroscribe_version)} from descriptions.json.</p>'
-        "</body></html>\n"
-    )
+    body = (warnings_block(result.warnings) + render_sections(sections, root)
+            + units_html(result, texts, labels, max_exemplars, max_chars)
+            + render_section(describe_provenance(result, root), root))
+    page = render_document(title, intro, body, version=p.neuroscribe_version, source="descriptions.json",
+                           css=UNIT_CSS)
     out = root / DESCRIPTIONS_HTML
     write_text(out, page)
     return out
+
+
+# --------------------------------------------------------------------------- from a result folder
+
+
+def rebuild_describe_page(result_dir: str | Path) -> Path:
+    """Write ``descriptions.html`` and ``report/`` of a finished describe result folder again, as the
+    job wrote them: the result from ``descriptions.json``, the sentences and labels from
+    ``sentences.jsonl``, the vocabulary from ``vocabulary.json``. Returns the page's path;
+    ``InvalidInput("DIR", ...)`` when a file is missing or unreadable."""
+    root = Path(result_dir)
+    result = read_result(root, "descriptions.json", DescribeResult, "describe")
+    texts, labels = _read_sentences(root / "sentences.jsonl")
+    vocabulary = _read_vocabulary(root / "vocabulary.json")
+    return replace_page(root, REPORT_DIR, lambda: write_describe_page(root, result, texts, labels, vocabulary))
+
+
+def _read_sentences(path: Path) -> tuple[list[str], list[str] | None]:
+    """Texts and labels by row (labels ``None`` when no sentence has one, as in a job without labels)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as e:
+        raise InvalidInput("DIR", f"cannot read {path}: {e.strerror or e}") from None
+    by_row: dict[int, tuple[str, object]] = {}
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+            by_row[int(rec["row"])] = (str(rec["text"]), rec.get("label"))
+        except (ValueError, TypeError, KeyError) as e:
+            raise InvalidInput("DIR", f"{path} line {i} is not a sentence record ({e})") from None
+    if sorted(by_row) != list(range(len(by_row))):
+        raise InvalidInput("DIR", f"{path}: the rows are not 0 .. {len(by_row) - 1}")
+    texts = [by_row[i][0] for i in range(len(by_row))]
+    labels = [by_row[i][1] for i in range(len(by_row))]
+    return texts, (None if all(lab is None for lab in labels) else labels)
+
+
+def _read_vocabulary(path: Path) -> dict:
+    """``vocabulary.json`` cut to the members per cluster the job shows (``PAGE_VOCABULARY_EXAMPLES``)."""
+    try:
+        vocabulary = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise InvalidInput("DIR", f"cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
+    if not isinstance(vocabulary, dict):
+        raise InvalidInput("DIR", f"{path} is not a vocabulary (a JSON object)")
+    clusters = [{**c, "members": list(c.get("members") or [])[:PAGE_VOCABULARY_EXAMPLES]}
+                if isinstance(c, dict) else c for c in vocabulary.get("clusters") or []]
+    return {**vocabulary, "clusters": clusters}

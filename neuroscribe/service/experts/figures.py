@@ -1,137 +1,39 @@
-"""The report's figures: one function per figure, matplotlib with the Agg canvas (no pyplot, no
-global state, no display).
+"""The experts report's own figures: one function per figure, drawn with the report kit
+(``neuroscribe.service.report.plotting``: Agg canvas, no pyplot).
 
 Each figure function takes the result and the folder to write into, saves ``NAME.png`` and
 ``NAME.csv`` (exactly the numbers it plots, same basename) and returns a ``FigureData`` holding those
-numbers. Counts on axes use ``compact_number`` (143k, not 143000); colours come from the Okabe-Ito
-palette (colour-blind safe), then tab20 when more are needed.
+numbers: experts per concept, experts per layer, the concepts' overlap.
 """
 
 from __future__ import annotations
 
-import csv
-import math
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from neuroscribe.jobs import ExpertsResult
+from neuroscribe.service.report.plotting import (
+    OKABE_ITO,
+    FigureData,
+    compact_number,
+    integer_locator,
+    label_size,
+    new_figure,
+    number_formatter,
+    palette,
+    plot_label,
+    rotate_labels,
+    save_png,
+    write_csv,
+)
 
-__all__ = [
-    "FigureData",
-    "OKABE_ITO",
-    "compact_number",
-    "palette",
-    "plot_label",
-    "experts_per_concept",
-    "experts_per_layer",
-    "concept_overlap",
-    "expert_sets",
-]
-
-# Okabe & Ito (2008), "Color Universal Design"; black left out (it reads as text/edges)
-OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#999999")
-_SUFFIXES = ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k"))
-_MAX_LABEL = 28  # characters of a concept name shown on an axis (the CSV holds the full name)
-
-
-@dataclass(frozen=True)
-class FigureData:
-    """A written figure: its files, and the numbers it plots (the CSV's header and rows)."""
-
-    name: str
-    title: str
-    caption: str
-    png: Path
-    csv: Path
-    header: tuple[str, ...]
-    rows: tuple[tuple, ...]
-    extra: dict = field(default_factory=dict)
-
-
-def compact_number(x: float) -> str:
-    """A short tick label: 12 -> '12', 1500 -> '1.5k', 143000 -> '143k', 2_000_000 -> '2M', 0.25 -> '0.25'."""
-    x = float(x)
-    if not math.isfinite(x):
-        return str(x)
-    if x == 0:
-        return "0"
-    ax = abs(x)
-    for i, (div, suffix) in enumerate(_SUFFIXES):
-        if ax >= div:
-            s = f"{x / div:.3g}"
-            if abs(float(s)) >= 1000 and i > 0:  # 999_999 -> '1M', not '1e+03k'
-                div, suffix = _SUFFIXES[i - 1]
-                s = f"{x / div:.3g}"
-            return s + suffix
-    if ax >= 1 and x == int(x):
-        return str(int(x))
-    s = f"{x:.3g}"
-    return s if "e" not in s else f"{x:.2e}"
-
-
-def _formatter():
-    from matplotlib.ticker import FuncFormatter
-
-    return FuncFormatter(lambda v, _pos: compact_number(v))
-
-
-def palette(n: int) -> list[str]:
-    """``n`` distinguishable colours: Okabe-Ito up to 8, tab20 up to 20, then tab20 repeated."""
-    if n <= len(OKABE_ITO):
-        return list(OKABE_ITO[:n])
-    from matplotlib import colormaps
-
-    tab = [colormaps["tab20"](i) for i in range(20)]
-    return [tab[i % 20] for i in range(n)]
-
-
-def plot_label(name: str, limit: int = _MAX_LABEL) -> str:
-    """A user string made safe for matplotlib text: no mathtext (``$``), shortened to ``limit``."""
-    name = " ".join(str(name).split())
-    if len(name) > limit:
-        name = name[: limit - 1] + "…"
-    return name.replace("$", r"\$")
+__all__ = ["experts_per_concept", "experts_per_layer", "concept_overlap", "expert_sets"]
 
 
 def expert_sets(result: ExpertsResult) -> dict[str, set[tuple[int, int]]]:
     """Concept -> its experts as ``(layer, unit)`` pairs, in the result's order."""
     return {c.concept: {(u.layer, u.unit) for u in c.experts} for c in result.concepts}
-
-
-# --------------------------------------------------------------------------- I/O helpers
-
-
-def _figure(width: float, height: float):
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=(width, height), dpi=110, layout="constrained")
-
-
-def _save(fig, png: Path) -> None:
-    fig.savefig(png, format="png", metadata={"Software": None})
-
-
-def _write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence]) -> None:
-    with path.open("w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(header)
-        for row in rows:
-            w.writerow([repr(v) if isinstance(v, float) else v for v in row])
-
-
-def _rotate(labels, n: int) -> None:
-    for t in labels:
-        if n > 4:
-            t.set_rotation(45)
-            t.set_ha("right")
-            t.set_rotation_mode("anchor")
-
-
-def _label_size(n: int) -> float:
-    return max(5.0, min(10.0, 160.0 / max(n, 1)))
 
 
 # --------------------------------------------------------------------------- figures
@@ -145,14 +47,14 @@ def experts_per_concept(result: ExpertsResult, out_dir: Path, name: str = "exper
     distinct = list(dict.fromkeys(cats))
     colours = dict(zip(distinct, palette(len(distinct))))
     n = len(concepts)
-    fig = _figure(max(4.5, 0.45 * n + 2.0), 3.8)
+    fig = new_figure(max(4.5, 0.45 * n + 2.0), 3.8)
     ax = fig.add_subplot()
     x = np.arange(n)
     ax.bar(x, counts, color=[colours[c] for c in cats], edgecolor="#333333", linewidth=0.5)
-    ax.set_xticks(x, [plot_label(c.concept) for c in concepts], fontsize=_label_size(n))
-    _rotate(ax.get_xticklabels(), n)
-    ax.yaxis.set_major_locator(_integer_locator())
-    ax.yaxis.set_major_formatter(_formatter())
+    ax.set_xticks(x, [plot_label(c.concept) for c in concepts], fontsize=label_size(n))
+    rotate_labels(ax.get_xticklabels(), n)
+    ax.yaxis.set_major_locator(integer_locator())
+    ax.yaxis.set_major_formatter(number_formatter())
     ax.set_ylabel("experts")
     ax.set_title(f"Experts per concept (AP ≥ {result.tau:g})", fontsize=10)
     if any(cats):
@@ -166,10 +68,10 @@ def experts_per_concept(result: ExpertsResult, out_dir: Path, name: str = "exper
                         xytext=(0, 1), textcoords="offset points")
     ax.margins(y=0.12)
     png, csv_path = out_dir / f"{name}.png", out_dir / f"{name}.csv"
-    _save(fig, png)
+    save_png(fig, png)
     header = ("concept", "category", "n_experts", "n_pos", "n_neg")
     rows = tuple((c.concept, c.category or "", k, c.n_pos, c.n_neg) for c, k in zip(concepts, counts))
-    _write_csv(csv_path, header, rows)
+    write_csv(csv_path, header, rows)
     units = len(result.layers) * result.units_per_layer
     caption = (f"Units with AP ≥ tau = {result.tau:g} among {compact_number(units)} units "
                f"({len(result.layers)} layers × {compact_number(result.units_per_layer)}). n+/n−: "
@@ -186,28 +88,28 @@ def experts_per_layer(result: ExpertsResult, out_dir: Path, name: str = "experts
     counts = np.array([[c.counts_per_layer.get(layer, 0) for layer in layers] for c in concepts])
     n_c, n_l = len(concepts), len(layers)
     x = np.arange(n_l)
-    tick_fs = _label_size(n_l) if n_l > 16 else 9
+    tick_fs = label_size(n_l) if n_l > 16 else 9
     if n_c > len(OKABE_ITO):
-        fig = _figure(max(5.0, min(16.0, 0.32 * n_l + 3.5)), max(3.0, 0.24 * n_c + 1.6))
+        fig = new_figure(max(5.0, min(16.0, 0.32 * n_l + 3.5)), max(3.0, 0.24 * n_c + 1.6))
         ax = fig.add_subplot()
         im = ax.imshow(counts, cmap="viridis", aspect="auto", vmin=0)
         ax.set_xticks(x, [str(layer) for layer in layers], fontsize=tick_fs)
-        ax.set_yticks(np.arange(n_c), [plot_label(c.concept) for c in concepts], fontsize=_label_size(n_c))
+        ax.set_yticks(np.arange(n_c), [plot_label(c.concept) for c in concepts], fontsize=label_size(n_c))
         if n_c * n_l <= 300:
             top = max(1, counts.max())
             for i in range(n_c):
                 for j in range(n_l):
                     ax.text(j, i, compact_number(counts[i, j]), ha="center", va="center", fontsize=6,
                             color="white" if counts[i, j] < 0.6 * top else "black")
-        cb = fig.colorbar(im, ax=ax, shrink=0.8, format=_formatter())
-        cb.ax.yaxis.set_major_locator(_integer_locator())
+        cb = fig.colorbar(im, ax=ax, shrink=0.8, format=number_formatter())
+        cb.ax.yaxis.set_major_locator(integer_locator())
         cb.set_label("experts", fontsize=8)
         cb.ax.tick_params(labelsize=7)
     else:
         colours = palette(n_c)
         bars = n_c * n_l <= 60
         width_in = (0.18 * n_c + 0.25) * n_l + 2.5 if bars else 0.3 * n_l + 3.0
-        fig = _figure(max(5.0, min(14.0, width_in)) + 1.6, 3.8)  # + room for the legend
+        fig = new_figure(max(5.0, min(14.0, width_in)) + 1.6, 3.8)  # + room for the legend
         ax = fig.add_subplot()
         width = 0.8 / n_c
         for i, c in enumerate(concepts):
@@ -219,24 +121,18 @@ def experts_per_layer(result: ExpertsResult, out_dir: Path, name: str = "experts
                 ax.plot(x, counts[i], marker="o", markersize=3, color=colours[i], label=label, linewidth=1.2)
         ax.set_xticks(x, [str(layer) for layer in layers], fontsize=tick_fs)
         ax.set_ylabel("experts")
-        ax.yaxis.set_major_locator(_integer_locator())
-        ax.yaxis.set_major_formatter(_formatter())
+        ax.yaxis.set_major_locator(integer_locator())
+        ax.yaxis.set_major_formatter(number_formatter())
         ax.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.set_xlabel("layer")
     ax.set_title("Experts per layer", fontsize=10)
     png, csv_path = out_dir / f"{name}.png", out_dir / f"{name}.csv"
-    _save(fig, png)
+    save_png(fig, png)
     header = ("concept", "layer", "n_experts")
     rows = tuple((c.concept, layer, int(counts[i, j])) for i, c in enumerate(concepts) for j, layer in enumerate(layers))
-    _write_csv(csv_path, header, rows)
+    write_csv(csv_path, header, rows)
     caption = f"Number of experts (AP ≥ {result.tau:g}) in each of the {n_l} layers read, per concept."
     return FigureData(name, "Experts per layer", caption, png, csv_path, header, rows)
-
-
-def _integer_locator():
-    from matplotlib.ticker import MaxNLocator
-
-    return MaxNLocator(integer=True)
 
 
 def concept_overlap(result: ExpertsResult, out_dir: Path, name: str = "concept_overlap") -> FigureData | None:
@@ -260,7 +156,7 @@ def concept_overlap(result: ExpertsResult, out_dir: Path, name: str = "concept_o
     masked = np.ma.masked_invalid(grid)
     cell = max(0.28, min(0.6, 7.0 / n))
     side = max(3.6, cell * (n - 1) + 2.4)
-    fig = _figure(side + 1.0, side)
+    fig = new_figure(side + 1.0, side)
     ax = fig.add_subplot()
     from matplotlib import colormaps
 
@@ -270,10 +166,10 @@ def concept_overlap(result: ExpertsResult, out_dir: Path, name: str = "concept_o
     undefined = [(i - 1, j) for i in range(1, n) for j in range(i) if not np.isfinite(mat[i, j])]
     for r, c in undefined:  # both sets empty: hatched, so it is not read as 0
         ax.add_patch(_hatch(r, c))
-    fs = _label_size(n)
+    fs = label_size(n)
     ax.set_xticks(np.arange(n - 1), [plot_label(s) for s in names[:-1]], fontsize=fs)
     ax.set_yticks(np.arange(n - 1), [plot_label(s) for s in names[1:]], fontsize=fs)
-    _rotate(ax.get_xticklabels(), 5)
+    rotate_labels(ax.get_xticklabels(), 5)
     for spine in ax.spines.values():
         spine.set_visible(False)
     ax.tick_params(length=0)
@@ -289,9 +185,9 @@ def concept_overlap(result: ExpertsResult, out_dir: Path, name: str = "concept_o
     cb.ax.tick_params(labelsize=7)
     ax.set_title("Concept overlap", fontsize=10)
     png, csv_path = out_dir / f"{name}.png", out_dir / f"{name}.csv"
-    _save(fig, png)
+    save_png(fig, png)
     header = ("concept_a", "concept_b", "jaccard")
-    _write_csv(csv_path, header, rows)
+    write_csv(csv_path, header, rows)
     caption = ("Jaccard |A ∩ B| / |A ∪ B| of the concepts' expert sets, each pair once (no diagonal)."
                + (" Hatched: neither concept has an expert." if undefined else ""))
     return FigureData(name, "Concept overlap", caption, png, csv_path, header, rows,

@@ -1,10 +1,10 @@
-"""The stage handlers of the service's workers (``neuroscribe worker STAGE``): the experts job's
-here, the describe and rank jobs' in ``describe_handlers`` and ``rank_handlers``; ``HANDLERS``
-picks by the job's kind.
+"""The experts job's stage handlers (``neuroscribe worker STAGE``; ``service.registry.HANDLERS``
+dispatches each job to its kind's handlers).
 
-Each calls the same pure stages as the embedded runner (``workers.stages``, ``runner.run_suite``,
-``runner.write_result_files``), so a job through the queues gives the embedded run's result on
-the same sentences. Files go to the job's folder under the artefacts root (a volume shared by the
+Each calls the same pure stages as the embedded run (``workers.experts.stages``, then
+``service.experts.suite`` and ``service.experts.files``; the cache, generator and subject come from
+``service.runtime``), so a job through the queues gives the embedded run's result on the same
+sentences. Files go to the job's folder under the artefacts root (a volume shared by the
 stages' machines), each written under a temporary name and renamed, so a stage that runs again
 after a crash overwrites whole files only:
 
@@ -21,48 +21,30 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from pathlib import Path
 
 from neuroscribe import __version__
 from neuroscribe.errors import InvalidInput
 from neuroscribe.jobs import SentenceRecord
-from neuroscribe.service.artefacts import write_json, write_text
+from neuroscribe.service import runtime
+from neuroscribe.service.artefacts import atomic_output_dir, write_json, write_text
 from neuroscribe.service.executor import StageContext
+from neuroscribe.service.experts.files import write_result_files
+from neuroscribe.service.experts.suite import check_subject, check_suite, needs_subject_for_suite, run_suite
 
-__all__ = ["HANDLERS", "EXPERTS", "generate", "activate", "analyse"]
+__all__ = ["HANDLERS", "generate", "activate", "analyse"]
 
 STAGE_DIR = "stage"
 RESULT_DIR = "result"
 
 
-def _subject(ctx: StageContext):
-    from neuroscribe.workers.activations import load_subject_model
-
-    spec = ctx.job.model
-    key = ("subject", spec.name, spec.revision, spec.device, spec.trust_remote_code)
-    if key not in ctx.state:
-        if len(ctx.state) > 4:  # keep a handful of models loaded, not every one ever asked for
-            ctx.state.clear()
-        ctx.state[key] = load_subject_model(spec.name, revision=spec.revision, device=spec.device,
-                                            trust_remote_code=spec.trust_remote_code)
-    return ctx.state[key]
-
-
 def generate(ctx: StageContext) -> dict:
     """Write (or take the job's own) sentences: ``stage/sentences.jsonl`` + ``sentences_meta.json``."""
-    from neuroscribe.workers.models.hub import resolve_model
     from neuroscribe.workers.experts.stages import sentences_stage
-    from neuroscribe.service.experts.embedded import check_suite, make_generator
 
     job = ctx.job
-    resolve_model(job.model.name, revision=job.model.revision, trust_remote_code=job.model.trust_remote_code)
+    check_subject(job, runtime.peek_subject(job.model))  # model, site, layers: from the config
     check_suite(job, log=lambda _m: None)  # sweep targets, word pairs: before generating
-    backend = None
-    if job.sentences is None:
-        key = ("generator", job.generator.model_dump_json())
-        if key not in ctx.state:
-            ctx.state[key] = make_generator(job, ctx.cache_dir)
-        backend = ctx.state[key]
+    backend = None if job.sentences is not None else runtime.generator_for(job.generator, ctx.settings, ctx.state)
     ctx.progress(0, None, "writing sentences")
     s = sentences_stage(job, backend, progress=False)
     folder = ctx.artefacts / STAGE_DIR
@@ -91,13 +73,12 @@ def activate(ctx: StageContext) -> dict:
     """Responses of the main model to the sentences: ``stage/responses/`` (through the cache)."""
     from neuroscribe.workers.activations import save_responses
     from neuroscribe.workers.experts.stages import activations_stage
-    from neuroscribe.service.experts.embedded import check_subject
 
     sentences = _sentences(ctx)
-    subject = _subject(ctx)
+    subject = runtime.load_subject(ctx.job.model, ctx.settings, ctx.state)
     check_subject(ctx.job, subject)
     ctx.progress(0, len(sentences.records), "capturing responses")
-    acts = activations_stage(ctx.job, subject, sentences.records, cache_dir=ctx.cache_dir / "responses",
+    acts = activations_stage(ctx.job, subject, sentences.records, cache_dir=runtime.responses_cache(ctx.settings),
                              progress=False)
     final = ctx.artefacts / STAGE_DIR / "responses"
     tmp = final.with_name(f".responses.tmp-{os.getpid()}")
@@ -114,8 +95,6 @@ def analyse(ctx: StageContext) -> dict:
     """Experts, the analysis suite and the result folder ``result/``; the result is the ExpertsResult."""
     from neuroscribe.workers.activations import load_responses
     from neuroscribe.workers.experts.stages import ActivationsArtefact, experts_stage
-    from neuroscribe.service.artefacts import atomic_output_dir
-    from neuroscribe.service.experts.embedded import needs_subject_for_suite, run_suite, write_result_files
 
     job = ctx.job
     sentences = _sentences(ctx)
@@ -127,9 +106,10 @@ def analyse(ctx: StageContext) -> dict:
     acts = ActivationsArtefact(texts, resp, env, bool((ctx.handoff or {}).get("from_cache")))
     ctx.progress(0, 2, "experts")
     experts = experts_stage(job, sentences, acts, neuroscribe_version=__version__)
-    subject = _subject(ctx) if needs_subject_for_suite(job) else None
+    subject = runtime.load_subject(job.model, ctx.settings, ctx.state) if needs_subject_for_suite(job) else None
     ctx.progress(1, 2, "analyses")
-    result = run_suite(job, subject, sentences, acts, experts, ctx.cache_dir / "responses", False, lambda _m: None)
+    result = run_suite(job, subject, sentences, acts, experts, runtime.responses_cache(ctx.settings), False,
+                       lambda _m: None)
     out = ctx.artefacts / RESULT_DIR
     with atomic_output_dir(out, force=True) as tmp:
         write_result_files(tmp, job, sentences, acts, experts, result, out, None, lambda _m: None)
@@ -137,28 +117,4 @@ def analyse(ctx: StageContext) -> dict:
     return {"result": result.model_dump(mode="json")}
 
 
-EXPERTS = {"generate": generate, "activate": activate, "analyse": analyse}
-
-
-def _by_kind(stage: str):
-    """The handler of ``stage`` for the job's kind (experts or describe)."""
-
-    def handler(ctx: StageContext) -> dict:
-        from neuroscribe.service.describe import handlers as describe_handlers
-        from neuroscribe.service.rank import handlers as rank_handlers
-
-        table = {"experts": EXPERTS, "describe": {"generate": describe_handlers.generate,
-                                                  "cluster": describe_handlers.cluster,
-                                                  "activate": describe_handlers.activate,
-                                                  "analyse": describe_handlers.analyse},
-                 "rank": {"activate": rank_handlers.activate, "analyse": rank_handlers.analyse}}
-        fn = table.get(ctx.job.kind, {}).get(stage)
-        if fn is None:
-            raise InvalidInput("kind", f"stage {stage!r} has no handler for {ctx.job.kind!r} jobs")
-        return fn(ctx)
-
-    handler.__name__ = f"{stage}_handler"
-    return handler
-
-
-HANDLERS = {stage: _by_kind(stage) for stage in ("generate", "cluster", "activate", "analyse")}
+HANDLERS = {"generate": generate, "activate": activate, "analyse": analyse}

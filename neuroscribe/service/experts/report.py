@@ -2,7 +2,7 @@
 
 Writes ``DIR/report.html`` (PNGs embedded as data URIs, no script, no network) and ``DIR/report/``
 with every figure as ``NAME.png`` next to ``NAME.csv``, the numbers it plots. The page is built from
-the section builders of ``sections.SECTIONS``: experts, overlap and, when the result carries them, the
+the section builders of ``report_sections.SECTIONS``: experts, overlap and, when the result carries them, the
 analysis suite's stability, human-alignment, sweep and causal sections (``suite_sections``).
 """
 
@@ -13,11 +13,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from neuroscribe.errors import InvalidInput
 from neuroscribe.jobs import ExpertsResult
 from neuroscribe.service.artefacts import write_text
+from neuroscribe.service.report.folder import read_result
+from neuroscribe.service.report.html import esc, render_document, render_sections
 
 __all__ = ["write_report", "load_result", "REPORT_HTML", "REPORT_DIR"]
 
@@ -27,18 +27,7 @@ REPORT_DIR = "report"
 
 def load_result(result_dir: str | Path) -> ExpertsResult:
     """The ``ExpertsResult`` of ``result_dir/experts.json``; ``InvalidInput("DIR", ...)`` otherwise."""
-    d = Path(result_dir)
-    path = d / "experts.json"
-    if not d.is_dir():
-        raise InvalidInput("DIR", f"{d} is not a directory")
-    if not path.is_file():
-        raise InvalidInput("DIR", f"{d} has no experts.json (not an experts result folder)")
-    try:
-        return ExpertsResult.model_validate_json(path.read_bytes())
-    except ValidationError as e:
-        first = e.errors()[0]
-        loc = ".".join(str(x) for x in first["loc"]) or "document"
-        raise InvalidInput("DIR", f"{path} is not a valid experts result ({loc}: {first['msg']})") from None
+    return read_result(result_dir, "experts.json", ExpertsResult, "experts")
 
 
 def write_report(result_dir: str | Path, result: ExpertsResult | None = None) -> Path:
@@ -48,7 +37,6 @@ def write_report(result_dir: str | Path, result: ExpertsResult | None = None) ->
     runner does, into its temporary folder before the rename). Figures are drawn into a temporary
     folder that then replaces ``report/``; the page is written last (itself atomically).
     """
-    from neuroscribe.service.report.html import render_page
     from neuroscribe.service.experts.report_sections import SECTIONS
 
     root = Path(result_dir)
@@ -68,10 +56,22 @@ def write_report(result_dir: str | Path, result: ExpertsResult | None = None) ->
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    page = render_page(result, [_relocate(s, tmp, final) for s in sections], root)
+    page = _page(result, [_relocate(s, tmp, final) for s in sections], root)
     out = root / REPORT_HTML
     write_text(out, page)
     return out
+
+
+def _page(result: ExpertsResult, sections: list, root: Path) -> str:
+    """The whole page; figure and file links are relative to ``root`` (the result folder)."""
+    p = result.provenance
+    title = f"neuroscribe experts — {p.model}" + (f" @ {p.requested_revision or p.revision}" if (p.requested_revision or p.revision) else "")
+    names = ", ".join(c.concept for c in result.concepts)
+    intro = (f"<p>{len(result.concepts)} concepts ({esc(names)}); site <code>{esc(p.site)}</code>, "
+             f"{esc(p.pooling.value)} pooling, layers {esc(', '.join(map(str, result.layers)))} × "
+             f"{esc(result.units_per_layer)} units; expert: AP ≥ tau = {esc(f'{result.tau:g}')}.</p>")
+    return render_document(title, intro, render_sections(sections, root), version=p.neuroscribe_version,
+                           source="experts.json")
 
 
 def _relocate(section, tmp: Path, final: Path):

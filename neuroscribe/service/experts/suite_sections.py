@@ -1,5 +1,5 @@
 """Section builders of the expert-neuron analysis suite: ``(result, fig_dir) -> Section | None``,
-``None`` when the result holds nothing for them (see ``sections.SECTIONS`` for the order).
+``None`` when the result holds nothing for them (see ``report_sections.SECTIONS`` for the order).
 
 * ``warnings_section``: ``result.warnings``, first on the page.
 * ``stability_section``: K-fold Jaccard at the job's tau and the (n+, n-, tau) subsample sweep.
@@ -13,18 +13,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from neuroscribe.jobs import ExpertsResult
-from neuroscribe.service.experts.figures import _write_csv, compact_number
+from neuroscribe.service.experts.alignment_figures import men_scatter
+from neuroscribe.service.experts.causal_figures import causal_effect
+from neuroscribe.service.experts.stability_figures import stability_curves
+from neuroscribe.service.experts.sweep_figures import sweep_per_layer, sweep_per_size, sweep_per_step
 from neuroscribe.service.report.html import Section, esc, table
-from neuroscribe.service.experts.suite_figures import (
-    _csv_num,
-    causal_effect,
-    finite,
-    men_scatter,
-    stability_curves,
-    sweep_per_layer,
-    sweep_per_size,
-    sweep_per_step,
-)
+from neuroscribe.service.report.plotting import compact_number, csv_num, finite, write_csv
 
 __all__ = ["alignment_section", "causal_section", "stability_section", "sweep_section", "warnings_section"]
 
@@ -97,8 +91,8 @@ def stability_section(result: ExpertsResult, fig_dir: Path) -> Section | None:
     folds = (f"<h3>K-fold stability at tau = {esc(f'{tau:g}')}</h3>"
              + table(("concept", "tau", "K", "mean Jaccard", "fold pairs", "experts per fold"), rows, {2, 3, 4}))
     out = fig_dir / "stability_sweep.csv"
-    _write_csv(out, ("concept", *_SWEEP_FIELDS),
-               [(c.concept, *(_csv_num(getattr(p, f)) if f in ("jaccard", "n_experts_std") else getattr(p, f)
+    write_csv(out, ("concept", *_SWEEP_FIELDS),
+               [(c.concept, *(csv_num(getattr(p, f)) if f in ("jaccard", "n_experts_std") else getattr(p, f)
                               for f in _SWEEP_FIELDS))
                 for c in st.concepts for p in c.sweep])
     return Section("Stability of the expert sets", figures=() if fig is None else (fig,),
@@ -168,7 +162,7 @@ def sweep_section(result: ExpertsResult, fig_dir: Path) -> Section | None:
     entries = table(("model", "resolved revision", "weight sha256", "params", "layers", "experts", "cache"),
                     rows, {3, 4, 5})
     out = fig_dir / "sweep_entries.csv"
-    _write_csv(out, ("label", "model", "requested_revision", "revision", "step", "random_init", "weight_sha256",
+    write_csv(out, ("label", "model", "requested_revision", "revision", "step", "random_init", "weight_sha256",
                      "n_params", "n_layers", "units_per_layer", "experts", "from_cache"),
                [(e.label, e.model, e.requested_revision or "", e.revision or "", "" if e.step is None else e.step,
                  e.random_init, e.weight_sha256, e.n_params, e.n_layers, e.units_per_layer, e.total(), e.from_cache)

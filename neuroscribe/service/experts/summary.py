@@ -6,7 +6,7 @@ from pathlib import Path
 
 from neuroscribe.jobs import ExpertsResult
 
-__all__ = ["format_summary", "summary_tail"]
+__all__ = ["format_summary"]
 
 
 def format_summary(result: ExpertsResult, out: Path | None = None, timings: dict[str, float] | None = None) -> str:
@@ -81,13 +81,3 @@ def _span(layers) -> str:
     if layers == list(range(layers[0], layers[-1] + 1)):
         return f"{layers[0]}-{layers[-1]}"
     return ",".join(map(str, layers))
-
-
-def summary_tail(warnings, timings: dict | None, out: Path | None, page: str) -> list[str]:
-    """The last lines of a summary: warnings, stage times, where the result was written."""
-    lines = [f"  warning: {w}" for w in warnings]
-    if timings:
-        lines.append("  time: " + ", ".join(f"{k.removesuffix('_s')} {s:.0f} s" for k, s in timings.items()))
-    if out is not None:
-        lines.append(f"  written to {out} ({page})")
-    return lines

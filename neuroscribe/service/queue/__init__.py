@@ -9,7 +9,6 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlsplit
 
 from neuroscribe.service.queue.base import (
-    STAGES,
     DeadLetter,
     Delivery,
     JobNotFound,
@@ -17,12 +16,14 @@ from neuroscribe.service.queue.base import (
     JobRecord,
     QueueError,
     StageProgress,
+    all_stages,
     first_stage,
     next_stage,
+    stages_of,
 )
 from neuroscribe.service.queue.memory import InMemoryQueue
 
-__all__ = ["STAGES", "DeadLetter", "Delivery", "JobNotFound", "JobQueue", "JobRecord", "QueueError",
+__all__ = ["stages_of", "all_stages", "DeadLetter", "Delivery", "JobNotFound", "JobQueue", "JobRecord", "QueueError",
            "StageProgress", "first_stage", "next_stage", "InMemoryQueue", "make_queue"]
 
 

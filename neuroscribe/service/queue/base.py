@@ -1,7 +1,7 @@
 """The job queue interface: jobs flow through per-stage queues to long-lived workers.
 
 A job is submitted once (optionally under an idempotency key) and enters the first stage of its
-kind (``STAGES``). A worker of a stage ``claim``s one delivery at a time under its consumer name;
+kind (``stages_of``, read from ``service.registry``). A worker of a stage ``claim``s one delivery at a time under its consumer name;
 the delivery is leased: the worker ``renew``s it while the job runs, and a delivery whose lease
 ran out is handed to another worker (a dead worker's job is reclaimed, never lost). ``complete``
 is atomic: it records the stage's hand-off (or the final result), enqueues the next stage and
@@ -28,26 +28,31 @@ from pydantic import BaseModel, ConfigDict, Field
 from neuroscribe.errors import NeuroscribeError
 from neuroscribe.jobs import JobStatus
 
-__all__ = ["STAGES", "first_stage", "next_stage", "StageProgress", "JobRecord", "Delivery", "DeadLetter",
+__all__ = ["stages_of", "all_stages", "first_stage", "next_stage", "StageProgress", "JobRecord", "Delivery", "DeadLetter",
            "JobQueue", "QueueError", "JobNotFound", "new_job_id"]
 
-# The stages each job kind goes through, in order.
-STAGES: dict[str, tuple[str, ...]] = {
-    "experts": ("generate", "activate", "analyse"),
-    "describe": ("generate", "cluster", "activate", "analyse"),
-    "rank": ("activate", "analyse"),
-}
+def stages_of(kind: str) -> tuple[str, ...]:
+    """The stages ``kind`` goes through, in order (from ``service.registry``)."""
+    from neuroscribe.service import registry
+
+    try:
+        return registry.stages()[kind]
+    except KeyError:
+        raise QueueError(f"job kind {kind!r} has no stages (runnable kinds: {', '.join(registry.stages())})") from None
+
+
+def all_stages() -> list[str]:
+    from neuroscribe.service import registry
+
+    return registry.stage_names()
 
 
 def first_stage(kind: str) -> str:
-    try:
-        return STAGES[kind][0]
-    except KeyError:
-        raise QueueError(f"job kind {kind!r} has no stages (runnable kinds: {', '.join(STAGES)})") from None
+    return stages_of(kind)[0]
 
 
 def next_stage(kind: str, stage: str) -> str | None:
-    stages = STAGES[kind]
+    stages = stages_of(kind)
     i = stages.index(stage)
     return stages[i + 1] if i + 1 < len(stages) else None
 

@@ -23,7 +23,7 @@ import time
 
 from neuroscribe.jobs import JobStatus
 from neuroscribe.service.queue.base import (
-    STAGES,
+    all_stages,
     DeadLetter,
     Delivery,
     JobNotFound,
@@ -92,9 +92,8 @@ class RedisQueue(JobQueue):
         self._groups.add(stage)
 
     def ensure_groups(self) -> None:
-        for stages in STAGES.values():
-            for stage in stages:
-                self._group(stage)
+        for stage in all_stages():
+            self._group(stage)
 
     # ---------------------------------------------------------------- client side
     def submit_new(self, job: dict, *, idempotency_key: str | None = None) -> tuple[JobRecord, bool]:

@@ -6,17 +6,29 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from pydantic import ValidationError
 
 from neuroscribe.errors import InvalidInput
 from neuroscribe.jobs import Pooling, RankJob, SubjectModelSpec
+from neuroscribe.service.cli_common import MODEL_FIELDS, as_field, doc as _doc, silence_libraries, user_errors
+from neuroscribe.service.cli_service import submit_and_print, submit_options
+from neuroscribe.settings import Settings
 from neuroscribe.jobs.rank import METHODS, InterventionSpec, ProbingSpec
 
-__all__ = ["register", "rank_job_options", "build_rank_job", "parse_label_map"]
+__all__ = ["register", "rank_job_options", "build_rank_job", "parse_label_map", "RANK_FIELDS"]
 
-
-def _doc(model, name: str) -> str:
-    return model.model_fields[name].description or ""
+# an error's field (of RankJob, or of a check) -> the option it comes from, where the names differ
+# (a field named like its option, e.g. layer, ks, methods, needs no entry): see cli_common.user_errors
+RANK_FIELDS = {
+    **MODEL_FIELDS,
+    "dataset.*": "dataset", "texts": "dataset",
+    # a label problem is the label column's, or the file's when its labels are fixed (.txt, amazon)
+    "label": ("label_col", "dataset"), "labels": ("label_col", "dataset"), "dataset.labels": ("label_col", "dataset"),
+    "word_index": "word_col", "dataset.word_index": "word_col",
+    "dataset.continuations": "continuations", "dataset.label_texts": "label_texts",
+    "probing.probe": "probe", "probing.seeds": "seeds",
+    "interventions.modes": "modes", "interventions.beta": "beta", "interventions.n_random": "n_random",
+    "interventions.max_examples": "max_examples", "interventions.*": "interventions",
+}
 
 
 def parse_label_map(values: tuple[str, ...], field: str) -> dict[str, str] | None:
@@ -40,8 +52,12 @@ _OPTIONS = [
     click.option("--dataset", type=click.Path(path_type=Path), required=True, metavar="FILE",
                  help="Labelled examples: .tsv, .csv or .jsonl with a text and a label column, .txt with "
                       "'TEXT<TAB>LABEL' lines, or 'amazon' (the packaged sentiment sentences)."),
-    click.option("--text-col", default="text", show_default=True),
-    click.option("--label-col", default="label", show_default=True),
+    click.option("--text-col", default=None,
+                 help="Column (tsv/csv) or key (jsonl) of the text [default: text]. Not for .txt files or "
+                      "'amazon', whose columns are fixed."),
+    click.option("--label-col", default=None,
+                 help="Column (tsv/csv) or key (jsonl) of the label [default: label]. Not for .txt files "
+                      "('TEXT<TAB>LABEL' lines) or 'amazon'."),
     click.option("--word-col", default=None, help="Column of the target word's index (0-based, whitespace words): "
                                                   "a token-level attribute; the response is read at that word."),
     click.option("--layer", type=int, default=None, help="The layer whose units are ranked [default: the last]."),
@@ -88,43 +104,41 @@ def rank_job_options(f):
 def build_rank_job(*, model, revision, dataset, text_col, label_col, word_col, layer, ks, methods, site, pooling,
                    rank_fraction, same_examples, probe, seeds, interventions, modes, beta, n_random, max_examples, continuations, label_texts,
                    batch_size, max_length, device, seed, trust_remote_code) -> RankJob:
-    """The ``RankJob`` of the command line; every error names its field, before any model runs."""
+    """The ``RankJob`` of the command line; every error names its field, before any model runs.
+    ``text_col`` / ``label_col`` / ``word_col``: None when not given (text / label for tables; a
+    .txt file or 'amazon' takes none)."""
     from neuroscribe.workers.rank.attributes import load_attribute_data
 
     data = load_attribute_data(dataset, text_col=text_col, label_col=label_col, word_col=word_col)
     extra = {"continuations": parse_label_map(continuations, "continuations"),
              "label_texts": parse_label_map(label_texts, "label_texts")}
-    try:
+    with as_field("dataset"):  # dataset.continuations, dataset.label_texts...
         data = type(data)(**{**data.model_dump(), **{k: v for k, v in extra.items() if v is not None}})
-    except ValidationError as e:
-        msg = e.errors()[0]["msg"].removeprefix("Value error, ")
-        field, _, rest = msg.partition(": ")
-        raise InvalidInput(field, rest or msg) from None
-    subject = SubjectModelSpec(name=model, revision=revision, site=site, pooling=Pooling(pooling),
-                               batch_size=batch_size, max_length=max_length, device=device,
-                               trust_remote_code=trust_remote_code)
+    # the specs as dicts: the job validates them, so an error names its path (interventions.n_random...)
+    subject = dict(name=model, revision=revision, site=site, pooling=pooling, batch_size=batch_size,
+                   max_length=max_length, device=device, trust_remote_code=trust_remote_code)
     method_list = tuple(m.strip() for m in methods.split(",") if m.strip())
     unknown = sorted(set(method_list) - set(METHODS))
     if unknown:
         raise InvalidInput("methods", f"unknown {unknown} (choose from {', '.join(METHODS)})")
     spec = None
     if interventions:
-        spec = InterventionSpec(modes=tuple(m.strip() for m in modes.split(",") if m.strip()), beta=beta,
-                                n_random=n_random, max_examples=max_examples)
+        spec = dict(modes=tuple(m.strip() for m in modes.split(",") if m.strip()), beta=beta,
+                    n_random=n_random, max_examples=max_examples)
     extra_k = {"ks": tuple(ks)} if ks else {}
     return RankJob(dataset=data, model=subject, layer=layer, methods=method_list,
                    rank_fraction=None if same_examples else rank_fraction,
-                   probing=ProbingSpec(probe=probe, seeds=seeds), interventions=spec, seed=seed, **extra_k)
+                   probing=dict(probe=probe, seeds=seeds), interventions=spec, seed=seed, **extra_k)
 
 
-def register(cli: click.Group, user_errors, silence) -> None:
+def register(cli: click.Group, submit: click.Group) -> None:
     @cli.command("rank")
     @rank_job_options
     @click.option("--out", "out", type=click.Path(path_type=Path), required=True, metavar="DIR",
                   help="Folder for the results; written under a temporary name, then renamed.")
     @click.option("--force", is_flag=True, help="Replace DIR if it exists and is not empty.")
     @click.option("--quiet", is_flag=True, help="No progress bars.")
-    @user_errors
+    @user_errors(fields=RANK_FIELDS)
     def rank_cmd(out, force, quiet, **options):
         """Rank the units of a layer for an attribute (Antverg & Belinkov 2022): linear (elastic-net
         probe), gaussian (greedy selection), probeless (class mean differences), ap (one-vs-rest) and
@@ -134,18 +148,13 @@ def register(cli: click.Group, user_errors, silence) -> None:
         from neuroscribe.service.rank.embedded import run_rank_job
 
         if quiet:
-            silence()
-        run_rank_job(build_rank_job(**options), out, force=force, progress=not quiet)
-
-    submit = cli.commands.get("submit")
-    if submit is None:  # pragma: no cover - the service commands are registered first
-        return
-    from neuroscribe.service.cli_service import submit_and_print, submit_options
+            silence_libraries()
+        run_rank_job(build_rank_job(**options), out, force=force, progress=not quiet, settings=Settings.from_env())
 
     @submit.command("rank")
     @rank_job_options
     @submit_options
-    @user_errors
+    @user_errors(fields=RANK_FIELDS)
     def submit_rank_cmd(url, api_key, idempotency_key, wait_, **options):
         """Submit a rank job: the same options as `neuroscribe rank`, run by the service's workers
         (activate -> analyse). The examples travel inside the job. Prints the job id."""

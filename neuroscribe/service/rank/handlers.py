@@ -14,32 +14,28 @@ import os
 import numpy as np
 
 from neuroscribe import __version__
-from neuroscribe.service.artefacts import write_json
+from neuroscribe.service import runtime
+from neuroscribe.service.artefacts import atomic_output_dir, write_json
 from neuroscribe.service.executor import StageContext
+from neuroscribe.service.rank.files import subject_info, write_rank_files
 
-__all__ = ["activate", "analyse"]
+__all__ = ["HANDLERS", "activate", "analyse"]
 
 STAGE_DIR = "stage"
 RESULT_DIR = "result"
 
 
 def _plan(ctx: StageContext):
-    from neuroscribe.workers.activations.loading import peek_subject
     from neuroscribe.workers.rank.stages import check_rank_subject
 
-    spec = ctx.job.model
-    return check_rank_subject(ctx.job, peek_subject(spec.name, revision=spec.revision,
-                                                    trust_remote_code=spec.trust_remote_code))
+    return check_rank_subject(ctx.job, runtime.peek_subject(ctx.job.model))
 
 
 def activate(ctx: StageContext) -> dict:
     """Responses of the ranked layer to every example."""
     from neuroscribe.workers.rank.stages import responses_stage
-    from neuroscribe.service.experts.handlers import _subject
-    from neuroscribe.service.rank.embedded import subject_info
-
     plan = _plan(ctx)
-    subject = _subject(ctx)
+    subject = runtime.load_subject(ctx.job.model, ctx.settings, ctx.state)
     n = len(ctx.job.dataset.texts)
     ctx.progress(0, n, f"responses of layer {plan.layer}")
     X = responses_stage(ctx.job, subject, plan, progress=False)
@@ -56,8 +52,6 @@ def activate(ctx: StageContext) -> dict:
 def analyse(ctx: StageContext) -> dict:
     """Rankings, probing, interventions (the model is loaded here), agreement, the result folder."""
     from neuroscribe.workers.rank.stages import analysis_stage
-    from neuroscribe.service.artefacts import atomic_output_dir
-    from neuroscribe.service.rank.embedded import write_rank_files
 
     plan = _plan(ctx)
     folder = ctx.artefacts / STAGE_DIR
@@ -67,10 +61,13 @@ def analyse(ctx: StageContext) -> dict:
     except FileNotFoundError as e:
         raise RuntimeError(f"the activate stage's files are missing: {e.filename}") from None
     ctx.progress(0, 1, "rankings, probing, interventions")
-    device = ctx.job.model.device if ctx.job.model.device != "auto" else "cpu"
-    result, _ = analysis_stage(ctx.job, plan, X, info, neuroscribe_version=__version__, device=device)
+    result, _ = analysis_stage(ctx.job, plan, X, info, neuroscribe_version=__version__,
+                               device=runtime.device_for(ctx.job.model, ctx.settings))
     out = ctx.artefacts / RESULT_DIR
     with atomic_output_dir(out, force=True) as tmp:
         write_rank_files(tmp, ctx.job, result, out, None)
     ctx.progress(1, 1, "done")
     return {"result": result.model_dump(mode="json")}
+
+
+HANDLERS = {"activate": activate, "analyse": analyse}

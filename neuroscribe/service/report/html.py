@@ -1,6 +1,10 @@
-"""The report page: one self-contained HTML file (inline CSS, PNGs as base64 data URIs, no script,
-no network). Every string that comes from the user or the result is escaped here, through ``esc``;
-``Section.body`` is HTML that its builder already escaped.
+"""The report kit's page shell: one self-contained HTML file (inline CSS, PNGs as base64 data URIs,
+no script, no network), shared by the experts, describe and rank pages.
+
+Every string that comes from the user or the result is escaped here, through ``esc``;
+``Section.body`` and ``Section.aside`` are HTML that their builder already escaped. A page is
+``render_document(title, intro, render_sections(sections, root), ...)``: the shared CSS (plus the
+page's own), the title, the intro, the sections and a footer naming the neuroscribe version.
 """
 
 from __future__ import annotations
@@ -10,10 +14,10 @@ import html
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from neuroscribe.jobs import ExpertsResult
-from neuroscribe.service.experts.figures import FigureData
+from neuroscribe.service.report.plotting import FigureData
 
-__all__ = ["Section", "esc", "table", "render_page", "provenance_list", "warnings_block"]
+__all__ = ["Section", "esc", "table", "render_section", "render_sections", "render_document", "provenance_list",
+           "provenance_section", "warnings_block"]
 
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;max-width:1100px;margin:2em auto;
@@ -75,7 +79,9 @@ def _figure(fig: FigureData, root: Path) -> str:
     )
 
 
-def _section(sec: Section, root: Path) -> str:
+def render_section(sec: Section, root: Path) -> str:
+    """One ``<section>``: its title, figures (the first beside ``aside``), body and file links;
+    links are relative to ``root`` (the result folder)."""
     figs = [_figure(f, root) for f in sec.figures]
     parts = [f"<h2>{esc(sec.title)}</h2>"]
     if sec.aside and figs:
@@ -93,21 +99,23 @@ def _section(sec: Section, root: Path) -> str:
     return f"<section>{''.join(parts)}</section>"
 
 
-def render_page(result: ExpertsResult, sections: list[Section], root: Path) -> str:
-    """The whole page; figure and file links are relative to ``root`` (the result folder)."""
-    p = result.provenance
-    title = f"neuroscribe experts — {p.model}" + (f" @ {p.requested_revision or p.revision}" if (p.requested_revision or p.revision) else "")
-    names = ", ".join(c.concept for c in result.concepts)
-    intro = (f"<p>{len(result.concepts)} concepts ({esc(names)}); site <code>{esc(p.site)}</code>, "
-             f"{esc(p.pooling.value)} pooling, layers {esc(', '.join(map(str, result.layers)))} × "
-             f"{esc(result.units_per_layer)} units; expert: AP ≥ tau = {esc(f'{result.tau:g}')}.</p>")
-    body = "".join(_section(s, root) for s in sections)
+def render_sections(sections, root: Path) -> str:
+    """``render_section`` of each section, in order."""
+    return "".join(render_section(s, root) for s in sections)
+
+
+def render_document(title: str, intro: str, body: str, *, version: str, source: str | None = None,
+                    css: str = "") -> str:
+    """The whole page: ``title`` (escaped here) as its title and heading, then ``intro`` and ``body``
+    (already escaped HTML); the shared CSS followed by the page's own ``css``; a footer naming the
+    neuroscribe ``version`` and, when given, the ``source`` file the page was written from."""
+    footer = f"Written by neuroscribe {esc(version)}" + (f" from {esc(source)}" if source else "") + "."
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{esc(title)}</title><style>{_CSS}</style></head><body>"
+        f"<title>{esc(title)}</title><style>{_CSS}{css}</style></head><body>"
         f"<h1>{esc(title)}</h1>{intro}{body}"
-        f'<p class="muted">Written by neuroscribe {esc(p.neuroscribe_version)} from experts.json.</p>'
+        f'<p class="muted">{footer}</p>'
         "</body></html>\n"
     )
 
@@ -123,6 +131,13 @@ def provenance_list(p, no_generator: str) -> str:
     if p.environment:
         items.append(("environment", ", ".join(f"{k}={v}" for k, v in p.environment.items())))
     return '<dl class="prov">' + "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in items) + "</dl>"
+
+
+def provenance_section(p, no_generator: str, root: Path, files: tuple[str, ...]) -> Section:
+    """The "Provenance" section: ``provenance_list`` and links to those of ``files`` (names relative
+    to the result folder ``root``) that exist there."""
+    return Section("Provenance", body=provenance_list(p, no_generator),
+                   files=tuple(f for f in files if (Path(root) / f).is_file()))
 
 
 def warnings_block(warnings) -> str:

@@ -3,6 +3,11 @@
 The callback receives ``(layer, tensor)`` with the (B, T, U) tensor read at the site. After the
 deepest requested layer has been read, ``SiteHooks`` can stop the forward pass (``stop_early``):
 the rest of the model is never run, and ``run`` swallows the internal stop signal.
+
+``register_site_hook`` is the one place a site's hook is attached (a forward pre-hook on the
+module's first positional argument for an input site, a forward hook on its output -- the first
+element of a tuple output -- otherwise): the capture here and the unit edits
+(``activations.edits``) both go through it.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import torch
 
 from neuroscribe.workers.activations.sites import Site
 
-__all__ = ["SiteHooks"]
+__all__ = ["SiteHooks", "register_site_hook"]
 
 
 class _StopForward(Exception):
@@ -22,6 +27,25 @@ class _StopForward(Exception):
 
 def _first(x):
     return x[0] if isinstance(x, (tuple, list)) else x
+
+
+def register_site_hook(module: torch.nn.Module, site: Site,
+                       fn: Callable[[torch.Tensor], torch.Tensor | None]):
+    """Hook ``module`` at ``site``: ``fn`` gets the tensor read there (the input's first positional
+    argument, or the output's first element); a tensor it returns replaces that one in the forward
+    pass, ``None`` leaves it. Returns the hook's handle."""
+    if site.hook == "input":
+        def pre(mod, args):
+            new = fn(args[0])
+            return None if new is None else (new, *args[1:])
+        return module.register_forward_pre_hook(pre)
+
+    def post(mod, args, out):
+        new = fn(_first(out))
+        if new is None:
+            return None
+        return type(out)((new, *out[1:])) if isinstance(out, (tuple, list)) else new
+    return module.register_forward_hook(post)
 
 
 class SiteHooks:
@@ -48,9 +72,7 @@ class SiteHooks:
             if stop:
                 raise _StopForward
 
-        if self.site.hook == "input":
-            return lambda module, args: deliver(args[0])
-        return lambda module, args, output: deliver(output)
+        return deliver
 
     def __enter__(self) -> "SiteHooks":
         base = self.model.base_model
@@ -59,10 +81,7 @@ class SiteHooks:
             raise RuntimeError(f"site {self.site.name}: layers share one module object; cannot tell them apart")
         try:
             for layer, module in zip(self.layers, modules):
-                hook = self._make(layer)
-                register = (module.register_forward_pre_hook if self.site.hook == "input"
-                            else module.register_forward_hook)
-                self._handles.append(register(hook))
+                self._handles.append(register_site_hook(module, self.site, self._make(layer)))
         except BaseException:
             self.__exit__(None, None, None)
             raise

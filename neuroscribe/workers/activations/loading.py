@@ -17,7 +17,7 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer
 
 from neuroscribe.errors import InvalidInput, ModelNotFound
 from neuroscribe.workers.models.hub import first_line, resolve_model
-from neuroscribe.workers.activations.sites import ARCHITECTURES, _n_layers
+from neuroscribe.workers.activations.sites import ARCHITECTURES, default_n_layers
 
 __all__ = ["SubjectModel", "SubjectShape", "load_subject_model", "peek_subject", "random_init_subject", "state_sha256",
            "resolve_device"]
@@ -95,7 +95,7 @@ def _config_and_tokenizer(name: str, src, trust_remote_code: bool):
         raise ModelNotFound("model", f"cannot load {name!r} from {src.path}: {first_line(e)}") from None
     arch = ARCHITECTURES.get(config.model_type)
     try:
-        n_layers = (arch.n_layers if arch else _n_layers)(config)
+        n_layers = (arch.n_layers if arch else default_n_layers)(config)
     except AttributeError:
         n_layers = 0
     return config, tokenizer, n_layers
@@ -169,7 +169,7 @@ def random_init_subject(name: str, *, revision: str | None = None, seed: int = 0
     model.to(dev).eval()
     _pad_right(tokenizer)
     arch = ARCHITECTURES.get(config.model_type)
-    n_layers = (arch.n_layers if arch else _n_layers)(config)
+    n_layers = (arch.n_layers if arch else default_n_layers)(config)
     label = name if src.kind == "local" else src.model_id
     return SubjectModel(
         model=model, tokenizer=tokenizer, model_id=f"{label} (random init, seed {seed})", revision=None,

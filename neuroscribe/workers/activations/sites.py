@@ -22,7 +22,7 @@ from typing import Callable, Literal
 
 from neuroscribe.errors import SiteNotFound
 
-__all__ = ["Site", "Architecture", "ARCHITECTURES", "list_sites", "get_site", "get_architecture"]
+__all__ = ["Site", "Architecture", "ARCHITECTURES", "list_sites", "get_site", "get_architecture", "default_n_layers"]
 
 Hook = Literal["output", "input"]
 
@@ -82,26 +82,27 @@ def _register(model_types: tuple[str, ...], *, blocks: str, mlp_post: str, mlp_h
 
 
 _hidden = _attr("hidden_size", "n_embd", "d_model")
-_n_layers = _attr("num_hidden_layers", "n_layer", "num_layers")
+# The layer count of a config: also for an architecture without hook sites (``loading``, ``sweep``).
+default_n_layers = _attr("num_hidden_layers", "n_layer", "num_layers")
 
 # BERT family: BertIntermediate = dense + activation; its output feeds output.dense.
 _register(("bert", "roberta", "xlm-roberta", "camembert", "electra"),
           blocks="encoder.layer", mlp_post="intermediate", mlp_hook="output",
-          mlp_units=_attr("intermediate_size"), hidden=_hidden, n_layers=_n_layers)
+          mlp_units=_attr("intermediate_size"), hidden=_hidden, n_layers=default_n_layers)
 # GPT-NeoX (Pythia): mlp = dense_h_to_4h -> act -> dense_4h_to_h.
 _register(("gpt_neox",),
           blocks="layers", mlp_post="mlp.act", mlp_hook="output",
-          mlp_units=_attr("intermediate_size"), hidden=_hidden, n_layers=_n_layers)
+          mlp_units=_attr("intermediate_size"), hidden=_hidden, n_layers=default_n_layers)
 # GPT-2: mlp = c_fc -> act -> c_proj; n_inner=None means 4 * n_embd.
 _register(("gpt2",),
           blocks="h", mlp_post="mlp.act", mlp_hook="output",
           mlp_units=_attr("n_inner", default=lambda c: 4 * _hidden(c)), hidden=_hidden,
-          n_layers=_n_layers)
+          n_layers=default_n_layers)
 # Llama family: down_proj(act_fn(gate_proj(x)) * up_proj(x)); the product has no module, so
 # it is read as the input of down_proj.
 _register(("llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2"),
           blocks="layers", mlp_post="mlp.down_proj", mlp_hook="input",
-          mlp_units=_attr("intermediate_size"), hidden=_hidden, n_layers=_n_layers)
+          mlp_units=_attr("intermediate_size"), hidden=_hidden, n_layers=default_n_layers)
 
 
 def _supported() -> str:

@@ -1,9 +1,13 @@
-"""Descriptions of units from sentence descriptors (METHODS.md part B, steps 4-6): pure statistics.
+"""Descriptions of units from sentence descriptors (docs/methods.md#b4 to #b6): pure statistics.
 
 Inputs are the descriptor set C(d_i) of every sentence (already mapped to vocabulary names; ``None``
 for a sentence whose descriptor generation FAILED) and, per unit, the row indices of its exemplar
 sentences E_m, an int array (U, k) as a streaming top-k% gives (``workers.exemplars``). Units are
 row indices of that array: a caller with several layers maps them back to (layer, index).
+
+Here: the assignment (``assign`` and its results). Beside it: ``incidence`` (the inputs and their
+checks) and ``pvalues`` (the hypergeometric tail and Benjamini-Hochberg); their public names
+``Incidence``, ``incidence`` and ``benjamini_hochberg`` are importable from here too.
 
 Representation: ``incidence`` turns the descriptor sets into a sparse boolean (sentences x
 descriptors) CSR matrix X. The exemplars become a sparse (units x sentences) indicator E, and the
@@ -17,15 +21,10 @@ exemplars of m that contain c:
   enrichment = f / base.
 * p = P(X >= x) for X ~ Hypergeometric(population N, successes K_c, draws k_m) -- one-sided: is c
   over-represented among the exemplars? It is ``scipy.stats.hypergeom.sf(x - 1, N, K_c, k_m)``,
-  computed as a tail sum of ``hypergeom.logpmf`` (vectorised, accumulated with ``logaddexp`` per
-  distinct (K_c, k_m)) because ``hypergeom.sf`` costs ~50 us per element: minutes for the millions
-  of pairs of a real model (9,216 units x 200 exemplars, 3.6 M pairs: ~4 s here). Agreement with
-  ``hypergeom.sf``: ~1e-14 relative on tiny N (tested, also against the exact combinatorial sum),
-  1e-10 at N = 2e4, a few 1e-9 at N = 1e6 (log-gamma cancellation in the log-pmf; immaterial for
-  a p-value). p-values below ~1e-308 underflow to 0. Computed only for pairs with x >= 1; every other pair has
-  p = 1 (P(X >= 0)). A descriptor present in every sentence has p = 1 whatever f: under ``fdr``
-  it is never assigned, which is why the test exists (without ``fdr`` it is assigned wherever
-  f >= t, exactly as in the paper).
+  computed as a tail sum of ``hypergeom.logpmf`` (``pvalues.hypergeom_sf``: why, and its accuracy).
+  Computed only for pairs with x >= 1; every other pair has p = 1 (P(X >= 0)). A descriptor
+  present in every sentence has p = 1 whatever f: under ``fdr`` it is never assigned, which is why
+  the test exists (without ``fdr`` it is assigned wherever f >= t, exactly as in the paper).
 * c is assigned to m when f >= t (default 50) and, when ``fdr`` is given, its Benjamini-Hochberg
   adjusted p-value q <= fdr. The BH family (``family``): ``"tested"`` (default) is every
   (unit, descriptor) pair with x >= 1, the pairs for which a p-value is computed; ``"all"`` is
@@ -43,123 +42,30 @@ smaller k_m, so a noisier f; each unit reports k, its valid exemplars and its fa
 p-value accounts for the smaller k_m, and a unit whose exemplars all failed gets no descriptor.
 Sentences with an empty (successfully parsed) descriptor set are valid: they count in N and k_m.
 
-Consistency and evaluation live in ``workers.description_quality``. Conventions as in ``stability``:
+Consistency and evaluation live in ``describe.quality``. Conventions as in ``stability``:
 Jaccard of two empty sets is NaN (undefined, counted separately, never 1); means are over the
 defined values with ``math.fsum``; bad input raises ``InvalidInput(field, message)``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.stats import hypergeom
 
 from neuroscribe.errors import InvalidInput
+from neuroscribe.workers.describe.incidence import Incidence, check_exemplars, check_percent, incidence
+from neuroscribe.workers.describe.pvalues import benjamini_hochberg, hypergeom_sf
 
 __all__ = ["Incidence", "incidence", "benjamini_hochberg", "DescriptorStat", "UnitDescription", "TestedPairs",
            "Assignment", "assign"]
 
-_CHUNK_CELLS = 1 << 22  # cells of one padded (groups x tail length) block of log-pmf values
 _FAMILIES = ("tested", "all")
 
 
-# --------------------------------------------------------------------------- inputs
-
-
-@dataclass(frozen=True, eq=False)
-class Incidence:
-    """Sentences x descriptors. ``matrix[i, j]`` is True when sentence i's descriptor set holds
-    ``names[j]``; a failed sentence (``failed[i]``) has an empty row."""
-
-    matrix: sp.csr_matrix  # (N, D) bool
-    names: tuple[str, ...]
-    failed: np.ndarray  # (N,) bool
-
-    @property
-    def n_sentences(self) -> int:
-        return self.matrix.shape[0]
-
-    @property
-    def n_failed(self) -> int:
-        return int(np.count_nonzero(self.failed))
-
-
-def incidence(descriptor_sets: Sequence[Collection[str] | None], *,
-              vocabulary: Sequence[str] | None = None) -> Incidence:
-    """The incidence of ``descriptor_sets`` (one entry per sentence: a set, or any collection, of
-    descriptor names; ``None`` when generation failed). Columns follow ``vocabulary`` when given
-    (every name used must be in it), else the sorted distinct names. An ``Incidence`` passes through."""
-    if isinstance(descriptor_sets, Incidence):
-        return descriptor_sets
-    if isinstance(descriptor_sets, (str, bytes)) or not isinstance(descriptor_sets, Sequence):
-        raise InvalidInput("descriptor_sets", "must be a sequence with one descriptor set (or None) per sentence")
-    if len(descriptor_sets) == 0:
-        raise InvalidInput("descriptor_sets", "the dataset is empty")
-    rows: list[list[str]] = []
-    failed = np.zeros(len(descriptor_sets), bool)
-    for i, item in enumerate(descriptor_sets):
-        if item is None:
-            failed[i] = True
-            rows.append([])
-            continue
-        if isinstance(item, (str, bytes)) or not isinstance(item, Collection):
-            raise InvalidInput(f"descriptor_sets:{i}", f"must be a set of descriptor names or None, got {item!r}")
-        names = set(item)
-        for name in names:
-            if not isinstance(name, str) or not name.strip():
-                raise InvalidInput(f"descriptor_sets:{i}", f"descriptor names must be non-empty strings, got {name!r}")
-        rows.append(sorted(names))
-    if vocabulary is None:
-        names = tuple(sorted({n for r in rows for n in r}))
-    else:
-        names = tuple(vocabulary)
-        if len(set(names)) != len(names) or not all(isinstance(n, str) for n in names):
-            raise InvalidInput("vocabulary", "must be distinct strings")
-    index = {n: j for j, n in enumerate(names)}
-    cols = []
-    for i, r in enumerate(rows):
-        for n in r:
-            if n not in index:
-                raise InvalidInput(f"descriptor_sets:{i}", f"{n!r} is not in the vocabulary")
-            cols.append(index[n])
-    indptr = np.concatenate([[0], np.cumsum([len(r) for r in rows])]).astype(np.int64)
-    mat = sp.csr_matrix((np.ones(len(cols), bool), np.asarray(cols, np.int64), indptr),
-                        shape=(len(rows), len(names)))
-    return Incidence(matrix=mat, names=names, failed=failed)
-
-
-def _exemplars(exemplars, n: int) -> np.ndarray:
-    """(U, k) int64 exemplar rows in [0, n), k >= 1, no row twice within a unit."""
-    if hasattr(exemplars, "detach"):
-        exemplars = exemplars.detach().cpu().numpy()
-    ex = np.asarray(exemplars)
-    if ex.ndim != 2 or ex.dtype.kind not in "iu":
-        raise InvalidInput("exemplars", f"must be an integer (units, k) array of sentence rows, got {ex.dtype} {ex.shape}")
-    if ex.shape[0] == 0:
-        raise InvalidInput("exemplars", "no unit")
-    if ex.shape[1] == 0:
-        raise InvalidInput("exemplars", "k = 0: every unit's exemplar set is empty (raise the top percent)")
-    ex = ex.astype(np.int64)
-    if ex.min() < 0 or ex.max() >= n:
-        raise InvalidInput("exemplars", f"rows must be in [0, {n}), got [{ex.min()}, {ex.max()}]")
-    s = np.sort(ex, axis=1)
-    dup = (s[:, 1:] == s[:, :-1]).any(axis=1)
-    if dup.any():
-        raise InvalidInput("exemplars", f"unit {int(np.flatnonzero(dup)[0])} lists a sentence twice")
-    return ex
-
-
-def _percent(value, field_name: str) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise InvalidInput(field_name, f"must be a percentage in (0, 100], got {value!r}") from None
-    if not 0.0 < v <= 100.0:  # also rejects NaN
-        raise InvalidInput(field_name, f"must be a percentage in (0, 100], got {value!r}")
-    return v
+# --------------------------------------------------------------------------- checks
 
 
 def _fdr(value) -> float | None:
@@ -184,73 +90,6 @@ def _rows(rows, n: int) -> np.ndarray:
     mask = np.zeros(n, bool)
     mask[r] = True
     return mask
-
-
-# --------------------------------------------------------------------------- p-values
-
-
-def benjamini_hochberg(p, m: int | None = None) -> np.ndarray:
-    """BH-adjusted p-values (q), same shape as ``p``: ``q_(i) = min_{j >= i} p_(j) m / j``, capped
-    at 1. ``m`` is the family size, by default ``p.size``; a larger m stands for tests with p = 1
-    that are not passed (they never change the order). With m = p.size this equals
-    ``scipy.stats.false_discovery_control(p, method="bh")``, which has no ``m`` argument."""
-    p = np.asarray(p, np.float64)
-    m = p.size if m is None else int(m)
-    if m < p.size:
-        raise InvalidInput("m", f"family size {m} is smaller than the {p.size} p-values given")
-    if p.size == 0:
-        return p.copy()
-    if np.isnan(p).any() or (p < 0).any() or (p > 1).any():
-        raise InvalidInput("p", "p-values must lie in [0, 1]")
-    flat = p.ravel()
-    order = np.argsort(flat, kind="stable")
-    ranked = flat[order] * (m / np.arange(1, flat.size + 1))
-    ranked = np.minimum.accumulate(ranked[::-1])[::-1]
-    q = np.empty_like(flat)
-    q[order] = np.minimum(ranked, 1.0)
-    return q.reshape(p.shape)
-
-
-def _hypergeom_sf(x: np.ndarray, n: int, big_k: np.ndarray, draws: np.ndarray) -> np.ndarray:
-    """P(X >= x) for X ~ Hypergeom(population n, successes big_k, draws), elementwise, for x >= 1.
-
-    Pairs sharing (big_k, draws) form a group; per group the log-pmf over [its smallest x,
-    min(big_k, draws)] is summed from the top with ``logaddexp.accumulate``, so every tail of the
-    group is read off one pass. Groups are padded to the next power of two of their length and
-    processed in blocks of at most ``_CHUNK_CELLS`` cells: no loop over pairs or groups."""
-    out = np.ones(x.shape, np.float64)
-    if x.size == 0:
-        return out
-    span = int(draws.max()) + 1
-    keys, inv = np.unique(big_k * span + draws, return_inverse=True)  # K <= n and draws <= n: no overflow
-    inv = inv.ravel()
-    gk, gd = keys // span, keys % span
-    lo = np.full(gk.size, np.iinfo(np.int64).max)
-    np.minimum.at(lo, inv, x)
-    length = np.maximum(np.minimum(gk, gd) - lo + 1, 1)  # observed counts never exceed min(K, draws)
-    width = 1 << np.ceil(np.log2(length)).astype(np.int64)  # padded length, < 2x the real one
-    chunk_of, row_of, chunks = np.empty(gk.size, np.int64), np.empty(gk.size, np.int64), []
-    for w in np.unique(width):  # a few distinct widths; blocks of at most _CHUNK_CELLS cells
-        same = np.flatnonzero(width == w)
-        step = max(_CHUNK_CELLS // int(w), 1)
-        for s0 in range(0, same.size, step):
-            g = same[s0:s0 + step]
-            chunk_of[g], row_of[g] = len(chunks), np.arange(g.size)
-            chunks.append(g)
-    pair_chunk = chunk_of[inv]
-    pair_order = np.argsort(pair_chunk, kind="stable")
-    bounds = np.searchsorted(pair_chunk[pair_order], np.arange(len(chunks) + 1))
-    log_tail = np.empty(x.shape, np.float64)
-    for c, g in enumerate(chunks):
-        steps = np.arange(int(width[g[0]]))[None, :]
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            lp = hypergeom.logpmf(lo[g, None] + steps, n, gk[g, None], gd[g, None])
-        lp = np.where((steps < length[g, None]) & ~np.isnan(lp), lp, -np.inf)
-        tails = np.logaddexp.accumulate(lp[:, ::-1], axis=1)[:, ::-1]  # tails[r, j] = log P(X >= lo + j)
-        pairs = pair_order[bounds[c]:bounds[c + 1]]
-        gp = inv[pairs]
-        log_tail[pairs] = tails[row_of[gp], x[pairs] - lo[gp]]
-    return np.minimum(np.exp(log_tail), 1.0)
 
 
 # --------------------------------------------------------------------------- assignment
@@ -359,13 +198,13 @@ def assign(descriptor_sets, exemplars, *, threshold: float = 50.0, fdr: float | 
     to these sentences (e.g. one half of ``split_half``; every exemplar must be among them), so one
     incidence serves both halves. ``threshold`` t in percent, (0, 100]. ``fdr`` in (0, 1) or None."""
     inc = incidence(descriptor_sets, vocabulary=vocabulary)
-    t = _percent(threshold, "threshold")
+    t = check_percent(threshold, "threshold")
     alpha = _fdr(fdr)
     if family not in _FAMILIES:
         raise InvalidInput("family", f"must be one of {_FAMILIES}, got {family!r}")
     n_total = inc.n_sentences
     pop = _rows(rows, n_total)
-    ex = _exemplars(exemplars, n_total)
+    ex = check_exemplars(exemplars, n_total)
     if not pop[ex].all():
         raise InvalidInput("exemplars", "some exemplar rows are outside the population given by rows")
     valid = pop & ~inc.failed
@@ -391,7 +230,7 @@ def assign(descriptor_sets, exemplars, *, threshold: float = 50.0, fdr: float | 
     kv = k_valid[pu]
     f = 100.0 * pc / kv
     enr = f / base[pd]
-    p = _hypergeom_sf(pc, n_valid, big_k[pd], kv)
+    p = hypergeom_sf(pc, n_valid, big_k[pd], kv)
     n_tests = pc.size if family == "tested" else n_units * int(np.count_nonzero(big_k))
     ok = f >= t
     if alpha is not None:

@@ -1,4 +1,4 @@
-"""Descriptors per sentence (METHODS.md part B, step 1): one LLM request per distinct sentence,
+"""Descriptors per sentence (docs/methods.md#b1): one LLM request per distinct sentence,
 generated in batches by any backend of ``workers.generate``, parsed into a clean list or a typed
 failure (counted, never turned into a descriptor).
 

@@ -1,4 +1,4 @@
-"""Exemplars straight from the model (METHODS.md part B, step 3): responses are captured window by
+"""Exemplars straight from the model (docs/methods.md#b3): responses are captured window by
 window and folded into streaming top-k% trackers, so the sentences x units matrix never exists.
 
 Memory: one window of responses (``window`` sentences x units of the chosen layers, float16; 2,048

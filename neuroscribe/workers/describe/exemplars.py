@@ -1,4 +1,4 @@
-"""Exemplar sentences per unit (METHODS.md part B, step 3): each unit's top k% sentences.
+"""Exemplar sentences per unit (docs/methods.md#b3): each unit's top k% sentences.
 
 E_m = the ``n_exemplars(n, k)`` = ceil(n * k / 100) sentences with the largest response of unit m
 (default k = 1). They are collected in ONE streaming pass over chunks of rows,

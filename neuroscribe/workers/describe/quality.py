@@ -1,4 +1,4 @@
-"""Quality of unit descriptions (METHODS.md part B, steps 5-6): the calibration/validation split
+"""Quality of unit descriptions (docs/methods.md#b5 to #b6): the calibration/validation split
 and the per-unit consistency of the two halves' descriptions (``split_half``, ``consistency``),
 and precision@K / recall@K against reference labels (``reference_sets``, ``precision_recall_at_k``).
 Conventions as in ``workers.descriptions``: Jaccard of two empty sets is NaN (counted separately,
@@ -16,7 +16,8 @@ import scipy.sparse as sp
 
 from neuroscribe.errors import InvalidInput
 
-from neuroscribe.workers.describe.descriptions import Assignment, Incidence, _exemplars, _percent, incidence
+from neuroscribe.workers.describe.descriptions import Assignment
+from neuroscribe.workers.describe.incidence import Incidence, check_exemplars, check_percent, incidence
 
 __all__ = ["split_half", "Consistency", "consistency", "reference_sets", "PrecisionRecall", "precision_recall_at_k"]
 
@@ -76,7 +77,7 @@ def split_half(descriptor_sets, *, labels=None, seed: int = 0) -> tuple[np.ndarr
     disjoint and covering every row.
 
     Strata: the label when ``labels`` is given (one per sentence; a single class raises
-    ``InvalidInput("label", ...)``); otherwise, "by descriptor where possible" (METHODS.md B.5),
+    ``InvalidInput("label", ...)``); otherwise, "by descriptor where possible" (docs/methods.md#b5),
     each sentence's most frequent descriptor in the dataset (``_descriptor_strata``: ubiquitous
     descriptors skipped, sentences without one pooled, failed sentences pooled). A sentence holds
     several descriptors but can sit in one stratum only, so only the stratifying descriptor is
@@ -85,7 +86,7 @@ def split_half(descriptor_sets, *, labels=None, seed: int = 0) -> tuple[np.ndarr
     validation; the odd sentence of odd strata is pooled, shuffled and dealt alternately from a
     random side. So every stratum's halves differ by at most one, and so do the two halves.
 
-    Use (METHODS.md B.5): exemplars are chosen within each half (top k% of that half's rows), then
+    Use (docs/methods.md#b5): exemplars are chosen within each half (top k% of that half's rows), then
     ``assign(sets, exemplars_half, rows=half)`` per half and ``consistency(calib, valid)``."""
     inc = incidence(descriptor_sets)
     n = inc.n_sentences
@@ -191,12 +192,12 @@ def reference_sets(labels, exemplars, label_map: Mapping, *, threshold: float = 
     generation). ``labels`` holds one label per sentence (the rows ``exemplars`` index); a single
     class raises ``InvalidInput("label", ...)``; every label must be a key of ``label_map`` (e.g.
     ``{0: "negative", 1: "positive"}``), whose values are descriptor names."""
-    t = _percent(threshold, "threshold")
+    t = check_percent(threshold, "threshold")
     if not isinstance(label_map, Mapping) or not label_map:
         raise InvalidInput("label_map", "must map every label to a descriptor name")
     values = _label_values(labels)
     codes, classes = _label_codes(values, len(values))
-    ex = _exemplars(exemplars, len(values))
+    ex = check_exemplars(exemplars, len(values))
     names = []
     for key in classes:
         if key not in label_map:
@@ -255,7 +256,7 @@ def _ranked(assigned) -> list[tuple[str, ...]]:
 
 
 def precision_recall_at_k(assigned, reference, ks: Sequence[int] = (1, 2, 3)) -> PrecisionRecall:
-    """precision@K and recall@K of assigned descriptors against reference descriptors (METHODS.md B.6).
+    """precision@K and recall@K of assigned descriptors against reference descriptors (docs/methods.md#b6).
 
     The paper (Mondal et al. 2024, arXiv 2401.16731; seed ``002_9388afadafaaa440``) reports
     "75% precision@2 and 50% recall@2 in correctly tagging neurons with appropriate descriptors"

@@ -1,4 +1,4 @@
-"""The describe job (METHODS.md part B) as four pure stages with JSON-able artefacts, so the
+"""The describe job (docs/methods.md#b) as four pure stages with JSON-able artefacts, so the
 embedded runner calls them in one process and the service's workers call the same functions from
 their queues (generation -> clustering -> activations -> analysis):
 

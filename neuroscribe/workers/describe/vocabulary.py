@@ -1,4 +1,4 @@
-"""The descriptor vocabulary (METHODS.md part B, step 2): cluster the distinct descriptors and map
+"""The descriptor vocabulary (docs/methods.md#b2): cluster the distinct descriptors and map
 each to its cluster's name.
 
 * Embeddings: any ``embed(texts) -> (n, d) array``; ``minilm_embedder()`` gives the packaged

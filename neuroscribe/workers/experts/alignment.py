@@ -1,4 +1,4 @@
-"""Human alignment (METHODS.md part A, step 5): concept similarity vs human word-pair ratings.
+"""Human alignment (docs/methods.md#a5): concept similarity vs human word-pair ratings.
 
 A concept is a vector (its AP over all units, or a mean-pooled embedding: ``cosine_similarity_matrix``)
 or an expert set (``binary_jaccard_similarity``). Spearman's rho between the model's similarities

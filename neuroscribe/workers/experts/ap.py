@@ -1,4 +1,4 @@
-"""Expert units for concepts (METHODS.md part A, step 2): the AP of every unit at once.
+"""Expert units for concepts (docs/methods.md#a2): the AP of every unit at once.
 
 ``average_precision`` equals ``sklearn.metrics.average_precision_score`` column by column, ties
 included. sklearn's sum over distinct thresholds, (R_t - R_prev) * P_t, regroups as

@@ -1,9 +1,10 @@
-"""Causal check (METHODS.md A.7): fix a concept's expert units, measure its words' log-probability.
+"""Causal check (docs/methods.md#a7): fix a concept's expert units, measure its words' log-probability.
 
 * ``load_causal_lm``: the model WITH its LM head, resolved like ``load_subject_model``.
 * ``fixed_units``: chosen units of a hook site (``activations.sites``) read given values at every
-  position (output site: forward hook returning a modified copy; input site, e.g. Llama's
-  ``down_proj`` input: forward pre-hook returning modified args); hooks always removed on exit.
+  position (validated here, then ``activations.edits.edit_units`` with ``replace_units``: output
+  site: forward hook returning a modified copy; input site, e.g. Llama's ``down_proj`` input:
+  forward pre-hook returning modified args); hooks always removed on exit.
 * ``concept_logprob``: per prompt, ``log sum_w P(first token of " " + w | prompt)``: the next-token
   probability of each word's first sub-token, with a leading space (how a word follows another in
   BPE / SentencePiece vocabularies; a whitespace-only leading piece like a bare "▁" is skipped;
@@ -13,8 +14,9 @@
 * ``causal_effect``: ``delta_experts[p] = logprob_fixed[p] - logprob_baseline[p]``; ``delta_random[p]``
   = mean of that delta over ``n_random`` draws of as many random units per layer as it has experts
   (experts excluded), each fixed to its own value. Intervals: Student-t over prompts (paired for
-  the difference), NaN with one prompt. Values come from ``unit_value``: ``(layer, unit) -> float``,
-  or ``layer -> (n_positive, units)`` responses whose per-unit median is used (METHODS.md default).
+  the difference; ``workers.stats.t_bounds``), NaN with one prompt. Values come from
+  ``unit_value``: ``(layer, unit) -> float``, or ``layer -> (n_positive, units)`` responses whose
+  per-unit median is used (the default, docs/methods.md#a7).
 """
 
 from __future__ import annotations
@@ -27,9 +29,11 @@ import numpy as np
 import torch
 
 from neuroscribe.errors import InvalidInput, ModelNotFound
+from neuroscribe.workers.activations.edits import edit_units, replace_units, site_sizes
 from neuroscribe.workers.activations.loading import resolve_device
-from neuroscribe.workers.activations.sites import get_architecture, get_site
+from neuroscribe.workers.activations.sites import get_architecture
 from neuroscribe.workers.models.hub import first_line, resolve_model
+from neuroscribe.workers.stats import t_bounds
 
 __all__ = ["DECODER_MODEL_TYPES", "CausalResult", "load_causal_lm", "fixed_units", "word_token_ids",
            "concept_logprob", "causal_effect"]
@@ -69,23 +73,12 @@ def _check_decoder(model, model_type: str) -> None:
         raise InvalidInput("model", "the model has no LM head: load it with load_causal_lm")
 
 
-def _sizes(model, model_type: str, site: str):
-    s = get_site(model_type, site)
-    return s, get_architecture(model_type).n_layers(model.config), s.units(model.config)
-
-
-def _replace(x: torch.Tensor, idx: torch.Tensor, vals: torch.Tensor) -> torch.Tensor:
-    x = x.clone()
-    x[..., idx.to(x.device)] = vals.to(x.device, x.dtype)
-    return x
-
-
 @contextmanager
 def fixed_units(model, model_type: str, site: str,
                 units: Mapping[int, tuple[torch.Tensor, torch.Tensor]]) -> Iterator[None]:
     """Within the block, units ``units[layer][0]`` of ``site`` read ``units[layer][1]`` at every position."""
-    s, n_layers, n_units = _sizes(model, model_type, site)
-    plan = []
+    s, n_layers, n_units = site_sizes(model, model_type, site)
+    checked = {}
     for layer, (idx, vals) in units.items():
         idx, vals = torch.as_tensor(idx, dtype=torch.long), torch.as_tensor(vals, dtype=torch.float32)
         fld = f"units:{layer}"
@@ -98,25 +91,9 @@ def fixed_units(model, model_type: str, site: str,
             raise InvalidInput(fld, f"unit index out of range: site {s.name} has {n_units} units per layer")
         if idx.unique().numel() != idx.numel():
             raise InvalidInput(fld, "a unit is given twice")
-        if idx.numel():
-            plan.append((model.base_model.get_submodule(s.module_path(int(layer))), idx, vals))
-    handles = []
-    try:
-        for module, idx, vals in plan:
-            if s.hook == "input":
-                def pre(mod, args, idx=idx, vals=vals):
-                    return (_replace(args[0], idx, vals), *args[1:])
-                handles.append(module.register_forward_pre_hook(pre))
-            else:
-                def post(mod, args, out, idx=idx, vals=vals):
-                    if isinstance(out, (tuple, list)):
-                        return type(out)((_replace(out[0], idx, vals), *out[1:]))
-                    return _replace(out, idx, vals)
-                handles.append(module.register_forward_hook(post))
+        checked[int(layer)] = (idx, vals)
+    with edit_units(model, s, checked, replace_units):
         yield
-    finally:
-        for h in handles:
-            h.remove()
 
 
 def word_token_ids(tokenizer, words: Sequence[str]) -> list[int]:
@@ -175,16 +152,6 @@ def concept_logprob(model, tokenizer, prompts: Sequence[str], words: Sequence[st
     return out
 
 
-def _t_interval(x: np.ndarray, confidence: float) -> tuple[float, float]:
-    from scipy import stats
-
-    m = float(np.mean(x))
-    if len(x) < 2:
-        return (float("nan"), float("nan"))
-    half = float(stats.t.ppf(0.5 + confidence / 2, len(x) - 1)) * float(np.std(x, ddof=1)) / np.sqrt(len(x))
-    return (m - half, m + half)
-
-
 @dataclass
 class CausalResult:
     """Per-prompt deltas of the concept words' log-probability; summary numbers as properties."""
@@ -205,9 +172,9 @@ class CausalResult:
     mean_experts = property(lambda self: float(self.delta_experts.mean()))
     mean_random = property(lambda self: float(self.delta_random.mean()))
     mean_difference = property(lambda self: float(self.difference.mean()))
-    ci_experts = property(lambda self: _t_interval(self.delta_experts, self.confidence))
-    ci_random = property(lambda self: _t_interval(self.delta_random, self.confidence))
-    ci_difference = property(lambda self: _t_interval(self.difference, self.confidence))
+    ci_experts = property(lambda self: t_bounds(self.delta_experts, self.confidence))
+    ci_random = property(lambda self: t_bounds(self.delta_random, self.confidence))
+    ci_difference = property(lambda self: t_bounds(self.difference, self.confidence))
 
     def summary(self) -> dict:
         keys = ("site", "n_units", "n_prompts", "n_random", "seed", "confidence", "mean_experts", "ci_experts",
@@ -251,7 +218,7 @@ def causal_effect(model, tokenizer, model_type: str | None = None, *, site: str 
     """Fix ``experts`` (``(layer, unit)`` pairs) to ``values`` (default ``unit_value``) vs. random units."""
     model_type = model_type or model.config.model_type
     _check_decoder(model, model_type)
-    s, n_layers, n_units = _sizes(model, model_type, site)
+    s, n_layers, n_units = site_sizes(model, model_type, site)
     if int(n_random) < 1:
         raise InvalidInput("n_random", f"need at least one random draw, got {n_random}")
     if not 0 < confidence < 1:

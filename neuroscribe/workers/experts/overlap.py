@@ -1,4 +1,4 @@
-"""Concept overlap (METHODS.md part A, step 4): Jaccard of expert sets, and a category test.
+"""Concept overlap (docs/methods.md#a4): Jaccard of expert sets, and a category test.
 
 ``jaccard_matrix`` gives ``J[i, j] = |S_i & S_j| / |S_i | S_j|`` for every pair of concepts. Two
 empty sets have no defined overlap: their entry is ``nan`` -- on the diagonal too, so a concept

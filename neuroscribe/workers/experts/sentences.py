@@ -1,4 +1,4 @@
-"""Concept data (METHODS part A step 1): generated positive / negative sentences, or a user's file.
+"""Concept data (docs/methods.md#a1): generated positive / negative sentences, or a user's file.
 
 ``generate_concept_sentences`` asks an LLM backend for sentences in rounds. Each (concept,
 polarity, style) slot has a target (positives split between fact and story, fact taking the odd

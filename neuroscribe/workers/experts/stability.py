@@ -1,4 +1,4 @@
-"""Stability of expert sets (METHODS.md part A, step 3): pure statistics over numpy arrays.
+"""Stability of expert sets (docs/methods.md#a3): pure statistics over numpy arrays.
 
 Experts of a concept are the units (columns of ``responses`` (n, U)) whose AP on some rows is
 ``>= tau``. Stability is the mean pairwise Jaccard of the expert sets found on K disjoint

@@ -1,4 +1,4 @@
-"""The analysis suite as stages after ``experts_stage`` (METHODS.md A.3, A.5, A.7):
+"""The analysis suite as stages after ``experts_stage`` (docs/methods.md#a3, #a5, #a7):
 ``(job, artefacts) -> report`` (a pydantic model of ``neuroscribe.jobs.experts_suite``). Nothing here writes files.
 
 * ``stability_stage``: per concept, K-fold stability at the job's tau and the (n+, n-, tau) sweep.
@@ -52,7 +52,7 @@ DEFAULT_CAUSAL_PROMPTS = (
 )
 
 ALIGNMENT_METHODS = {
-    "experts_ap_cosine": "cosine of the concepts' AP vectors over all units (METHODS A.5 default)",
+    "experts_ap_cosine": "cosine of the concepts' AP vectors over all units (docs/methods.md#a5 default)",
     "experts_ap_above_chance": "cosine of the concepts' AP vectors minus their chance level n+/(n+ + n-), "
                                "so that the shared baseline of uninformative units does not dominate",
     "experts_jaccard": "Jaccard of the concepts' expert sets (AP >= tau)",

@@ -1,4 +1,4 @@
-"""Sweeps (METHODS.md A.6): expert counts per layer over several models, revisions (training
+"""Sweeps (docs/methods.md#a6): expert counts per layer over several models, revisions (training
 checkpoints) and a random-initialisation baseline, on one set of sentences.
 
 * ``check_targets`` resolves every target before any work (a missing revision is an error then,
@@ -54,7 +54,7 @@ def check_targets(job: ExpertsJob) -> list[_Checked]:
     the job's layers exist in each; raises ``ModelNotFound`` / ``InvalidInput`` naming the target."""
     from transformers import AutoConfig
 
-    from neuroscribe.workers.activations.sites import ARCHITECTURES, _n_layers
+    from neuroscribe.workers.activations.sites import ARCHITECTURES, default_n_layers
 
     out = []
     for i, t in enumerate(job.sweep):
@@ -68,7 +68,7 @@ def check_targets(job: ExpertsJob) -> list[_Checked]:
         except (OSError, ValueError, KeyError) as e:
             raise ModelNotFound(field, f"cannot read the config of {t.name!r}: {first_line(e)}") from None
         arch = ARCHITECTURES.get(config.model_type)
-        n_layers = (arch.n_layers if arch else _n_layers)(config)
+        n_layers = (arch.n_layers if arch else default_n_layers)(config)
         layers = job.model.layers
         if layers is not None and max(layers) >= n_layers:
             raise InvalidInput(f"{field}.layers", f"{list(layers)} out of range: {t.name} has layers 0..{n_layers - 1}")

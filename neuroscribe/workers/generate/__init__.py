@@ -36,12 +36,13 @@ __all__ = [
     "CachedBackend",
 ]
 
-BackendFactory = Callable[[GeneratorSpec], LLMBackend]
+BackendFactory = Callable[..., LLMBackend]  # factory(spec, **options) -> LLMBackend
 
 
-def _lazy(module: str, cls: str) -> BackendFactory:
-    def factory(spec: GeneratorSpec) -> LLMBackend:
-        return getattr(importlib.import_module(f"{__name__}.{module}"), cls)(spec)
+def _lazy(module: str, cls: str, *options: str) -> BackendFactory:
+    def factory(spec: GeneratorSpec, **kwargs) -> LLMBackend:
+        kept = {k: v for k, v in kwargs.items() if k in options}
+        return getattr(importlib.import_module(f"{__name__}.{module}"), cls)(spec, **kept)
 
     factory.__qualname__ = f"lazy({module}.{cls})"
     return factory
@@ -50,13 +51,14 @@ def _lazy(module: str, cls: str) -> BackendFactory:
 _REGISTRY: dict[str, BackendFactory] = {
     "transformers": _lazy("transformers_backend", "TransformersBackend"),
     "vllm": _lazy("vllm_backend", "VLLMBackend"),
-    "openai": _lazy("openai_compat", "OpenAIBackend"),
-    "fake": lambda spec: FakeBackend(),
+    "openai": _lazy("openai_compat", "OpenAIBackend", "api_key"),
+    "fake": lambda spec, **_: FakeBackend(),
 }
 
 
 def register_backend(name: str, factory: BackendFactory) -> None:
-    """Add or replace the backend called ``name``; ``factory(spec)`` returns an ``LLMBackend``."""
+    """Add or replace the backend called ``name``; ``factory(spec, **options)`` returns an ``LLMBackend``
+    (options: ``api_key``; a factory ignores what it does not use)."""
     _REGISTRY[name] = factory
 
 
@@ -64,9 +66,10 @@ def known_backends() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def make_backend(spec: GeneratorSpec) -> LLMBackend:
-    """Build the backend ``spec.backend`` names (loading its model now)."""
+def make_backend(spec: GeneratorSpec, *, api_key: str | None = None) -> LLMBackend:
+    """Build the backend ``spec.backend`` names (loading its model now); ``api_key`` goes to the
+    backends that send one (openai), from the settings."""
     factory = _REGISTRY.get(spec.backend)
     if factory is None:
         raise InvalidInput("generator", f"unknown backend {spec.backend!r}; known: {', '.join(known_backends())}")
-    return factory(spec)
+    return factory(spec, api_key=api_key)

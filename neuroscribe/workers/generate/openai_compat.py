@@ -5,13 +5,12 @@ and ``repetition_penalty`` (an extra field ``vllm serve`` accepts; strict server
 Up to ``spec.batch_size`` requests are in flight at once (threads sharing one ``httpx.Client``).
 429, 5xx and connection errors/timeouts are retried with exponential backoff (``Retry-After``
 honoured); other failures raise ``GenerationError`` naming the HTTP status and a body excerpt.
-An API key is read from ``NEUROSCRIBE_LLM_API_KEY`` or ``OPENAI_API_KEY`` and sent as Bearer; it
-is never recorded. The only module of the package that imports httpx.
+An API key, when the settings hold one (``Settings.llm_api_key``), is sent as Bearer; it is never
+recorded. The only module of the package that imports httpx.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any, Sequence
@@ -24,9 +23,8 @@ from neuroscribe.jobs import GeneratorSpec
 
 from neuroscribe.workers.generate.base import Generation, GenerationRequest
 
-__all__ = ["OpenAIBackend", "API_KEY_ENV"]
+__all__ = ["OpenAIBackend"]
 
-API_KEY_ENV = ("NEUROSCRIBE_LLM_API_KEY", "OPENAI_API_KEY")
 
 
 def _excerpt(text: str, n: int = 200) -> str:
@@ -54,7 +52,7 @@ class OpenAIBackend:
         self.base_url = spec.base_url.rstrip("/")
         self.max_attempts = max(1, max_attempts)
         self.backoff, self.max_backoff = backoff, max_backoff
-        key = api_key or next((os.environ[k] for k in API_KEY_ENV if os.environ.get(k)), None)
+        key = api_key
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         self._client = httpx.Client(timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)), headers=headers,
                                     transport=transport)

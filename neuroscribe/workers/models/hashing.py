@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Sequence
 
-__all__ = ["WEIGHT_SUFFIXES", "weight_files", "weight_sha256", "dataset_sha256", "cache_dir"]
+__all__ = ["WEIGHT_SUFFIXES", "weight_files", "weight_sha256", "dataset_sha256", "set_store"]
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt")
 _CHUNK = 1 << 22
@@ -26,8 +26,13 @@ PERSIST_MIN_BYTES = 64 << 20  # smaller weights hash in well under a second: not
 _memo: dict[str, str] = {}
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get("NEUROSCRIBE_CACHE") or Path.home() / ".cache" / "neuroscribe")
+_store: list[Path | None] = [None]
+
+
+def set_store(folder: Path | None) -> None:
+    """Remember large weight files' hashes in ``folder/weight_sha256.json`` (None: in memory only).
+    Set from the settings' cache directory (``service.runtime.configure``)."""
+    _store[0] = None if folder is None else Path(folder)
 
 
 def weight_files(folder: Path) -> list[Path]:
@@ -72,8 +77,8 @@ def weight_sha256(folder: Path, files: list[Path] | None = None) -> str:
     key = _key(files)
     if key in _memo:
         return _memo[key]
-    store = cache_dir() / "weight_sha256.json"
-    persist = sum(f.stat().st_size for f in files) >= PERSIST_MIN_BYTES
+    store = None if _store[0] is None else _store[0] / "weight_sha256.json"
+    persist = store is not None and sum(f.stat().st_size for f in files) >= PERSIST_MIN_BYTES
     digest = _read_cache(store).get(key) if persist else None
     if digest is None:
         h = hashlib.sha256()

@@ -1,13 +1,15 @@
-"""Labelled attribute data for neuron rankings (METHODS.md part C), and the responses ranked.
+"""Labelled attribute data for neuron rankings (docs/methods.md#c), and the responses ranked.
 
 ``load_attribute_data(path, text_col=, label_col=, word_col=)`` -> ``AttributeDataSpec``
     The rows come from ``datasets.load_dataset`` (txt with ``TEXT<TAB>LABEL``, tsv, csv, jsonl);
-    labels are required. ``word_col`` (tsv / csv / jsonl only) names a column with the target word
-    of each text (0-based index into ``text.split()``): a token-level attribute. The packaged name
-    ``amazon`` (when no such file exists) is the Amazon sentiment sentences (labels ``"0"`` / ``"1"``).
+    labels are required. ``text_col`` / ``label_col`` default to ``text`` / ``label`` (tsv / csv /
+    jsonl). ``word_col`` (tsv / csv / jsonl only) names a column with the target word of each text
+    (0-based index into ``text.split()``): a token-level attribute. The packaged name ``amazon``
+    (when no such file exists) is the Amazon sentiment sentences (labels ``"0"`` / ``"1"``). A .txt
+    file and a packaged dataset have fixed columns: any column given for them is an error.
     Every error is an ``InvalidInput`` whose field names what is wrong: ``dataset`` (missing,
-    unreadable, empty file), ``text_col`` / ``label_col`` / ``word_col`` (a column that is missing or
-    holds something unusable; the row is named ``FILE:LINE``), ``labels`` (one class, classes with
+    unreadable, empty file), ``text_col`` / ``label_col`` / ``word_col`` (a column that is missing,
+    holds something unusable (the row is named ``FILE:LINE``) or is not used), ``labels`` (one class, classes with
     fewer than ``MIN_PER_CLASS`` examples, rows with and without a label), ``word_index`` (a target
     word outside its sentence), ``texts``.
 
@@ -47,7 +49,7 @@ from neuroscribe.workers.activations.hooks import SiteHooks
 from neuroscribe.workers.activations.loading import SubjectModel
 from neuroscribe.workers.activations.pooling import check_pooling
 from neuroscribe.workers.activations.sites import get_site
-from neuroscribe.workers.datasets import load_dataset
+from neuroscribe.workers.datasets import FORMATS, check_dataset_file, load_dataset
 
 __all__ = ["PACKAGED_ATTRIBUTES", "load_attribute_data", "attribute_responses", "word_spans",
            "first_token_positions"]
@@ -63,9 +65,6 @@ _SPEC_FIELDS = tuple(AttributeDataSpec.model_fields)
 def _word_column(path: Path, word_col: str) -> list[tuple[str, object]]:
     """``(where, raw value)`` of ``word_col`` per row, in the rows' order as ``load_dataset`` reads them."""
     suffix = path.suffix.lower()
-    if suffix == ".txt":
-        raise InvalidInput("word_col", f"{path}: a .txt file has no columns; give the target words in a "
-                                       ".tsv, .csv or .jsonl file")
     lines = path.read_text(encoding="utf-8").splitlines()
     out: list[tuple[str, object]] = []
     if suffix == ".jsonl":
@@ -116,18 +115,32 @@ def _packaged(path: str | Path) -> str | None:
     return PACKAGED_ATTRIBUTES.get(name) if not Path(name).exists() else None
 
 
-def load_attribute_data(path: str | Path, *, text_col: str = "text", label_col: str = "label",
+def load_attribute_data(path: str | Path, *, text_col: str | None = None, label_col: str | None = None,
                         word_col: str | None = None) -> AttributeDataSpec:
     """Labelled examples from ``path`` (or the packaged ``amazon``), as an ``AttributeDataSpec``
-    named after the file. ``word_col`` makes it a token-level attribute (target word per text)."""
+    named after the file. ``word_col`` makes it a token-level attribute (target word per text).
+    A column left None is "not given": ``text`` / ``label`` for tables, nothing for fixed formats."""
     packaged = _packaged(path)
     if packaged is not None:
+        for field, value, fixed in (("text_col", text_col, "its sentences are fixed"),
+                                    ("label_col", label_col, "its labels are fixed"),
+                                    ("word_col", word_col, "it has no target words")):
+            if value is not None:
+                raise InvalidInput(field, f"{value!r} is not used by the packaged dataset {str(path)!r} ({fixed}); "
+                                          "remove it")
         with resources.as_file(resources.files("neuroscribe") / "data" / packaged) as p:
-            return _load(Path(p), text_col, label_col, word_col)
-    return _load(Path(path), text_col, label_col, word_col)
+            return _load(Path(p), None, None, None)
+    path = check_dataset_file(path, packaged=tuple(PACKAGED_ATTRIBUTES))
+    suffix = path.suffix.lower()
+    if suffix == ".txt" and word_col is not None:
+        raise InvalidInput("word_col", f"{word_col!r} is not used by a .txt file ({path.name}: no columns); give "
+                                       "the target words in a .tsv, .csv or .jsonl file, or remove it")
+    if suffix in FORMATS and suffix != ".txt" and label_col is None:
+        label_col = "label"
+    return _load(path, text_col, label_col, word_col)
 
 
-def _load(path: Path, text_col: str, label_col: str, word_col: str | None) -> AttributeDataSpec:
+def _load(path: Path, text_col: str | None, label_col: str | None, word_col: str | None) -> AttributeDataSpec:
     try:
         ds = load_dataset(path, text_col=text_col, label_col=label_col, require_labels=True)
     except InvalidInput as e:

@@ -1,4 +1,4 @@
-"""Rankings of every unit of one layer for a categorical attribute (METHODS.md part C, step 1).
+"""Rankings of every unit of one layer for a categorical attribute (docs/methods.md#c1).
 
 Input: responses ``X`` (n_samples, n_units) and labels ``y`` (n_samples,) of any hashable type
 (encoded internally: sorted classes when they sort, else in order of first appearance). Output, per

@@ -1,4 +1,4 @@
-"""The rank job (METHODS.md part C) as pure stages: the embedded runner calls them in one process,
+"""The rank job (docs/methods.md#c) as pure stages: the embedded runner calls them in one process,
 the service's workers call the same functions (activate -> analyse).
 
 * ``check_rank_subject``: layer, site, k and the intervention task, from the config and tokenizer

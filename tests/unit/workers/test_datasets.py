@@ -37,8 +37,9 @@ def test_unlabelled_text_file(tmp_path):
     f.write_text("one sentence\nanother   sentence\n")
     ds = load_dataset(f)
     assert ds.texts == ("one sentence", "another sentence") and ds.labels is None and ds.classes == ()
-    with pytest.raises(InvalidInput, match="label_col"):
+    with pytest.raises(InvalidInput, match="has no labels") as e:
         load_dataset(f, require_labels=True)
+    assert e.value.field == "dataset" and "TEXT<TAB>LABEL" in e.value.message  # a .txt file has no label column
 
 
 @pytest.mark.parametrize("name, body, kw, field, words", [
@@ -59,6 +60,27 @@ def test_bad_datasets_are_clear_errors(tmp_path, name, body, kw, field, words):
     assert e.value.field.endswith(field) and words in e.value.message
 
 
-def test_missing_file(tmp_path):
-    with pytest.raises(InvalidInput, match="cannot read"):
-        load_dataset(tmp_path / "nope.txt")
+def test_missing_file_or_folder_says_so(tmp_path):
+    for path, problem in ((tmp_path / "nope.txt", "does not exist"), (tmp_path / "nope", "does not exist"),
+                          (tmp_path, "is a folder")):
+        with pytest.raises(InvalidInput) as e:
+            load_dataset(path)
+        assert e.value.field == "dataset", str(e.value)
+        assert e.value.message == f"{str(path)!r} {problem} (give a .txt, .tsv, .csv or .jsonl file)"
+
+
+@pytest.mark.parametrize("kw, field", [({"text_col": "text"}, "text_col"), ({"label_col": "label"}, "label_col")])
+def test_a_column_given_for_a_txt_file_is_an_error(tmp_path, kw, field):
+    """A .txt file's columns are fixed (TEXT or TEXT<TAB>LABEL): a column option is not silently ignored."""
+    f = tmp_path / "d.txt"
+    f.write_text("A good phone.\t1\nA bad one.\t0\n")
+    with pytest.raises(InvalidInput) as e:
+        load_dataset(f, **kw)
+    assert e.value.field == field and e.value.message.startswith(f"{kw[field]!r} is not used by a .txt file")
+    assert e.value.message.endswith("remove it")
+
+
+def test_text_column_defaults_to_text(tmp_path):
+    f = tmp_path / "d.jsonl"
+    f.write_text(json.dumps({"text": "A good phone.", "y": 1}) + "\n" + json.dumps({"text": "A bad one.", "y": 0}))
+    assert load_dataset(f).texts == load_dataset(f, text_col="text").texts == ("A good phone.", "A bad one.")

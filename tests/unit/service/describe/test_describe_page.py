@@ -256,3 +256,67 @@ def test_default_cut_depends_on_the_number_of_units_shown(tmp_path):
     texts[1] = "word " * 200  # 999 characters once its spaces are normalised
     page = write_describe_page(tmp_path, _result(), texts, LABELS, VOCAB).read_text("utf-8")
     assert ("word " * 79 + "word…") in page and "word " * 81 not in page  # few units: 400 characters
+
+
+# --------------------------------------------------------------------------- rebuilding from a result folder
+
+
+def _write_job_folder(folder, result, labels):
+    """The result folder as the describe job writes it (``write_describe_files``), from the fixtures."""
+    from types import SimpleNamespace
+
+    from neuroscribe.jobs import DescribeJob
+    from neuroscribe.jobs.describe import DatasetSpec
+    from neuroscribe.workers.describe.vocabulary import Cluster, Vocabulary
+
+    from neuroscribe.service.describe.files import write_describe_files
+    clusters = [Cluster(c["name"], tuple((m["descriptor"], m["count"]) for m in c["members"]), c["size"], c["count"])
+                for c in VOCAB["clusters"]]
+    # more members than the page is given (10): vocabulary.json holds them all
+    wide = tuple((f"colour {i}", 30 - i) for i in range(14))
+    clusters.append(Cluster("colour 0", wide, len(wide), sum(n for _, n in wide)))
+    noise = [(d["descriptor"], d["count"]) for d in VOCAB["noise"]]
+    mapping = {d: c.name for c in clusters for d, _ in c.members} | {d: d for d, _ in noise}
+    vocab = SimpleNamespace(vocabulary=Vocabulary(mapping, clusters, noise, dict(VOCAB["params"])),
+                            sets=[["battery"] if i % 2 else [] for i in range(len(TEXTS))])
+    descriptors = SimpleNamespace(descriptors=[["battery life"] if i % 2 else None for i in range(len(TEXTS))])
+    job = DescribeJob(dataset=DatasetSpec(name="reviews <b>.tsv", texts=TEXTS, labels=labels,
+                                          label_names={"0": "negative", "1": "positive"} if labels else {}))
+    folder.mkdir()
+    write_describe_files(folder, job, descriptors, vocab, result, None, None, lambda _msg: None)
+    return folder
+
+
+def _files(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("labels, evaluation", [(LABELS, True), (None, False)])
+def test_rebuild_gives_the_page_the_job_wrote(tmp_path, labels, evaluation):
+    from neuroscribe.service.describe.page import rebuild_describe_page
+
+    folder = _write_job_folder(tmp_path / "run", _result(evaluation=evaluation), labels)
+    before = _files(folder)
+    assert "descriptions.html" in before and "report/consistency_hist.csv" in before
+    (folder / "report" / "stale.csv").write_text("old\n", encoding="utf-8")  # not the job's: removed
+    (folder / "descriptions.html").write_text("old page", encoding="utf-8")
+    path = rebuild_describe_page(folder)
+    assert path == folder / "descriptions.html"
+    after = _files(folder)
+    assert after["descriptions.html"] == before["descriptions.html"]  # the same HTML, byte for byte
+    assert after == before  # and the same figures, CSVs and other files; nothing stale, nothing left over
+    assert ("[0]" in path.read_text(encoding="utf-8")) == (labels is not None)
+
+
+def test_rebuild_needs_a_describe_result_folder(tmp_path):
+    from neuroscribe.errors import InvalidInput
+    from neuroscribe.service.describe.page import rebuild_describe_page
+
+    with pytest.raises(InvalidInput, match="has no descriptions.json"):
+        rebuild_describe_page(tmp_path)
+    with pytest.raises(InvalidInput, match="is not a directory"):
+        rebuild_describe_page(tmp_path / "missing")
+    (tmp_path / "descriptions.json").write_text('{"kind": "describe"}', encoding="utf-8")
+    with pytest.raises(InvalidInput, match="not a valid describe result"):
+        rebuild_describe_page(tmp_path)
+    assert not (tmp_path / "report").exists() and not (tmp_path / "descriptions.html").exists()

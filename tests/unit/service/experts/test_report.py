@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from neuroscribe.jobs import ConceptExperts, ExpertsResult, ExpertUnit, Provenance
 from neuroscribe.service.cli import cli
-from neuroscribe.service.experts.figures import compact_number, plot_label
+from neuroscribe.service.report.plotting import compact_number, plot_label
 
 LAYERS = (0, 1, 2)
 UNITS = 8

@@ -24,7 +24,8 @@ from neuroscribe.jobs.experts_suite import (
 from neuroscribe.jobs import ConceptExperts, ExpertsResult, ExpertUnit, Provenance
 from neuroscribe.service.cli import cli
 from neuroscribe.service.experts.report import write_report
-from neuroscribe.service.experts.suite_figures import compact_number, line_styles, rho_text
+from neuroscribe.service.experts.alignment_figures import rho_text
+from neuroscribe.service.report.plotting import compact_number, line_styles
 
 LAYERS = (0, 1, 2)
 CONCEPTS = {"cat": {(0, 1), (1, 2)}, "dog": {(0, 1), (2, 5)}, "AT&T": set()}

@@ -264,3 +264,72 @@ def test_single_ranking_without_same_probe(tmp_path):
     assert "The confound" not in page
     rows = _csv(tmp_path / "report" / "probing_accuracy.csv")
     assert {r["panel"] for r in rows} == {"encoded"}
+
+
+# --------------------------------------------------------------------------- rebuilding from a result folder
+
+
+def _write_job_folder(folder, result):
+    """The result folder as the rank job writes it (``write_rank_files``), from the fixtures."""
+    from neuroscribe.jobs import RankJob
+    from neuroscribe.jobs.rank import AttributeDataSpec
+
+    from neuroscribe.service.rank.files import write_rank_files
+    texts = tuple(f"review number {i}" for i in range(result.n_examples))
+    labels = tuple(str(i % 2) for i in range(result.n_examples))
+    job = RankJob(dataset=AttributeDataSpec(name=DATASET, texts=texts, labels=labels), ks=KS)
+    folder.mkdir()
+    write_rank_files(folder, job, result, None, None)
+    return folder
+
+
+def _files(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("interventions", [True, False])
+def test_rebuild_gives_the_page_the_job_wrote(tmp_path, interventions):
+    from neuroscribe.service.rank.page import rebuild_rank_page
+
+    folder = _write_job_folder(tmp_path / "run", _result(interventions=interventions))
+    before = _files(folder)
+    assert "rankings.html" in before and "report/probing_accuracy.csv" in before
+    assert ("report/interventions.csv" in before) == interventions
+    (folder / "report" / "stale.png").write_bytes(b"old")  # not the job's: removed
+    (folder / "rankings.html").write_text("old page", encoding="utf-8")
+    path = rebuild_rank_page(folder)
+    assert path == folder / "rankings.html"
+    after = _files(folder)
+    assert after["rankings.html"] == before["rankings.html"]  # the same HTML, byte for byte
+    assert after == before  # and the same figures, CSVs and other files; nothing stale, nothing left over
+
+
+def test_rebuild_needs_a_rank_result_folder(tmp_path):
+    from neuroscribe.errors import InvalidInput
+    from neuroscribe.service.rank.page import rebuild_rank_page
+
+    with pytest.raises(InvalidInput, match="has no rankings.json"):
+        rebuild_rank_page(tmp_path)
+    (tmp_path / "rankings.json").write_text('{"kind": "rank"}', encoding="utf-8")
+    with pytest.raises(InvalidInput, match="not a valid rank result"):
+        rebuild_rank_page(tmp_path)
+    assert not (tmp_path / "report").exists() and not (tmp_path / "rankings.html").exists()
+
+
+def test_a_failed_rebuild_keeps_the_old_figures(tmp_path, monkeypatch):
+    import neuroscribe.service.rank.page as page
+    from neuroscribe.service.rank.page import rebuild_rank_page
+
+    folder = _write_job_folder(tmp_path / "run", _result(interventions=False))
+    before = _files(folder)
+
+    def fail(out_dir, result):
+        (out_dir / "report" / "half.csv").parent.mkdir(exist_ok=True)
+        (out_dir / "report" / "half.csv").write_text("x", encoding="utf-8")
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(page, "write_rank_page", fail)
+    with pytest.raises(RuntimeError, match="disk full"):
+        rebuild_rank_page(folder)
+    assert _files(folder) == before
+    assert sorted(p.name for p in folder.iterdir() if p.name.startswith(".")) == []

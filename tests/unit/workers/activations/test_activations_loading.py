@@ -132,7 +132,8 @@ def test_trust_remote_code_defaults_to_false_and_is_passed(monkeypatch):
 
 
 def test_weight_hash_persistent_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("NEUROSCRIBE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(hashing, "_store", [None])  # the process-wide store, restored afterwards
+    hashing.set_store(tmp_path / "cache")  # as service.runtime.configure does from the settings
     monkeypatch.setattr(hashing, "PERSIST_MIN_BYTES", 0)
     monkeypatch.setattr(hashing, "_memo", {})
     folder = make_tiny_model("gpt2", tmp_path / "m", seed=3)

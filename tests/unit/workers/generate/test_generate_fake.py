@@ -196,7 +196,7 @@ def test_register_backend():
     from neuroscribe.workers import generate
 
     original, made = generate._REGISTRY["fake"], []
-    register_backend("fake", lambda spec: made.append(spec) or FakeBackend(["scripted"]))
+    register_backend("fake", lambda spec, **options: made.append(spec) or FakeBackend(["scripted"]))
     try:
         assert make_backend(GeneratorSpec.from_string("fake")).generate([req("a")])[0].text == "scripted"
         assert len(made) == 1

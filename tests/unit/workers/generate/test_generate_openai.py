@@ -151,10 +151,13 @@ def test_connection_refused_is_retried_then_fails():
         backend(f"http://127.0.0.1:{port}/v1", max_attempts=2).generate([req("a", "hi")], progress=False)
 
 
-def test_api_key_from_env_is_sent_not_recorded(server, url, monkeypatch):
+def test_api_key_from_settings_is_sent_not_recorded(server, url, monkeypatch):
+    from neuroscribe.service.runtime import make_generator
+    from neuroscribe.settings import Settings
+
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    monkeypatch.setenv("NEUROSCRIBE_LLM_API_KEY", "sk-test-123")
-    b = make_backend(GeneratorSpec.from_string(f"openai:my-model@{url('ok')}"))
+    monkeypatch.setenv("NEUROSCRIBE_LLM_API_KEY", "sk-test-123")  # read by Settings only
+    b = make_generator(GeneratorSpec.from_string(f"openai:my-model@{url('ok')}"), Settings.from_env(), cached=False)
     assert isinstance(b, OpenAIBackend)
     (g,) = b.generate([req("a", "hi")], progress=False)
     assert server.headers_seen[-1]["Authorization"] == "Bearer sk-test-123"

@@ -87,7 +87,8 @@ def test_bad_inputs_name_their_field(tmp_path):
                                                    header=("text", "other")))
     nolab = tmp_path / "n.txt"
     nolab.write_text("".join(f"{t}\n" for t, _, _ in ROWS))
-    raises("label_col", load_attribute_data, nolab)
+    e = raises("dataset", load_attribute_data, nolab)  # a .txt file has no label column to name
+    assert "TEXT<TAB>LABEL" in e.message
     # one class
     raises("labels", load_attribute_data, write(tmp_path / "b.tsv", [(t, "1", w) for t, _, w in ROWS], "tsv"))
     # a class with 3 examples
@@ -112,8 +113,26 @@ def test_bad_inputs_name_their_field(tmp_path):
     # empty file, missing file, missing word column
     (tmp_path / "empty.tsv").write_text("")
     raises("dataset", load_attribute_data, tmp_path / "empty.tsv")
-    raises("dataset", load_attribute_data, tmp_path / "missing.tsv")
+    e = raises("dataset", load_attribute_data, tmp_path / "missing.tsv")
+    assert e.message == f"{str(tmp_path / 'missing.tsv')!r} does not exist (give a .txt, .tsv, .csv or .jsonl file, or 'amazon')"
     raises("word_col", load_attribute_data, write(tmp_path / "i.tsv", ROWS, "tsv"), word_col="target")
+
+
+@pytest.mark.parametrize("kw", [{"text_col": "review"}, {"label_col": "stars"}, {"word_col": "word"}])
+def test_columns_given_for_fixed_formats_are_errors(tmp_path, kw):
+    """The packaged amazon and a .txt file have fixed columns: a column option is refused, not ignored."""
+    (field, value), = kw.items()
+    e = raises(field, load_attribute_data, "amazon", **kw)
+    assert e.message.startswith(f"{value!r} is not used by the packaged dataset 'amazon' (") and "remove it" in e.message
+    p = tmp_path / "s.txt"
+    p.write_text("".join(f"{t}\t{y}\n" for t, y, _ in ROWS))
+    e = raises(field, load_attribute_data, p, **kw)
+    assert e.message.startswith(f"{value!r} is not used by a .txt file")
+
+
+def test_columns_default_to_text_and_label(tmp_path):
+    p = write(tmp_path / "d.tsv", PLAIN, "tsv")
+    assert load_attribute_data(p) == load_attribute_data(p, text_col="text", label_col="label")
 
 
 def spec(word_index=True) -> AttributeDataSpec:

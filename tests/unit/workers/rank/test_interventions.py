@@ -7,10 +7,12 @@ import pytest
 import torch
 
 from neuroscribe.errors import InvalidInput
-from neuroscribe.workers.rank.interventions import (EncoderTask, LabelTask, MaskedTask, continuation_logprob,
-                                               embedding_config, embedding_label_delta, intervene,
-                                               intervention_effects, label_logprob_delta, masked_prediction_delta,
-                                               random_units, response_means, sentence_embeddings)
+from neuroscribe.workers.rank.edit_modes import intervene, random_units, response_means
+from neuroscribe.workers.rank.encoder_scoring import embedding_config, sentence_embeddings
+from neuroscribe.workers.rank.interventions import (EncoderTask, LabelTask, MaskedTask, embedding_label_delta,
+                                                    intervention_effects, label_logprob_delta,
+                                                    masked_prediction_delta)
+from neuroscribe.workers.rank.lm_scoring import continuation_logprob
 from tiny_models import capture_site, tiny_model_dir
 
 N_UNITS = 37  # intermediate size of every tiny model

@@ -6,16 +6,10 @@ import numpy as np
 import pytest
 
 from neuroscribe.errors import InvalidInput
-from neuroscribe.workers.rank.probing import (
-    PROBES,
-    agreement,
-    plot_accuracy_vs_k,
-    plot_agreement,
-    probe_curve,
-    random_order,
-    stratified_split,
-    t_interval,
-)
+from neuroscribe.workers.rank.agreement import agreement
+from neuroscribe.workers.rank.probing import PROBES, probe_curve, random_order, stratified_split
+from neuroscribe.workers.rank.probing_plots import plot_accuracy_vs_k, plot_agreement
+from neuroscribe.workers.stats import t_interval
 
 N, U = 160, 30
 

@@ -1,0 +1,103 @@
+"""The describe job's result folder, written by the embedded run and by the analyse stage alike.
+
+Result folder (DIR):
+    job.json               the job without its sentences (they are in sentences.jsonl)
+    descriptions.json      the DescribeResult: every unit's descriptors with f, base rate,
+                           enrichment, p (q), its exemplar rows and responses, consistency, reference
+    sentences.jsonl        per sentence: row, text, label, raw descriptors, vocabulary names (null: failed)
+    vocabulary.json/.csv   clusters (name, size, count, members) and noise descriptors
+    units.csv              one line per unit: layer, unit, descriptors, consistency, reference
+    consistency.csv        per-unit Jaccard between the halves (empty: no descriptor on either side)
+    evaluation.csv         K, precision@K, recall@K beside the paper's numbers (with labels)
+    descriptions.html      one section per unit (``report/`` holds its figures, each PNG with a CSV)
+    summary.txt
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable
+
+from neuroscribe.jobs import DescribeJob, DescribeResult
+from neuroscribe.service.artefacts import csv_text as _csv, summary_tail, write_json, write_text
+
+__all__ = ["write_describe_files", "format_describe_summary"]
+
+
+def _fmt(x) -> str:
+    return "" if x is None else f"{x:.6g}" if isinstance(x, float) else str(x)
+
+
+def format_describe_summary(result: DescribeResult, out: Path | None = None, timings: dict | None = None) -> str:
+    d, v = result.descriptors, result.vocabulary
+    lines = [f"neuroscribe describe: {result.provenance.model} on {result.dataset} ({result.n_sentences} sentences)",
+             f"  descriptors: {d.n_distinct_descriptors} distinct, {d.n_failed} failed generations"
+             + (f" ({', '.join(f'{k}: {n}' for k, n in sorted(d.failures.items()))})" if d.failures else ""),
+             f"  vocabulary: {v.n_names} names ({v.n_clusters} clusters, {v.n_noise} unclustered)",
+             f"  units: {result.n_described} of {result.n_units} described (k = {result.n_exemplars} exemplars, "
+             f"t = {result.threshold:g}%" + (f", FDR {result.fdr:g}" if result.fdr else "") + ")"]
+    c = result.consistency
+    if c is not None:
+        mean = "undefined" if c.mean is None else f"{c.mean:.3f}"
+        lines.append(f"  consistency: mean Jaccard {mean} over {c.n_defined} units ({c.n_both_empty} empty on both "
+                     f"halves, {c.n_one_side_empty} on one); paper 0.95")
+    e = result.evaluation
+    if e is not None:
+        pr = ", ".join(f"P@{k} {_pct(p)} R@{k} {_pct(r)}" for k, p, r in zip(e.ks, e.precision, e.recall))
+        lines.append(f"  evaluation vs labels ({e.n_units} units, recall over {e.n_recall_units}): {pr}; "
+                     "paper P@2 75% R@2 50%")
+        if e.baseline_sets:
+            base = ", ".join(f"P@{k} {_pct(p)} R@{k} {_pct(r)}"
+                             for k, p, r in zip(e.ks, e.baseline_precision, e.baseline_recall))
+            lines.append(f"  chance: {e.baseline_sets} random exemplar sets ({e.baseline_n_units} described): {base}")
+    lines += summary_tail(result.warnings, timings, out, "descriptions.html")
+    return "\n".join(lines)
+
+
+def _pct(x) -> str:
+    return "—" if x is None else f"{100 * x:.0f}%"
+
+
+def write_describe_files(tmp: Path, job: DescribeJob, descriptors, vocab, result: DescribeResult, out: Path | None,
+                         timings: dict | None, log: Callable[[str], None]) -> str:
+    """Every file of the result folder into ``tmp``; returns the summary."""
+    texts, labels = job.dataset.texts, job.dataset.labels
+    write_json(tmp / "job.json", job.model_dump(mode="json", exclude={"dataset": {"texts", "labels"}}))
+    write_text(tmp / "descriptions.json", result.model_dump_json(indent=1) + "\n")
+    rows = []
+    for i, text in enumerate(texts):
+        rows.append(json.dumps({"row": i, "text": text, "label": None if labels is None else labels[i],
+                                "descriptors": descriptors.descriptors[i], "names": vocab.sets[i]},
+                               ensure_ascii=False) + "\n")
+    write_text(tmp / "sentences.jsonl", "".join(rows))
+    vdict = vocab.vocabulary.to_dict(examples=10)
+    write_json(tmp / "vocabulary.json", vocab.vocabulary.to_dict(examples=10**9))
+    write_text(tmp / "vocabulary.csv", _csv(
+        ["name", "kind", "distinct_descriptors", "count", "members"],
+        [[c.name, "cluster", c.size, c.count, "; ".join(m for m, _ in c.members[:20])]
+         for c in vocab.vocabulary.clusters]
+        + [[d, "kept" if d in result.vocabulary.kept else "noise", 1, n, d] for d, n in vocab.vocabulary.noise]))
+    write_text(tmp / "units.csv", _csv(
+        ["layer", "unit", "n_descriptors", "descriptors", "consistency", "reference", "top_activation"],
+        [[u.layer, u.unit, len(u.descriptors), "; ".join(f"{d.descriptor} ({d.f:.0f}%)" for d in u.descriptors),
+          _fmt(u.consistency), "" if u.reference is None else "; ".join(u.reference), _fmt(u.activations[0])]
+         for u in result.units]))
+    if result.consistency is not None:
+        write_text(tmp / "consistency.csv", _csv(["layer", "unit", "jaccard"],
+                                                 [[u.layer, u.unit, _fmt(u.consistency)] for u in result.units]))
+    if result.evaluation is not None:
+        e = result.evaluation
+        write_text(tmp / "evaluation.csv", _csv(
+            ["k", "precision", "recall", "n_units", "n_recall_units", "random_sets_precision", "random_sets_recall",
+             "paper_precision", "paper_recall"],
+            [[k, _fmt(p), _fmt(r), e.n_units, e.n_recall_units, _fmt(bp), _fmt(br),
+              _fmt(e.paper_precision_at_2) if k == 2 else "", _fmt(e.paper_recall_at_2) if k == 2 else ""]
+             for k, p, r, bp, br in zip(e.ks, e.precision, e.recall, e.baseline_precision or (None,) * len(e.ks),
+                                        e.baseline_recall or (None,) * len(e.ks))]))
+    write_text(tmp / "summary.txt", format_describe_summary(result, None, timings) + "\n")  # no machine path
+    summary = format_describe_summary(result, out, timings)
+    from neuroscribe.service.describe.page import write_describe_page
+
+    write_describe_page(tmp, result, texts, labels, vdict)
+    return summary
