@@ -9,7 +9,7 @@ SWEEP_OUT ?= runs/sweep-demo
 DESCRIBE_OUT ?= runs/describe-amazon
 RANK_OUT ?= runs/rank-amazon
 
-.PHONY: setup demo sweep-demo describe-demo rank-demo test bench clean
+.PHONY: setup demo sweep-demo describe-demo rank-demo test test-unit bench clean
 
 setup: $(STAMP)
 
@@ -46,6 +46,10 @@ rank-demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# the unit tests alone (tests/unit mirrors the package), under a minute
+test-unit: $(STAMP)
+	$(PY) -m pytest -q tests/unit
 
 bench: $(STAMP)
 	$(PY) bench/bench_ap.py

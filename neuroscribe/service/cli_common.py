@@ -32,7 +32,7 @@ from pydantic import ValidationError
 
 from neuroscribe.errors import InvalidInput, NeuroscribeError
 
-__all__ = ["doc", "fail", "validation_message", "validation_field", "user_errors", "as_field", "flag_for",
+__all__ = ["run_options", "apply_options", "doc", "fail", "validation_message", "validation_field", "user_errors", "as_field", "flag_for",
            "error_line", "parse_layers", "silence_libraries", "MODEL_FIELDS"]
 
 FieldTable = Mapping[str, Union[str, tuple[str, ...]]]
@@ -226,3 +226,30 @@ def silence_libraries() -> None:
     huggingface_hub.utils.disable_progress_bars()
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
+
+
+def run_options(seed_help: str) -> list:
+    """The options every job kind's command ends with: how the subject model runs, the seed, and
+    whether model repositories may run their own code."""
+    from neuroscribe.jobs import SubjectModelSpec
+
+    return [
+        click.option("--batch-size", type=int, default=32, show_default=True, help=doc(SubjectModelSpec, "batch_size")),
+        click.option("--max-length", type=int, default=128, show_default=True,
+                     help=doc(SubjectModelSpec, "max_length")),
+        click.option("--device", default="auto", show_default=True, help=doc(SubjectModelSpec, "device")),
+        click.option("--seed", type=int, default=0, show_default=True, help=seed_help),
+        click.option("--trust-remote-code", is_flag=True,
+                     help="Allow model repositories to run their own code (off by default)."),
+    ]
+
+
+def apply_options(options: list):
+    """A decorator adding ``options`` (click.option decorators) in their listed order."""
+
+    def decorate(f):
+        for option in reversed(options):
+            f = option(f)
+        return f
+
+    return decorate

@@ -10,7 +10,7 @@ import click
 from neuroscribe.jobs.describe import VocabularySpec
 from neuroscribe.errors import InvalidInput
 from neuroscribe.jobs import DescribeJob, GeneratorSpec, Pooling, SubjectModelSpec
-from neuroscribe.service.cli_common import MODEL_FIELDS, as_field, doc as _doc, parse_layers, silence_libraries, user_errors
+from neuroscribe.service.cli_common import apply_options, run_options, MODEL_FIELDS, as_field, doc as _doc, parse_layers, silence_libraries, user_errors
 from neuroscribe.service.cli_service import submit_and_print, submit_options
 from neuroscribe.settings import Settings
 
@@ -85,18 +85,11 @@ _OPTIONS = [
     click.option("--generator", default="transformers:smollm2", show_default=True, metavar="SPEC",
                  help="LLM that writes the descriptors: BACKEND[:MODEL][@BASE_URL] (transformers, vllm, openai, fake)."),
     click.option("--gen-batch-size", type=int, default=16, show_default=True, help=_doc(GeneratorSpec, "batch_size")),
-    click.option("--batch-size", type=int, default=32, show_default=True, help=_doc(SubjectModelSpec, "batch_size")),
-    click.option("--max-length", type=int, default=128, show_default=True, help=_doc(SubjectModelSpec, "max_length")),
-    click.option("--device", default="auto", show_default=True, help=_doc(SubjectModelSpec, "device")),
-    click.option("--seed", type=int, default=0, show_default=True, help="Seed for generation and the split."),
-    click.option("--trust-remote-code", is_flag=True, help="Allow model repositories to run their own code."),
+    *run_options("Seed for generation and the split."),
 ]
 
 
-def describe_job_options(f):
-    for option in reversed(_OPTIONS):
-        f = option(f)
-    return f
+describe_job_options = apply_options(_OPTIONS)  # shared by the command and its `submit` twin
 
 
 def build_describe_job(*, model, revision, dataset, text_col, label_col, label_names, label_word_match, layers, site,

@@ -11,8 +11,8 @@ from pydantic import ValidationError
 from neuroscribe.errors import InvalidInput
 from neuroscribe.jobs import ConceptSpec, ExpertsJob, GeneratorSpec, Pooling, SamplingSpec, SubjectModelSpec
 from neuroscribe.jobs.experts_suite import AlignmentSpec, CausalSpec, PairSpec, StabilitySpec, SweepTarget
-from neuroscribe.service.cli_common import (MODEL_FIELDS, as_field, doc as _doc, parse_layers, silence_libraries,
-                                            user_errors, validation_message)
+from neuroscribe.service.cli_common import (MODEL_FIELDS, apply_options, as_field, doc as _doc, parse_layers,
+                                            run_options, silence_libraries, user_errors, validation_message)
 from neuroscribe.service.cli_service import submit_and_print, submit_options
 from neuroscribe.settings import Settings
 
@@ -84,19 +84,11 @@ _EXPERTS_JOB_OPTIONS = [
     click.option("--max-new-tokens", type=int, default=None, help=_doc(SamplingSpec, "max_new_tokens") + " [default: 320]"),
     click.option("--rounds", "max_rounds", type=int, default=4, show_default=True, help=_doc(ExpertsJob, "max_rounds")),
     click.option("--gen-batch-size", type=int, default=16, show_default=True, help=_doc(GeneratorSpec, "batch_size")),
-    click.option("--batch-size", type=int, default=32, show_default=True, help=_doc(SubjectModelSpec, "batch_size")),
-    click.option("--max-length", type=int, default=128, show_default=True, help=_doc(SubjectModelSpec, "max_length")),
-    click.option("--device", default="auto", show_default=True, help=_doc(SubjectModelSpec, "device")),
-    click.option("--seed", type=int, default=0, show_default=True, help="Seed for generation and every random choice."),
-    click.option("--trust-remote-code", is_flag=True, help="Allow model repositories to run their own code (off by default)."),
+    *run_options("Seed for generation and every random choice."),
 ]
 
 
-def experts_job_options(f):
-    """The options that describe an experts job (shared by ``experts`` and ``submit experts``)."""
-    for option in reversed(_EXPERTS_JOB_OPTIONS):
-        f = option(f)
-    return f
+experts_job_options = apply_options(_EXPERTS_JOB_OPTIONS)  # shared by the command and its `submit` twin
 
 
 def sweep_from_options(models: tuple[str, ...], revisions: tuple[str, ...], random_init: bool):

@@ -9,7 +9,7 @@ import click
 
 from neuroscribe.errors import InvalidInput
 from neuroscribe.jobs import Pooling, RankJob, SubjectModelSpec
-from neuroscribe.service.cli_common import MODEL_FIELDS, as_field, doc as _doc, silence_libraries, user_errors
+from neuroscribe.service.cli_common import apply_options, run_options, MODEL_FIELDS, as_field, doc as _doc, silence_libraries, user_errors
 from neuroscribe.service.cli_service import submit_and_print, submit_options
 from neuroscribe.settings import Settings
 from neuroscribe.jobs.rank import METHODS, InterventionSpec, ProbingSpec
@@ -87,18 +87,11 @@ _OPTIONS = [
     click.option("--label-text", "label_texts", multiple=True, metavar="LABEL=TEXT",
                  help="Sentence encoders: a description per label for the zero-shot choice, e.g. "
                       "'1=A positive review.' [default for labels 0/1: a positive / negative review]."),
-    click.option("--batch-size", type=int, default=32, show_default=True, help=_doc(SubjectModelSpec, "batch_size")),
-    click.option("--max-length", type=int, default=128, show_default=True, help=_doc(SubjectModelSpec, "max_length")),
-    click.option("--device", default="auto", show_default=True, help=_doc(SubjectModelSpec, "device")),
-    click.option("--seed", type=int, default=0, show_default=True, help="Seed for splits, random-k and draws."),
-    click.option("--trust-remote-code", is_flag=True, help="Allow model repositories to run their own code."),
+    *run_options("Seed for splits, random-k and draws."),
 ]
 
 
-def rank_job_options(f):
-    for option in reversed(_OPTIONS):
-        f = option(f)
-    return f
+rank_job_options = apply_options(_OPTIONS)  # shared by the command and its `submit` twin
 
 
 def build_rank_job(*, model, revision, dataset, text_col, label_col, word_col, layer, ks, methods, site, pooling,
