@@ -61,21 +61,24 @@ class SamplingSpec(Frozen):
     seed: int = Field(0, ge=0, description="Random seed of the request.")
 
 
-GeneratorBackend = Literal["transformers", "vllm", "openai", "fake"]
+GeneratorBackend = Literal["llamacpp", "transformers", "vllm", "openai", "fake"]
 
 
 class GeneratorSpec(Frozen):
     """Which LLM writes sentences, and how.
 
-    String form (``--generator``): ``BACKEND[:MODEL][@BASE_URL]``, e.g. ``transformers:smollm2``
-    (the packaged default), ``vllm:meta-llama/Llama-3.1-8B-Instruct``,
+    String form (``--generator``): ``BACKEND[:MODEL][@BASE_URL]``, e.g. ``llamacpp:smollm2`` or
+    ``transformers:smollm2`` (the packaged GGUF: llama.cpp is the default, see bench/bench_generate.py),
+    ``vllm:meta-llama/Llama-3.1-8B-Instruct``,
     ``openai:my-model@http://127.0.0.1:8000/v1``, ``fake``.
     """
 
-    backend: GeneratorBackend = Field("transformers", description="LLM backend.")
+    backend: GeneratorBackend = Field("llamacpp", description="LLM backend.")
     model: str = Field("smollm2", min_length=1, description="Model id, local path or packaged alias (smollm2).")
     base_url: str | None = Field(None, description="Base URL of an OpenAI-compatible server (openai backend).")
     batch_size: int = Field(16, ge=1, le=4096, description="Requests generated together.")
+    threads: int | None = Field(None, ge=1, le=1024, description="CPU threads of the llamacpp backend (default: every "
+                                                                 "core).")
     sampling: SamplingSpec = Field(default_factory=SamplingSpec, description="Default sampling settings.")
     trust_remote_code: bool = Field(False, description="Allow model repositories to run their own code.")
 

@@ -30,10 +30,11 @@ def responses_cache(settings: Settings) -> Path:
 
 def make_generator(spec: GeneratorSpec, settings: Settings, *, cached: bool = True):
     """The LLM backend ``spec`` names; finished generations cached under the cache directory (saved
-    after every batch, so an interrupted run resumes where it stopped)."""
-    from neuroscribe.workers.generate import CachedBackend, make_backend
+    after every batch, so an interrupted run resumes where it stopped). The model is loaded at the
+    first request the cache cannot answer: a run served from the cache loads none."""
+    from neuroscribe.workers.generate import CachedBackend, make_lazy_backend
 
-    backend = make_backend(spec, api_key=settings.llm_api_key)
+    backend = make_lazy_backend(spec, api_key=settings.llm_api_key)
     if not cached:
         return backend
     return CachedBackend(backend, Path(settings.cache_dir) / "generations", chunk_size=spec.batch_size)

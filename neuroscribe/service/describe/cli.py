@@ -26,7 +26,7 @@ DESCRIBE_FIELDS = {
     "top_k_percent": "top_percent",
     "vocabulary.min_cluster_size": "min_cluster_size", "vocabulary.min_samples": "min_samples",
     "vocabulary.selection": "cluster_selection", "vocabulary.reduce_to": "reduce_to",
-    "generator.*": "generator", "generator.batch_size": "gen_batch_size",
+    "generator.*": "generator", "generator.batch_size": "gen_batch_size", "generator.threads": "gen_threads",
 }
 
 
@@ -82,9 +82,12 @@ _OPTIONS = [
     click.option("--consistency/--no-consistency", default=True, show_default=True,
                  help=_doc(DescribeJob, "consistency")),
     click.option("--k", "ks", type=int, multiple=True, help="K of precision@K / recall@K (repeatable) [default: 1 2 3]."),
-    click.option("--generator", default="transformers:smollm2", show_default=True, metavar="SPEC",
-                 help="LLM that writes the descriptors: BACKEND[:MODEL][@BASE_URL] (transformers, vllm, openai, fake)."),
+    click.option("--generator", default="llamacpp:smollm2", show_default=True, metavar="SPEC",
+                 help="LLM that writes the descriptors: BACKEND[:MODEL][@BASE_URL] (llamacpp, transformers, vllm, "
+                      "openai, fake)."),
     click.option("--gen-batch-size", type=int, default=16, show_default=True, help=_doc(GeneratorSpec, "batch_size")),
+    click.option("--gen-threads", type=int, default=None, metavar="N",
+                 help=_doc(GeneratorSpec, "threads") + " Above this machine's cores is an error."),
     *run_options("Seed for generation and the split."),
 ]
 
@@ -95,7 +98,7 @@ describe_job_options = apply_options(_OPTIONS)  # shared by the command and its 
 def build_describe_job(*, model, revision, dataset, text_col, label_col, label_names, label_word_match, layers, site,
                        pooling,
                        top_percent, threshold, fdr, fdr_family, min_cluster_size, min_samples, cluster_selection, reduce_to,
-                       consistency, ks, generator, gen_batch_size, batch_size, max_length, device, seed,
+                       consistency, ks, generator, gen_batch_size, gen_threads=None, batch_size, max_length, device, seed,
                        trust_remote_code) -> DescribeJob:
     """The ``DescribeJob`` of the command line; every error names its field, before any model runs.
     ``text_col`` / ``label_col``: None when not given (a .txt file or 'amazon' takes neither)."""
@@ -108,7 +111,8 @@ def build_describe_job(*, model, revision, dataset, text_col, label_col, label_n
     subject = dict(name=model, revision=revision, site=site, pooling=pooling, layers=parse_layers(layers),
                    batch_size=batch_size, max_length=max_length, device=device, trust_remote_code=trust_remote_code)
     with as_field("generator"):
-        gen = GeneratorSpec.from_string(generator, batch_size=gen_batch_size) if generator else GeneratorSpec()
+        gen = (GeneratorSpec.from_string(generator, batch_size=gen_batch_size, threads=gen_threads) if generator
+               else GeneratorSpec())
     vocab = dict(min_cluster_size=min_cluster_size, min_samples=min_samples, selection=cluster_selection,
                  reduce_to=reduce_to)
     extra = {"ks": tuple(ks)} if ks else {}

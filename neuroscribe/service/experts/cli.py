@@ -24,7 +24,7 @@ EXPERTS_FIELDS = {
     **MODEL_FIELDS, "model": "models", "model.name": "models", "model.revision": "revisions",
     "revision": "revisions", "layers": "layers",
     "concept": "concepts", "concepts.*": "concepts", "sentences": "sentences_file", "sentences.*": "sentences_file",
-    "generator.*": "generator", "generator.batch_size": "gen_batch_size",
+    "generator.*": "generator", "generator.batch_size": "gen_batch_size", "generator.threads": "gen_threads",
     "generator.sampling.temperature": "temperature", "generator.sampling.max_new_tokens": "max_new_tokens",
     "generator.trust_remote_code": "trust_remote_code",
     "stability.folds": "folds", "stability.taus": "stability_taus", "stability.repeats": "stability_repeats",
@@ -77,13 +77,15 @@ _EXPERTS_JOB_OPTIONS = [
                   help="Causal check (decoder models): fix each concept's experts to their median positive "
                        "response; change in log P(concept word) against as many random units."),
     click.option("--causal-random", type=int, default=10, show_default=True, help=_doc(CausalSpec, "n_random")),
-    click.option("--generator", "generator", default="transformers:smollm2", show_default=True, metavar="SPEC",
-                  help="LLM that writes the sentences: BACKEND[:MODEL][@BASE_URL], backends transformers, vllm, "
-                       "openai (an OpenAI-compatible server such as `vllm serve`), fake."),
+    click.option("--generator", "generator", default="llamacpp:smollm2", show_default=True, metavar="SPEC",
+                  help="LLM that writes the sentences: BACKEND[:MODEL][@BASE_URL], backends llamacpp (GGUF files, "
+                       "CPU), transformers, vllm, openai (an OpenAI-compatible server such as `vllm serve`), fake."),
     click.option("--temperature", type=float, default=None, help=_doc(SamplingSpec, "temperature") + " [default: 0.4]"),
     click.option("--max-new-tokens", type=int, default=None, help=_doc(SamplingSpec, "max_new_tokens") + " [default: 320]"),
     click.option("--rounds", "max_rounds", type=int, default=4, show_default=True, help=_doc(ExpertsJob, "max_rounds")),
     click.option("--gen-batch-size", type=int, default=16, show_default=True, help=_doc(GeneratorSpec, "batch_size")),
+    click.option("--gen-threads", type=int, default=None, metavar="N",
+                 help=_doc(GeneratorSpec, "threads") + " Above this machine's cores is an error."),
     *run_options("Seed for generation and every random choice."),
 ]
 
@@ -124,7 +126,7 @@ def _alignment_spec(align: bool, word_pairs_file: Path | None, men_concepts: int
                          pairs=tuple(PairSpec(word1=p.word1, word2=p.word2, score=p.score) for p in pairs))
 
 
-def build_experts_job(*, concepts, sentences_file, generator, temperature, max_new_tokens, gen_batch_size,
+def build_experts_job(*, concepts, sentences_file, generator, temperature, max_new_tokens, gen_batch_size, gen_threads=None,
                       trust_remote_code, models, revisions, random_init=False, site, pooling, layers, batch_size,
                       max_length, device, stability=True, folds=3, stability_taus=(), stability_repeats=5,
                       align=False, word_pairs_file=None, men_concepts=None, causal=False, causal_random=10,
@@ -169,7 +171,8 @@ def build_experts_job(*, concepts, sentences_file, generator, temperature, max_n
     sampling = {k: v for k, v in {"temperature": temperature, "max_new_tokens": max_new_tokens}.items() if v is not None}
     with as_field("generator"):  # its errors as generator.batch_size, generator.sampling.temperature...
         gen = GeneratorSpec() if sentences is not None else GeneratorSpec.from_string(
-            generator, batch_size=gen_batch_size, trust_remote_code=trust_remote_code, sampling=sampling,
+            generator, batch_size=gen_batch_size, threads=gen_threads, trust_remote_code=trust_remote_code,
+            sampling=sampling,
         )
     # the specs as dicts: the job validates them, so an error names its path (model.batch_size, stability.folds)
     subject = dict(name=model, revision=revision, site=site, pooling=pooling, layers=parse_layers(layers),
@@ -194,7 +197,7 @@ def register(cli: click.Group, submit: click.Group) -> None:
     @user_errors(fields=EXPERTS_FIELDS)
     def experts_cmd(models, revisions, random_init, concepts, sentences_file, tau, layers, site, pooling, n_pos, n_neg,
                     top_n, stability, folds, stability_taus, stability_repeats, align, word_pairs_file, men_concepts,
-                    causal, causal_random, generator, temperature, max_new_tokens, max_rounds, gen_batch_size,
+                    causal, causal_random, generator, temperature, max_new_tokens, max_rounds, gen_batch_size, gen_threads,
                     batch_size, max_length, device, seed, trust_remote_code, cache_dir, out, force, quiet):
         """Find the expert neurons of concepts: units whose response separates sentences about a
         concept from sentences without it with average precision >= tau.
@@ -212,7 +215,7 @@ def register(cli: click.Group, submit: click.Group) -> None:
             stability_repeats=stability_repeats, align=align, word_pairs_file=word_pairs_file,
             men_concepts=men_concepts, causal=causal, causal_random=causal_random,
             generator=generator, temperature=temperature, max_new_tokens=max_new_tokens, max_rounds=max_rounds,
-            gen_batch_size=gen_batch_size, batch_size=batch_size, max_length=max_length, device=device,
+            gen_batch_size=gen_batch_size, gen_threads=gen_threads, batch_size=batch_size, max_length=max_length, device=device,
             seed=seed, trust_remote_code=trust_remote_code,
         )
         run_experts_job(job, out, force=force, progress=not quiet, settings=Settings.from_env(cache_dir=cache_dir))

@@ -24,12 +24,16 @@ from neuroscribe.jobs import GeneratorSpec
 from neuroscribe.workers.generate.base import Generation, GenerationRequest, LLMBackend
 from neuroscribe.workers.generate.cached import CachedBackend
 from neuroscribe.workers.generate.fake import FakeBackend
+from neuroscribe.workers.generate.lazy import LazyBackend
 
 __all__ = [
     "GenerationRequest",
     "Generation",
     "LLMBackend",
     "make_backend",
+    "make_lazy_backend",
+    "describe_backend",
+    "LazyBackend",
     "register_backend",
     "known_backends",
     "FakeBackend",
@@ -50,10 +54,14 @@ def _lazy(module: str, cls: str, *options: str) -> BackendFactory:
 
 _REGISTRY: dict[str, BackendFactory] = {
     "transformers": _lazy("transformers_backend", "TransformersBackend"),
+    "llamacpp": _lazy("llamacpp_backend", "LlamaCppBackend"),
     "vllm": _lazy("vllm_backend", "VLLMBackend"),
     "openai": _lazy("openai_compat", "OpenAIBackend", "api_key"),
     "fake": lambda spec, **_: FakeBackend(),
 }
+
+
+_BUILTIN = dict(_REGISTRY)
 
 
 def register_backend(name: str, factory: BackendFactory) -> None:
@@ -73,3 +81,29 @@ def make_backend(spec: GeneratorSpec, *, api_key: str | None = None) -> LLMBacke
     if factory is None:
         raise InvalidInput("generator", f"unknown backend {spec.backend!r}; known: {', '.join(known_backends())}")
     return factory(spec, api_key=api_key)
+
+
+# backends whose provenance is known without loading the model: (module, function)
+_DESCRIBE: dict[str, tuple[str, str]] = {
+    "transformers": ("transformers_backend", "describe_info"),
+    "llamacpp": ("llamacpp_backend", "describe_info"),
+}
+
+
+def describe_backend(spec: GeneratorSpec) -> dict | None:
+    """The ``info`` the backend ``spec`` names will have, without loading it (None: not knowable
+    before loading, for this backend). Raises ``InvalidInput`` for a spec that cannot load."""
+    entry = _DESCRIBE.get(spec.backend)
+    if entry is None or _REGISTRY.get(spec.backend) is not _BUILTIN.get(spec.backend):
+        return None  # unknown here, or replaced by register_backend: its info is its own
+    module, fn = entry
+    return getattr(importlib.import_module(f"{__name__}.{module}"), fn)(spec)
+
+
+def make_lazy_backend(spec: GeneratorSpec, *, api_key: str | None = None) -> LLMBackend:
+    """``make_backend``, deferred to the first request when the backend can describe itself
+    beforehand (a run whose generations are all cached then loads no model)."""
+    info = describe_backend(spec)
+    if info is None:
+        return make_backend(spec, api_key=api_key)
+    return LazyBackend(info, lambda: make_backend(spec, api_key=api_key))

@@ -21,14 +21,14 @@ import transformers
 from tqdm.auto import tqdm
 from transformers import LogitsProcessorList
 
-from neuroscribe.errors import GenerationError, InvalidInput
+from neuroscribe.errors import GenerationError, InvalidInput, ModelNotFound
 from neuroscribe.jobs import GeneratorSpec
 
 from neuroscribe.workers.generate.base import Generation, GenerationRequest, plan_batches, render_chat
 from neuroscribe.workers.generate.hf_loading import load_tokenizer_and_model, resolve_source
 from neuroscribe.workers.generate.row_sampler import RowSampler
 
-__all__ = ["TransformersBackend", "pick_device"]
+__all__ = ["TransformersBackend", "pick_device", "describe_info"]
 
 
 def pick_device(device: str | None = None) -> torch.device:
@@ -41,6 +41,42 @@ def _default_dtype(device: torch.device) -> torch.dtype:
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.float32
+
+
+def _has_chat_template(src, trust_remote_code: bool) -> bool:
+    """Whether the tokenizer ``src`` loads with has a chat template, without loading the weights (a
+    GGUF file's metadata, else the tokenizer alone)."""
+    if src.gguf_file and src.path is not None:
+        from neuroscribe.workers.generate.llamacpp_backend import gguf_chat_template
+
+        return gguf_chat_template(src.path / src.gguf_file) is not None
+    from transformers import AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(src.load_from, **src.pretrained_kwargs(trust_remote_code))
+    except (OSError, ValueError) as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+        raise ModelNotFound("generator", f"cannot load {src.model_id!r}: {first}") from e
+    return bool(getattr(tok, "chat_template", None))
+
+
+def describe_info(spec: GeneratorSpec, *, device: str | None = "auto") -> dict:
+    """The ``info`` a ``TransformersBackend(spec)`` will have, without loading its weights. A Hub id
+    that is not in the local cache cannot be described (None: it is loaded at once instead)."""
+    src = resolve_source(spec.model)
+    if src.path is None:
+        return None
+    dev = pick_device(device)
+    return {
+        "backend": "transformers",
+        "model": src.model_id,
+        "revision": src.revision,
+        "weight_sha256": src.weight_sha256,
+        "dtype": str(_default_dtype(dev)).removeprefix("torch."),
+        "device": dev.type,
+        "chat_template": _has_chat_template(src, spec.trust_remote_code),
+        "transformers_version": transformers.__version__,
+    }
 
 
 class TransformersBackend:

@@ -133,10 +133,10 @@ def test_plan_batches_groups_by_sampling_and_sorts_by_length():
 
 def test_missing_model_is_model_not_found(tmp_path):
     with pytest.raises(ModelNotFound):
-        make_backend(GeneratorSpec(model=str(tmp_path / "nope")))
+        make_backend(GeneratorSpec(backend="transformers", model=str(tmp_path / "nope")))
     (tmp_path / "empty").mkdir()
     with pytest.raises(ModelNotFound):
-        make_backend(GeneratorSpec(model=str(tmp_path / "empty")))
+        make_backend(GeneratorSpec(backend="transformers", model=str(tmp_path / "empty")))
 
 
 @pytest.mark.slow
