@@ -59,6 +59,7 @@ bench: $(STAMP)
 	$(PY) bench/bench_exemplars.py
 	$(PY) bench/bench_vocabulary.py
 	$(PY) bench/bench_gaussian.py
+	$(PY) bench/bench_generate.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .hypothesis

@@ -33,7 +33,7 @@ def run_describe_job(job: DescribeJob, out: str | Path, *, force: bool = False, 
     # site, layers, pooling from the config and tokenizer: before any weights, generation or forward pass
     check_describe_subject(job, runtime.peek_subject(spec))
     if backend is None:
-        log(f"loading generator {job.generator.backend}:{job.generator.model}")
+        log(f"generator {job.generator.backend}:{job.generator.model} (loaded at the first request the cache cannot answer)")
         backend = runtime.make_generator(job.generator, settings)
     n = len(job.dataset.texts)
     log(f"writing descriptors of {n} sentences")

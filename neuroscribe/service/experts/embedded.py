@@ -47,7 +47,7 @@ def run_experts_job(
 
     responses_cache = runtime.responses_cache(settings)
     if job.sentences is None and backend is None:
-        log(f"loading generator {job.generator.backend}:{job.generator.model}")
+        log(f"generator {job.generator.backend}:{job.generator.model} (loaded at the first request the cache cannot answer)")
         backend = runtime.make_generator(job.generator, settings)
     log("writing sentences" if job.sentences is None else f"using {len(job.sentences)} given sentences")
     sentences = sentences_stage(job, backend, progress=progress)
