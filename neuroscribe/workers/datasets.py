@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from neuroscribe.errors import InvalidInput
+from neuroscribe.workers.textfiles import read_lines
 
 __all__ = ["Dataset", "load_dataset", "check_dataset_file", "FORMATS"]
 
@@ -117,7 +118,7 @@ def load_dataset(path: str | Path, *, text_col: str | None = None, label_col: st
                                           "'TEXT<TAB>LABEL' for a labelled one; no columns); remove it")
     text_col = "text" if text_col is None else text_col
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = read_lines(path)
     except (OSError, UnicodeDecodeError) as e:
         raise InvalidInput("dataset", f"cannot read {path}: {e}") from None
     if not any(line.strip() for line in lines):

@@ -32,6 +32,7 @@ from neuroscribe.service.describe.sections import (
 )
 from neuroscribe.service.report.folder import read_result, replace_page
 from neuroscribe.service.report.html import esc, render_document, render_section, render_sections, warnings_block
+from neuroscribe.workers.textfiles import read_lines
 
 __all__ = ["write_describe_page", "rebuild_describe_page", "DESCRIPTIONS_HTML", "REPORT_DIR",
            "PAGE_VOCABULARY_EXAMPLES"]
@@ -109,7 +110,7 @@ def rebuild_describe_page(result_dir: str | Path) -> Path:
 def _read_sentences(path: Path) -> tuple[list[str], list[str] | None]:
     """Texts and labels by row (labels ``None`` when no sentence has one, as in a job without labels)."""
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = read_lines(path)
     except OSError as e:
         raise InvalidInput("DIR", f"cannot read {path}: {e.strerror or e}") from None
     by_row: dict[int, tuple[str, object]] = {}

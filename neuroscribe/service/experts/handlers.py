@@ -30,6 +30,7 @@ from neuroscribe.service.artefacts import atomic_output_dir, write_json, write_t
 from neuroscribe.service.executor import StageContext
 from neuroscribe.service.experts.files import write_result_files
 from neuroscribe.service.experts.suite import check_subject, check_suite, needs_subject_for_suite, run_suite
+from neuroscribe.workers.textfiles import read_lines
 
 __all__ = ["HANDLERS", "generate", "activate", "analyse"]
 
@@ -62,7 +63,7 @@ def _sentences(ctx: StageContext):
     folder = ctx.artefacts / STAGE_DIR
     try:
         records = [SentenceRecord.model_validate_json(line)
-                   for line in (folder / "sentences.jsonl").read_text(encoding="utf-8").splitlines() if line]
+                   for line in read_lines(folder / "sentences.jsonl") if line]
         meta = json.loads((folder / "sentences_meta.json").read_text(encoding="utf-8"))
     except FileNotFoundError as e:
         raise RuntimeError(f"the generate stage's files are missing: {e.filename}") from None

@@ -22,6 +22,7 @@ import numpy as np
 
 from neuroscribe.errors import InvalidInput
 from neuroscribe.workers.experts.overlap import jaccard_matrix
+from neuroscribe.workers.textfiles import split_lines
 
 __all__ = [
     "WordPair", "Skipped", "AlignmentResult", "load_word_pairs", "pairs_among", "cosine_similarity_matrix",
@@ -77,7 +78,7 @@ def load_word_pairs(path: str | Path | None = None) -> list[WordPair]:
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidInput(where, f"cannot read the word-pair file: {exc}") from None
     pairs, header_possible = [], True
-    for lineno, line in enumerate(text.splitlines(), 1):
+    for lineno, line in enumerate(split_lines(text), 1):
         fields = line.split()
         if not fields or fields[0].startswith("#"):
             continue

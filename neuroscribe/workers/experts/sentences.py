@@ -23,6 +23,7 @@ from neuroscribe.jobs import SamplingSpec, SentenceRecord
 from neuroscribe.prompts import POLARITIES, PROMPT_VERSION, STYLES, build_concept_messages, parse_list
 from neuroscribe.workers.generate import GenerationRequest
 from neuroscribe.workers.experts.sentence_filters import mentions_concept, normalise, word_count
+from neuroscribe.workers.textfiles import read_lines
 
 __all__ = [
     "SentenceSet",
@@ -227,7 +228,7 @@ def load_sentences_jsonl(path: str | Path) -> list[SentenceRecord]:
     """
     p = Path(path)
     try:
-        lines = p.read_text(encoding="utf-8-sig").splitlines()
+        lines = read_lines(p, encoding="utf-8-sig")
     except FileNotFoundError:
         raise InvalidInput("sentences", f"file not found: {p}") from None
     except (OSError, UnicodeDecodeError) as e:

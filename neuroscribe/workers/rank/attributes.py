@@ -50,6 +50,7 @@ from neuroscribe.workers.activations.loading import SubjectModel
 from neuroscribe.workers.activations.pooling import check_pooling
 from neuroscribe.workers.activations.sites import get_site
 from neuroscribe.workers.datasets import FORMATS, check_dataset_file, load_dataset
+from neuroscribe.workers.textfiles import read_lines
 
 __all__ = ["PACKAGED_ATTRIBUTES", "load_attribute_data", "attribute_responses", "word_spans",
            "first_token_positions"]
@@ -65,7 +66,7 @@ _SPEC_FIELDS = tuple(AttributeDataSpec.model_fields)
 def _word_column(path: Path, word_col: str) -> list[tuple[str, object]]:
     """``(where, raw value)`` of ``word_col`` per row, in the rows' order as ``load_dataset`` reads them."""
     suffix = path.suffix.lower()
-    lines = path.read_text(encoding="utf-8").splitlines()
+    lines = read_lines(path)
     out: list[tuple[str, object]] = []
     if suffix == ".jsonl":
         for i, line in enumerate(lines, 1):
