@@ -4,8 +4,10 @@ its model and generator, and what a ``DescribeResult`` reports.
 Specs (inside ``DescribeJob``): ``DatasetSpec`` (the sentences travel inside the job, so a job
 submitted over HTTP needs no shared file system), ``VocabularySpec``.
 Reports (inside ``DescribeResult``): ``DescriptorReport``, ``VocabularyReport``, ``UnitReport``,
-``ConsistencyReport``, ``EvaluationReport``. Frozen pydantic models that cross process boundaries
-as JSON; an undefined statistic (NaN) is written as ``null``.
+``ValidityReport`` (firing, valid exemplars, duplicates, hub sentences), ``ConsistencyReport``,
+``EvaluationReport``. Frozen pydantic models that cross process boundaries as JSON; an undefined
+statistic (NaN) is written as ``null``. Fields added later have defaults, so an older result
+still parses.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ from pydantic import Field, field_validator, model_validator
 from neuroscribe.jobs.common import (SCHEMA_VERSION, Frozen, GeneratorSpec, JobBase, Pooling, Provenance, SamplingSpec,
                                      SubjectModelSpec)
 
-__all__ = ["DescribeJob", "DescribeResult", 
+__all__ = ["DescribeJob", "DescribeResult",
     "DatasetSpec", "VocabularySpec", "DescriptorReport", "VocabularyReport", "AssignedDescriptor", "UnitReport",
-    "ConsistencyReport", "EvaluationReport", "PAPER_P_AT_2", "PAPER_R_AT_2", "nan_to_none",
+    "UnitStatus", "HubSentence", "ValidityReport", "ConsistencyReport", "EvaluationReport", "PAPER_P_AT_2",
+    "PAPER_R_AT_2", "nan_to_none",
 ]
 
 # Mondal et al. 2024 (arXiv 2401.16731): BERT on Amazon reviews, judged by ChatGPT and annotators
@@ -131,15 +134,60 @@ class AssignedDescriptor(Frozen):
     q: float | None = Field(None, description="Benjamini-Hochberg adjusted p (when an FDR was asked).")
 
 
+UnitStatus = Literal["described", "no descriptor passed", "too few valid exemplars", "rare", "dead"]
+
+
 class UnitReport(Frozen):
     layer: int
     unit: int
     descriptors: tuple[AssignedDescriptor, ...] = Field(..., description="Assigned, best f first.")
-    exemplars: tuple[int, ...] = Field(..., description="Sentence rows of the top k%, best first.")
+    exemplars: tuple[int, ...] = Field(..., description="Sentence rows of the top k% distinct sentences, best first.")
     activations: tuple[float, ...] = Field(..., description="Their responses, same order.")
     n_failed: int = Field(0, description="Exemplars whose descriptor generation failed.")
     consistency: float | None = Field(None, description="Jaccard between the halves (None: empty on both).")
-    reference: tuple[str, ...] | None = Field(None, description="Reference label names (>= t% of exemplars).")
+    reference: tuple[str, ...] | None = Field(
+        None, description="Reference label names (>= t% of the exemplars the unit fires on).")
+    status: UnitStatus | None = Field(
+        None, description="described; no descriptor passed; too few valid exemplars; rare (fires on fewer sentences "
+                          "than a description needs); dead (fires on none). None: a result from before statuses.")
+    n_valid: int | None = Field(None, description="Valid exemplars: it fires on them and their descriptors are known "
+                                                   "(f's denominator).")
+    exemplar_counts: tuple[int, ...] = Field((), description="How often each exemplar's text occurs in the dataset.")
+    firing_threshold: float | None = Field(None, description="It fires on a sentence when its response is above this "
+                                                             "(None: never).")
+    n_firing: int | None = Field(None, description="Distinct sentences it fires on.")
+    firing_density: float | None = Field(None, description="Share of the distinct sentences it fires on.")
+    max_activation: float | None = Field(None, description="Largest response over the distinct sentences.")
+    quantiles: tuple[float | None, ...] = Field((), description="Response quantiles at ValidityReport.quantile_levels.")
+
+
+class HubSentence(Frozen):
+    row: int
+    text: str
+    n_units: int = Field(..., description="Units that have it among the exemplars they fire on.")
+
+
+class ValidityReport(Frozen):
+    """Which exemplars count (docs/methods.md#b3): distinct texts the unit fires on; how many units
+    fire, how many a description needs, and the sentences that are exemplars of many units."""
+
+    firing_rule: str = Field(..., description="When a unit fires on a sentence.")
+    quantile_levels: tuple[float, ...]
+    quantile_method: str
+    min_valid: int
+    min_valid_fraction: float
+    min_valid_exemplars: int = Field(..., description="Valid exemplars a description needs: max(min_valid, "
+                                                      "ceil(min_valid_fraction * k)).")
+    n_duplicates_collapsed: int = Field(..., description="Rows whose text came at an earlier row.")
+    n_firing: int = Field(..., description="Units that fire on at least one sentence.")
+    n_dead: int
+    n_rare: int
+    n_too_few_valid: int
+    n_no_descriptor: int
+    n_described: int
+    hub_share: float = 0.05
+    n_hub_sentences: int = Field(..., description="Sentences that are exemplars of >= hub_share of the units.")
+    hubs: tuple[HubSentence, ...] = Field((), description="The sentences that are exemplars of the most units.")
 
 
 class ConsistencyReport(Frozen):
@@ -198,6 +246,11 @@ class DescribeJob(JobBase):
     fdr: float | None = Field(None, gt=0.0, lt=1.0, description="Optional Benjamini-Hochberg FDR.")
     fdr_family: Literal["tested", "all"] = Field("tested", description="BH family: pairs with x >= 1, or all.")
     consistency: bool = Field(True, description="Split-half consistency (B.5).")
+    min_valid: int = Field(5, ge=1, description="Describe a unit only from at least this many valid exemplars "
+                                                "(distinct sentences it fires on, with known descriptors).")
+    min_valid_fraction: float = Field(0.5, ge=0.0, le=1.0,
+                                      description="Describe a unit only from at least this share of its k exemplars "
+                                                  "(valid ones).")
     ks: tuple[int, ...] = Field((1, 2, 3), min_length=1, description="K of precision@K / recall@K.")
 
     @field_validator("ks")
@@ -218,7 +271,8 @@ class DescribeResult(Frozen):
     layers: tuple[int, ...]
     units_per_layer: int
     top_k_percent: float
-    n_exemplars: int = Field(..., description="Exemplars per unit, k = ceil(n * top_k_percent / 100).")
+    n_exemplars: int = Field(..., description="Exemplars per unit, k = ceil(n * top_k_percent / 100), n the "
+                                              "distinct sentences.")
     threshold: float
     fdr: float | None = None
     fdr_family: str = "tested"
@@ -229,5 +283,6 @@ class DescribeResult(Frozen):
     units: tuple[UnitReport, ...] = Field(..., description="Every unit, layer by layer.")
     consistency: ConsistencyReport | None = None
     evaluation: EvaluationReport | None = Field(None, description="None when the dataset has no labels.")
+    validity: ValidityReport | None = Field(None, description="Firing and valid exemplars (None: an older result).")
     provenance: Provenance
     warnings: tuple[str, ...] = ()

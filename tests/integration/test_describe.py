@@ -1,6 +1,7 @@
 """The describe job end to end on tiny models: a planted "cat" unit gets the descriptor "cat"
-(f = 100%) and the reference label of its exemplars, the halves agree on it, the result folder
-holds what the README promises, and bad input fails before any model runs."""
+(f = 100%) and the reference label of its exemplars, the halves agree on it, a planted dead unit
+is reported and never described, a duplicated sentence is one exemplar, the result folder holds
+what the README promises, and bad input fails before any model runs."""
 
 import csv
 import json
@@ -18,19 +19,25 @@ from neuroscribe.workers.generate import FakeBackend
 from tiny_models import make_planted_neox, tiny_model_dir
 
 PLANTED = (0, 5)
+DEAD = (0, 7)  # its pre-activation is -10 on every token: GELU(-10) rounds to -0.0, so it never fires
 NOUNS = ["phone", "battery", "screen", "headset", "guitar", "bus"]
+ADVERBS = ["", "really ", "very ", "so ", "too ", "really really ", "very very ", "so so ", "too too ", "really very "]
+DUPLICATE = "the  cat is  very good ."  # row 0's text, spaced differently: the same sentence
 
 
 def _sentences():
-    """40 sentences: 10 about the cat (all positive), 30 about other things (mixed)."""
+    """81 rows, 80 distinct sentences: 20 about the cat (all positive), 60 about other things (mixed),
+    and row 0 again (with other whitespace) at the end."""
     out = []
-    for i in range(10):
-        out.append((f"the cat is {'very ' * (i % 3)}good .", "1"))
-    for i in range(30):
+    for i in range(20):
+        out.append((f"{['the', 'a', 'this', 'that', 'my'][i % 5]} cat is {['very', 'really', 'so', 'too'][i // 5]} "
+                    "good .", "1"))
+    for i in range(60):
         noun = NOUNS[i % len(NOUNS)]
         good = i % 2 == 0
-        out.append((f"my {noun} {'works' if good else 'broke'} {'really ' * (i % 4)}{'great' if good else 'bad'} .",
+        out.append((f"my {noun} {'works' if good else 'broke'} {ADVERBS[i // 6]}{'great' if good else 'bad'} .",
                     "1" if good else "0"))
+    out.append((DUPLICATE, "1"))
     return out
 
 
@@ -53,7 +60,17 @@ def _embed(words):
 
 @pytest.fixture(scope="module")
 def planted(tmp_path_factory):
-    return make_planted_neox(tmp_path_factory.mktemp("planted") / "m", word="cat", unit=PLANTED[1])
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    path = make_planted_neox(tmp_path_factory.mktemp("planted") / "m", word="cat", unit=PLANTED[1])
+    model = AutoModelForCausalLM.from_pretrained(path)
+    with torch.no_grad():
+        mlp = model.gpt_neox.layers[DEAD[0]].mlp.dense_h_to_4h
+        mlp.weight[DEAD[1]] = 0.0
+        mlp.bias[DEAD[1]] = -10.0
+    model.save_pretrained(path)
+    return path
 
 
 def _job(path, **kw):
@@ -82,18 +99,41 @@ def _unit(res, layer, unit):
 def test_planted_unit_described_by_its_word(run):
     job, res, _ = run
     u = _unit(res, *PLANTED)
-    assert res.n_exemplars == 10 and len(u.exemplars) == 10
-    assert set(u.exemplars) == set(range(10))  # exactly the cat sentences
+    assert res.n_exemplars == 20 and len(u.exemplars) == 20  # 25% of the 80 distinct sentences
+    assert set(u.exemplars) == set(range(20))  # exactly the cat sentences; row 80 repeats row 0
+    assert u.exemplar_counts[u.exemplars.index(0)] == 2 and sum(u.exemplar_counts) == 21
+    assert u.status == "described" and u.n_valid == 20 and u.n_firing == 20
+    assert u.firing_density == pytest.approx(20 / 80) and u.firing_threshold == 0.0 and u.max_activation > 10
     top = u.descriptors[0]
     assert top.descriptor in {"cat", "positive"} and top.f == 100.0
     cat = next(d for d in u.descriptors if d.descriptor == "cat")
-    assert (cat.count, cat.f, cat.base_rate) == (10, 100.0, 25.0) and cat.enrichment == pytest.approx(4.0)
+    assert (cat.count, cat.f, cat.base_rate) == (20, 100.0, 25.0) and cat.enrichment == pytest.approx(4.0)
     from scipy.stats import hypergeom
 
-    assert cat.p == pytest.approx(hypergeom.sf(9, 40, 10, 10), rel=1e-9)
+    assert cat.p == pytest.approx(hypergeom.sf(19, 80, 20, 20), rel=1e-9)  # population: the distinct sentences
     assert u.reference == ("positive",)  # every cat sentence is labelled 1 -> "positive"
     assert u.consistency == 1.0  # the same descriptors on both halves
     assert list(u.activations) == sorted(u.activations, reverse=True)
+
+
+def test_dead_unit_is_reported_never_described(run):
+    _, res, out = run
+    u = _unit(res, *DEAD)
+    assert u.status == "dead" and u.descriptors == () and u.n_firing == 0 and u.n_valid == 0
+    assert u.max_activation <= 0 and u.firing_density == 0.0 and u.consistency is None
+    v = res.validity
+    assert v.n_dead >= 1 and v.n_duplicates_collapsed == 1 and v.min_valid_exemplars == 10
+    assert v.n_firing + v.n_dead == res.n_units == v.n_dead + v.n_rare + v.n_too_few_valid + v.n_no_descriptor \
+        + v.n_described and v.n_described == res.n_described
+    assert [s.n_units for s in v.hubs] == sorted((s.n_units for s in v.hubs), reverse=True) and len(v.hubs) <= 10
+    assert all(s.text == res_text for s in v.hubs[:1] for res_text in [_sentences()[s.row][0]])
+    units = {(int(r["layer"]), int(r["unit"])): r for r in csv.DictReader((out / "units.csv").open())}
+    assert units[DEAD]["status"] == "dead" and units[PLANTED]["status"] == "described"
+    assert float(units[PLANTED]["firing_density"]) == 0.25
+    assert "units fire" in (out / "summary.txt").read_text() and "1 duplicate sentences collapsed" in \
+        (out / "summary.txt").read_text()
+    page = (out / "descriptions.html").read_text()
+    assert f'id="u{DEAD[0]}-{DEAD[1]}"><summary><b>0:7</b> <i>dead' in page
 
 
 def test_result_counts_and_evaluation_agree_with_units(run):
@@ -109,7 +149,7 @@ def test_result_counts_and_evaluation_agree_with_units(run):
     assert e.baseline_sets == 1000 and len(e.baseline_precision) == 3 and 0 <= e.baseline_n_units <= 1000
     assert all(p is None or 0 <= p <= 1 for p in e.baseline_precision + e.baseline_recall)
     c = res.consistency
-    assert c.n_calibration + c.n_validation == 40 and abs(c.n_calibration - c.n_validation) <= 1
+    assert c.n_calibration + c.n_validation == 81 and abs(c.n_calibration - c.n_validation) <= 1
     assert c.n_defined + c.n_both_empty == res.n_units and sum(c.histogram) == c.n_defined
     p = res.provenance
     assert p.prompt_version == "descriptors-v1" and p.generator["backend"] == "fake" and p.seed == 0
@@ -121,7 +161,7 @@ def test_result_folder(run):
     back = parse_result((out / "descriptions.json").read_text())
     assert isinstance(back, DescribeResult) and back == res
     rows = [json.loads(line) for line in (out / "sentences.jsonl").read_text().splitlines()]
-    assert len(rows) == 40 and rows[0]["names"] == ["cat", "positive"] and rows[0]["label"] == "1"
+    assert len(rows) == 81 and rows[0]["names"] == ["cat", "positive"] and rows[0]["label"] == "1"
     units = list(csv.DictReader((out / "units.csv").open()))
     assert len(units) == res.n_units and units[PLANTED[1]]["descriptors"].count("100%") == 2
     ev = list(csv.DictReader((out / "evaluation.csv").open()))

@@ -152,7 +152,7 @@ def test_describe_job_through_the_queues_equals_the_embedded_run(deployment, inp
                              min_samples=None, cluster_selection="leaf", reduce_to=None, consistency=True, ks=(),
                              generator="fake",
                              gen_batch_size=8, batch_size=8, max_length=32, device="cpu", seed=0,
-                             trust_remote_code=False)
+                             trust_remote_code=False, min_valid=2)  # k = 4 exemplars: the default 5 describes none
     embedded = run_describe_job(job, tmp_path / "embedded", progress=False, settings=Settings.build(cache_dir=tmp_path / "cache"),
                                 log=lambda _m: None)
     with Client(deployment["url"]) as c:

@@ -23,7 +23,7 @@ DESCRIBE_FIELDS = {
     "dataset.*": "dataset", "dataset.label_names": "label_names", "dataset.label_word_match": "label_word_match",
     # a label problem is the label column's, or the file's when its labels are fixed (.txt, amazon)
     "label": ("label_col", "dataset"), "labels": ("label_col", "dataset"), "dataset.labels": ("label_col", "dataset"),
-    "top_k_percent": "top_percent",
+    "top_k_percent": "top_percent", "min_valid": "min_valid", "min_valid_fraction": "min_valid_fraction",
     "vocabulary.min_cluster_size": "min_cluster_size", "vocabulary.min_samples": "min_samples",
     "vocabulary.selection": "cluster_selection", "vocabulary.reduce_to": "reduce_to",
     "generator.*": "generator", "generator.batch_size": "gen_batch_size", "generator.threads": "gen_threads",
@@ -70,6 +70,9 @@ _OPTIONS = [
                       "mean or last for decoders."),
     click.option("--top-percent", type=float, default=1.0, show_default=True, help=_doc(DescribeJob, "top_k_percent")),
     click.option("--threshold", type=float, default=50.0, show_default=True, help=_doc(DescribeJob, "threshold")),
+    click.option("--min-valid", type=int, default=5, show_default=True, help=_doc(DescribeJob, "min_valid")),
+    click.option("--min-valid-fraction", type=float, default=0.5, show_default=True,
+                 help=_doc(DescribeJob, "min_valid_fraction")),
     click.option("--fdr", type=float, default=None, help=_doc(DescribeJob, "fdr")),
     click.option("--fdr-family", type=click.Choice(["tested", "all"]), default="tested", show_default=True,
                  help=_doc(DescribeJob, "fdr_family")),
@@ -99,7 +102,7 @@ def build_describe_job(*, model, revision, dataset, text_col, label_col, label_n
                        pooling,
                        top_percent, threshold, fdr, fdr_family, min_cluster_size, min_samples, cluster_selection, reduce_to,
                        consistency, ks, generator, gen_batch_size, gen_threads=None, batch_size, max_length, device, seed,
-                       trust_remote_code) -> DescribeJob:
+                       trust_remote_code, min_valid=5, min_valid_fraction=0.5) -> DescribeJob:
     """The ``DescribeJob`` of the command line; every error names its field, before any model runs.
     ``text_col`` / ``label_col``: None when not given (a .txt file or 'amazon' takes neither)."""
     from neuroscribe.service.describe.dataset import load_dataset_spec
@@ -118,7 +121,7 @@ def build_describe_job(*, model, revision, dataset, text_col, label_col, label_n
     extra = {"ks": tuple(ks)} if ks else {}
     return DescribeJob(dataset=data, model=subject, generator=gen, vocabulary=vocab, top_k_percent=top_percent,
                        threshold=threshold, fdr=fdr, fdr_family=fdr_family, consistency=consistency, seed=seed,
-                       **extra)
+                       min_valid=min_valid, min_valid_fraction=min_valid_fraction, **extra)
 
 
 def register(cli: click.Group, submit: click.Group) -> None:
@@ -135,7 +138,8 @@ def register(cli: click.Group, submit: click.Group) -> None:
     def describe_cmd(cache_dir, out, force, quiet, **options):
         """Describe the neurons of a model with LLM-written descriptors of a dataset's sentences
         (Mondal et al. 2024): each unit gets the descriptors held by >= --threshold % of its top
-        --top-percent % sentences, with base rates, enrichment and hypergeometric p-values; the
+        --top-percent % distinct sentences on which it fires (at least --min-valid of them, and
+        --min-valid-fraction of k), with base rates, enrichment and hypergeometric p-values; the
         split-half consistency; precision@K / recall@K against the labels when the dataset has them.
         Writes DIR/descriptions.json, the vocabulary, the tables and DIR/descriptions.html."""
         from neuroscribe.service.describe.embedded import run_describe_job

@@ -6,7 +6,8 @@ Result folder (DIR):
                            enrichment, p (q), its exemplar rows and responses, consistency, reference
     sentences.jsonl        per sentence: row, text, label, raw descriptors, vocabulary names (null: failed)
     vocabulary.json/.csv   clusters (name, size, count, members) and noise descriptors
-    units.csv              one line per unit: layer, unit, descriptors, consistency, reference
+    units.csv              one line per unit: layer, unit, descriptors, consistency, reference, top
+                           activation, status, valid exemplars, max activation, firing density
     consistency.csv        per-unit Jaccard between the halves (empty: no descriptor on either side)
     evaluation.csv         K, precision@K, recall@K beside the paper's numbers (with labels)
     descriptions.html      one section per unit (``report/`` holds its figures, each PNG with a CSV)
@@ -37,6 +38,14 @@ def format_describe_summary(result: DescribeResult, out: Path | None = None, tim
              f"  vocabulary: {v.n_names} names ({v.n_clusters} clusters, {v.n_noise} unclustered)",
              f"  units: {result.n_described} of {result.n_units} described (k = {result.n_exemplars} exemplars, "
              f"t = {result.threshold:g}%" + (f", FDR {result.fdr:g}" if result.fdr else "") + ")"]
+    val = result.validity
+    if val is not None:
+        top = f"; top: {val.hubs[0].n_units} units" if val.hubs else ""
+        lines.append(f"  firing ({val.firing_rule}): {val.n_firing} of {result.n_units} units fire, {val.n_dead} dead, "
+                     f"{val.n_rare} rare, {val.n_too_few_valid} too few valid exemplars (< {val.min_valid_exemplars}), "
+                     f"{val.n_no_descriptor} no descriptor passed, {val.n_described} described; "
+                     f"{val.n_duplicates_collapsed} duplicate sentences collapsed; {val.n_hub_sentences} hub sentences "
+                     f"(exemplars of >= {100 * val.hub_share:g}% of the units{top})")
     c = result.consistency
     if c is not None:
         mean = "undefined" if c.mean is None else f"{c.mean:.3f}"
@@ -79,9 +88,11 @@ def write_describe_files(tmp: Path, job: DescribeJob, descriptors, vocab, result
          for c in vocab.vocabulary.clusters]
         + [[d, "kept" if d in result.vocabulary.kept else "noise", 1, n, d] for d, n in vocab.vocabulary.noise]))
     write_text(tmp / "units.csv", _csv(
-        ["layer", "unit", "n_descriptors", "descriptors", "consistency", "reference", "top_activation"],
+        ["layer", "unit", "n_descriptors", "descriptors", "consistency", "reference", "top_activation", "status",
+         "n_valid", "max_activation", "firing_density"],
         [[u.layer, u.unit, len(u.descriptors), "; ".join(f"{d.descriptor} ({d.f:.0f}%)" for d in u.descriptors),
-          _fmt(u.consistency), "" if u.reference is None else "; ".join(u.reference), _fmt(u.activations[0])]
+          _fmt(u.consistency), "" if u.reference is None else "; ".join(u.reference), _fmt(u.activations[0]),
+          _fmt(u.status), _fmt(u.n_valid), _fmt(u.max_activation), _fmt(u.firing_density)]
          for u in result.units]))
     if result.consistency is not None:
         write_text(tmp / "consistency.csv", _csv(["layer", "unit", "jaccard"],

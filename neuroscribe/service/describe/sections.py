@@ -3,7 +3,8 @@ consistency, evaluation, vocabulary (``Section`` objects of the report kit), the
 ``<details>`` element per unit: ``units_html``) and the provenance.
 
 A page may hold ~10,000 units, so a unit costs no figure and little markup: its line (layer:unit,
-descriptors, J, reference) is the ``<summary>``; inside, its descriptor table and its first
+descriptors, J, reference, and why an undescribed unit is not described: its status) is the
+``<summary>``; inside, its descriptor table, one line on its firing, and its first
 ``max_exemplars`` exemplars as a list (activation, label, sentence).
 """
 
@@ -85,6 +86,21 @@ def summary_section(result: DescribeResult) -> Section:
         ("units", f"{_count(result.n_units)} ({len(result.layers)} layers × {_count(result.units_per_layer)})"),
         ("units described", f"{_count(result.n_described)}{share}"),
     ]
+    val = result.validity
+    if val is not None:
+        hubs = "; ".join(f"“{h.text if len(h.text) <= 60 else h.text[:59] + '…'}” ({_count(h.n_units)} units)"
+                         for h in val.hubs[:3])
+        rows += [
+            ("firing", f"{val.firing_rule}: {_count(val.n_firing)} of {_count(result.n_units)} units fire"),
+            ("valid exemplars", f"distinct sentences the unit fires on, with descriptors; a description needs ≥ "
+                                f"{val.min_valid_exemplars} (the larger of {val.min_valid} and "
+                                f"{val.min_valid_fraction:g} k)"),
+            ("units not described", f"dead {_count(val.n_dead)}, rare {_count(val.n_rare)}, too few valid exemplars "
+                                    f"{_count(val.n_too_few_valid)}, no descriptor passed {_count(val.n_no_descriptor)}"),
+            ("duplicate sentences collapsed", _count(val.n_duplicates_collapsed)),
+            ("hub sentences", f"{_count(val.n_hub_sentences)} are exemplars of ≥ {100 * val.hub_share:g}% of the "
+                              "units" + (f"; most: {hubs}" if hubs else "")),
+        ]
     return Section("Summary", body=table(("", "value"), rows))
 
 
@@ -158,7 +174,7 @@ def vocabulary_section(result: DescribeResult, vocabulary: dict) -> Section:
 def _unit(u: UnitReport, texts: Sequence[str], labels: Sequence[str] | None, max_exemplars: int,
           max_chars: int, has_q: bool, show_j: bool) -> str:
     names = ", ".join(d.descriptor for d in u.descriptors)
-    bits = []
+    bits = [u.status] if u.status and u.status != "described" else []
     if show_j:
         bits.append(f"J {_g(u.consistency, 2)}" if u.consistency is not None else "J undefined")
     if u.reference is not None:
@@ -174,6 +190,10 @@ def _unit(u: UnitReport, texts: Sequence[str], labels: Sequence[str] | None, max
             f"<td>{_g(d.p, 2)}</td>" + (f"<td>{_g(d.q, 2)}</td>" if has_q else "") + "</tr>"
             for d in u.descriptors)
         parts.append(f'<table class="d">{head}{body}</table>')
+    if u.n_firing is not None:
+        parts.append(f'<p class="muted">{_text(u.status or "")}: fires on {_count(u.n_firing)} sentences '
+                     f"({_pct(u.firing_density)}) above {_g(u.firing_threshold)}; max {_g(u.max_activation)}; "
+                     f"{u.n_valid} valid exemplars</p>")
     if u.n_failed:
         parts.append(f'<p class="muted">{u.n_failed} of {len(u.exemplars)} exemplars without descriptors '
                      "(generation failed; left out of f).</p>")
@@ -227,8 +247,12 @@ def units_html(result: DescribeResult, texts: Sequence[str], labels: Sequence[st
     out.extend(_unit(u, texts, labels, max_exemplars, max_chars, has_q, show_j) for u in described)
     out.append(f"<h3>Undescribed units ({_count(len(undescribed))})</h3>")
     if undescribed:
+        why = {}
+        for u in undescribed:
+            why[u.status or "no descriptor"] = why.get(u.status or "no descriptor", 0) + 1
         out.append(f'<p class="muted">{_count(len(undescribed))} units with no descriptor at f ≥ t = '
-                   f"{result.threshold:g}%.</p>")
+                   f"{result.threshold:g}%" + (": " + ", ".join(f"{_text(k)} {_count(n)}" for k, n in why.items())
+                                               if result.validity is not None else "") + ".</p>")
     out.extend(_unit(u, texts, labels, max_exemplars, max_chars, has_q, show_j) for u in undescribed)
     out.append("</section>")
     return "".join(out)

@@ -42,6 +42,13 @@ smaller k_m, so a noisier f; each unit reports k, its valid exemplars and its fa
 p-value accounts for the smaller k_m, and a unit whose exemplars all failed gets no descriptor.
 Sentences with an empty (successfully parsed) descriptor set are valid: they count in N and k_m.
 
+Valid exemplars (``mask``, ``min_valid``): a caller passes per unit which of its exemplars count
+(those the unit fires on: a prefix of its best-first row) and the least number of valid exemplars
+(counted and with known descriptors) a description needs; a unit below it gets no descriptor, and
+its pairs are neither tested nor in the BH family. ``min_valid_exemplars`` is that number for k
+exemplars, ``unit_statuses`` says why a unit is (not) described, ``exemplar_hubs`` finds the
+sentences that are exemplars of many units.
+
 Consistency and evaluation live in ``describe.quality``. Conventions as in ``stability``:
 Jaccard of two empty sets is NaN (undefined, counted separately, never 1); means are over the
 defined values with ``math.fsum``; bad input raises ``InvalidInput(field, message)``.
@@ -49,8 +56,10 @@ defined values with ``math.fsum``; bad input raises ``InvalidInput(field, messag
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 import numpy as np
 import scipy.sparse as sp
@@ -60,7 +69,7 @@ from neuroscribe.workers.describe.incidence import Incidence, check_exemplars, c
 from neuroscribe.workers.describe.pvalues import benjamini_hochberg, hypergeom_sf
 
 __all__ = ["Incidence", "incidence", "benjamini_hochberg", "DescriptorStat", "UnitDescription", "TestedPairs",
-           "Assignment", "assign"]
+           "Assignment", "assign", "min_valid_exemplars", "unit_statuses", "exemplar_hubs", "STATUSES"]
 
 _FAMILIES = ("tested", "all")
 
@@ -111,8 +120,9 @@ class DescriptorStat:
 
 @dataclass(frozen=True)
 class UnitDescription:
-    """A unit's assigned descriptors, sorted by f (desc), then p, then name. ``k`` exemplars, of
-    which ``n_valid`` have a descriptor set and ``n_failed`` do not (f is over ``n_valid``)."""
+    """A unit's assigned descriptors, sorted by f (desc), then p, then name. ``k`` exemplars counted
+    (all, or those of ``mask``), of which ``n_valid`` have a descriptor set and ``n_failed`` do not
+    (f is over ``n_valid``)."""
 
     unit: int
     k: int
@@ -165,6 +175,7 @@ class Assignment:
     exemplars: np.ndarray
     units: tuple[UnitDescription, ...]
     tested: TestedPairs = field(repr=False)
+    min_valid: int = 0  # units with fewer valid exemplars were not tested
 
     @property
     def n_units(self) -> int:
@@ -189,14 +200,17 @@ class Assignment:
 
 
 def assign(descriptor_sets, exemplars, *, threshold: float = 50.0, fdr: float | None = None,
-           family: str = "tested", rows=None, vocabulary: Sequence[str] | None = None) -> Assignment:
+           family: str = "tested", rows=None, vocabulary: Sequence[str] | None = None, mask=None,
+           min_valid: int = 0) -> Assignment:
     """Assign descriptors to units (see the module docstring for f, base rate, p, BH and failed
     sentences).
 
     ``descriptor_sets``: per sentence a set of descriptor names or None (failed), or an
     ``Incidence``. ``exemplars``: (U, k) sentence rows per unit. ``rows``: restrict the population
     to these sentences (e.g. one half of ``split_half``; every exemplar must be among them), so one
-    incidence serves both halves. ``threshold`` t in percent, (0, 100]. ``fdr`` in (0, 1) or None."""
+    incidence serves both halves. ``threshold`` t in percent, (0, 100]. ``fdr`` in (0, 1) or None.
+    ``mask``: (U, k) bool, the exemplars that count (default all); ``min_valid``: a unit with fewer
+    counted exemplars of known descriptors gets none and is not tested."""
     inc = incidence(descriptor_sets, vocabulary=vocabulary)
     t = check_percent(threshold, "threshold")
     alpha = _fdr(fdr)
@@ -207,6 +221,11 @@ def assign(descriptor_sets, exemplars, *, threshold: float = 50.0, fdr: float | 
     ex = check_exemplars(exemplars, n_total)
     if not pop[ex].all():
         raise InvalidInput("exemplars", "some exemplar rows are outside the population given by rows")
+    use = np.ones(ex.shape, bool) if mask is None else np.asarray(mask)
+    if use.shape != ex.shape or use.dtype != bool:
+        raise InvalidInput("mask", f"must be a bool array shaped like the exemplars {ex.shape}")
+    if isinstance(min_valid, bool) or not isinstance(min_valid, (int, np.integer)) or min_valid < 0:
+        raise InvalidInput("min_valid", f"must be an integer >= 0, got {min_valid!r}")
     valid = pop & ~inc.failed
     n_valid = int(np.count_nonzero(valid))
     if n_valid == 0:
@@ -215,23 +234,28 @@ def assign(descriptor_sets, exemplars, *, threshold: float = 50.0, fdr: float | 
     big_k = np.asarray(x.T @ valid.astype(np.int64)).ravel()  # sentences of the population holding c
     base = 100.0 * big_k / n_valid
 
-    n_units, k = ex.shape
-    ind = sp.csr_matrix((np.ones(ex.size, np.int64), ex.ravel(), np.arange(0, ex.size + 1, k)),
+    n_units = ex.shape[0]
+    k_unit = use.sum(axis=1).astype(np.int64)
+    ind = sp.csr_matrix((np.ones(int(k_unit.sum()), np.int64), ex[use], np.r_[0, np.cumsum(k_unit)]),
                         shape=(n_units, n_total))
     counts = (ind @ x).tocsr()  # failed rows of x are empty: they never count
     counts.sum_duplicates()
     counts.eliminate_zeros()
     counts.sort_indices()
-    n_failed_ex = inc.failed[ex].sum(axis=1).astype(np.int64)
-    k_valid = k - n_failed_ex
+    n_failed_ex = (inc.failed[ex] & use).sum(axis=1).astype(np.int64)
+    k_valid = k_unit - n_failed_ex
+    eligible = k_valid >= max(1, int(min_valid))
 
     coo = counts.tocoo()
     pu, pd, pc = coo.row.astype(np.int64), coo.col.astype(np.int64), coo.data.astype(np.int64)
+    keep = eligible[pu]
+    pu, pd, pc = pu[keep], pd[keep], pc[keep]
     kv = k_valid[pu]
     f = 100.0 * pc / kv
     enr = f / base[pd]
     p = hypergeom_sf(pc, n_valid, big_k[pd], kv)
-    n_tests = pc.size if family == "tested" else n_units * int(np.count_nonzero(big_k))
+    n_tested_units = n_units if min_valid == 0 else int(np.count_nonzero(eligible))
+    n_tests = pc.size if family == "tested" else n_tested_units * int(np.count_nonzero(big_k))
     ok = f >= t
     if alpha is not None:
         q = benjamini_hochberg(p, n_tests)
@@ -251,10 +275,44 @@ def assign(descriptor_sets, exemplars, *, threshold: float = 50.0, fdr: float | 
         stats = tuple(DescriptorStat(descriptor=names[pd[i]], count=int(pc[i]), f=float(f[i]),
                                      base_rate=float(base[pd[i]]), enrichment=float(enr[i]), p=float(p[i]),
                                      q=None if alpha is None else float(q[i])) for i in idx)
-        units.append(UnitDescription(unit=u, k=k, n_valid=int(k_valid[u]), n_failed=int(n_failed_ex[u]),
+        units.append(UnitDescription(unit=u, k=int(k_unit[u]), n_valid=int(k_valid[u]), n_failed=int(n_failed_ex[u]),
                                      descriptors=stats))
     tested = TestedPairs(unit=pu, descriptor=pd, count=pc, f=f, enrichment=enr, p=p, q=q, assigned=ok)
     return Assignment(threshold=t, fdr=alpha, family=family, n_sentences=int(np.count_nonzero(pop)),
                       n_valid=n_valid, n_failed=int(np.count_nonzero(pop & inc.failed)), n_tests=int(n_tests),
                       descriptors=names, descriptor_counts=big_k, base_rate=base, counts=counts, exemplars=ex,
-                      units=tuple(units), tested=tested)
+                      units=tuple(units), tested=tested, min_valid=int(min_valid))
+
+
+# --------------------------------------------------------------------------- valid exemplars
+
+
+STATUSES = ("described", "no descriptor passed", "too few valid exemplars", "rare", "dead")
+
+
+def min_valid_exemplars(k: int, min_valid: int = 5, fraction: float = 0.5) -> int:
+    """The valid exemplars a unit with k exemplars needs: max(min_valid, ceil(fraction * k)), exact
+    (``fraction`` read as the decimal it prints as)."""
+    return max(int(min_valid), math.ceil(Fraction(repr(float(fraction))) * int(k)))
+
+
+def unit_statuses(n_firing, n_valid, n_assigned, min_valid: int) -> list[str]:
+    """Why each unit is (not) described, first match: ``dead`` (fires on no sentence), ``rare`` (on
+    fewer than ``min_valid``), ``too few valid exemplars`` (generation failed on too many of the
+    exemplars it fires on), ``no descriptor passed`` (none reached t, or its FDR), ``described``."""
+    out = []
+    for fire, valid, n in zip(np.asarray(n_firing), np.asarray(n_valid), np.asarray(n_assigned)):
+        out.append(STATUSES[4] if fire == 0 else STATUSES[3] if fire < min_valid else
+                   STATUSES[2] if valid < min_valid else STATUSES[1] if n == 0 else STATUSES[0])
+    return out
+
+
+def exemplar_hubs(exemplars, mask, n_sentences: int, *, top: int = 10,
+                  share: float = 0.05) -> tuple[list[tuple[int, int]], int]:
+    """Sentences that are (counted) exemplars of many units: the ``top`` ones as (row, units), most
+    units first (ties: lower row), and how many are exemplars of at least ``share`` of the units."""
+    ex = np.asarray(exemplars)
+    per = np.bincount(ex[np.asarray(mask, bool)], minlength=int(n_sentences))
+    order = np.lexsort((np.arange(per.size), -per))[:top]
+    hubs = [(int(r), int(per[r])) for r in order if per[r] > 0]
+    return hubs, int(np.count_nonzero((per > 0) & (per >= share * ex.shape[0])))

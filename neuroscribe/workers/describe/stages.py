@@ -5,20 +5,21 @@ their queues (generation -> clustering -> activations -> analysis):
 * ``descriptors_stage``: descriptors of every sentence (B.1) -> ``DescriptorsArtefact``;
 * ``vocabulary_stage``: clustered vocabulary (B.2) and the seeded split in halves (B.5, stratified
   by each sentence's most frequent descriptor) -> ``VocabularyArtefact``;
-* ``exemplars_stage``: streaming top-k% exemplars over the dataset and each half (B.3) ->
-  ``ExemplarsArtefact``;
-* ``analysis_stage``: assignment (B.4), split-half consistency (B.5), precision@K / recall@K
-  against the labels (B.6) -> ``DescribeResult``.
+* ``exemplars_stage``: streaming top-k% distinct exemplars over the dataset and each half, the
+  units' firing statistics and every response on the validation half (B.3) -> ``ExemplarsArtefact``;
+* ``analysis_stage``: valid exemplars and unit statuses (B.3), assignment (B.4), split-half
+  consistency (B.5), precision@K / recall@K against the labels (B.6) -> ``DescribeResult``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import statistics
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
 
 import numpy as np
 
@@ -27,7 +28,9 @@ from neuroscribe.jobs.describe import (
     ConsistencyReport,
     DescriptorReport,
     EvaluationReport,
+    HubSentence,
     UnitReport,
+    ValidityReport,
     VocabularyReport,
     nan_to_none,
 )
@@ -35,8 +38,10 @@ from neuroscribe.errors import InvalidInput
 from neuroscribe.jobs import DescribeJob, DescribeResult, Provenance
 from neuroscribe.prompts.descriptors import DESCRIPTOR_PROMPT_VERSION
 from neuroscribe.workers.describe.quality import consistency, precision_recall_at_k, reference_sets, split_half
-from neuroscribe.workers.describe.descriptions import assign
+from neuroscribe.workers.describe.descriptions import assign, exemplar_hubs, min_valid_exemplars, unit_statuses
 from neuroscribe.workers.describe.descriptors import generate_descriptors
+from neuroscribe.workers.describe.exemplar_stream import (QUANTILE_METHOD, ExemplarsArtefact, first_occurrences,
+                                                          firing_rule, occurrences)
 from neuroscribe.workers.describe.vocabulary import Cluster, Vocabulary, build_vocabulary
 
 __all__ = ["DescriptorsArtefact", "VocabularyArtefact", "ExemplarsArtefact", "descriptors_stage",
@@ -50,6 +55,10 @@ LARGEST_CLUSTER_WARNING = 0.25
 MIN_VOCABULARY_FOR_WARNING = 50
 # random exemplar sets of the chance baseline of the evaluation
 BASELINE_SETS = 1000
+# hub sentences: the most frequent exemplars listed, and the share of the units that makes a hub
+TOP_HUBS, HUB_SHARE = 10, 0.05
+# above this share of dead units, the result carries a warning
+DEAD_WARNING = 0.5
 
 
 def dataset_sha256(job: DescribeJob) -> str:
@@ -110,37 +119,6 @@ class VocabularyArtefact:
 
     def frozensets(self) -> list[frozenset[str] | None]:
         return [None if s is None else frozenset(s) for s in self.sets]
-
-
-@dataclass
-class ExemplarsArtefact:
-    layers: list[int]
-    units_per_layer: int
-    k: int
-    rows: np.ndarray
-    values: np.ndarray
-    halves: list[tuple[np.ndarray, np.ndarray]]
-    subject: dict  # model_id, revision, weight_sha256, model_type, site, pooling, environment, n_saturated
-
-    def save(self, directory: Path) -> None:
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        arrays = {"rows": self.rows, "values": self.values}
-        for i, (r, v) in enumerate(self.halves):
-            arrays[f"half{i}_rows"], arrays[f"half{i}_values"] = r, v
-        np.savez(directory / "exemplars.npz", **arrays)
-        meta = {"layers": self.layers, "units_per_layer": self.units_per_layer, "k": self.k,
-                "n_halves": len(self.halves), "subject": self.subject}
-        (directory / "exemplars.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
-
-    @classmethod
-    def load(cls, directory: Path) -> "ExemplarsArtefact":
-        directory = Path(directory)
-        meta = json.loads((directory / "exemplars.json").read_text(encoding="utf-8"))
-        with np.load(directory / "exemplars.npz", allow_pickle=False) as z:
-            halves = [(z[f"half{i}_rows"], z[f"half{i}_values"]) for i in range(meta["n_halves"])]
-            return cls(meta["layers"], meta["units_per_layer"], meta["k"], z["rows"], z["values"], halves,
-                       meta["subject"])
 
 
 # --------------------------------------------------------------------------- stages
@@ -207,16 +185,19 @@ def exemplars_stage(job: DescribeJob, subject, vocab: VocabularyArtefact, *, win
     from neuroscribe.workers.describe.exemplar_stream import stream_exemplars
 
     spec = job.model
+    rule = firing_rule(subject.model_type, spec.site)
     ex = stream_exemplars(subject, job.dataset.texts, top_percent=job.top_k_percent,
                           halves=[np.asarray(h) for h in vocab.halves], site=spec.site, pooling=spec.pooling.value,
                           layers=spec.layers, batch_size=spec.batch_size, max_length=spec.max_length, window=window,
-                          progress=progress)
+                          rule=rule, keep_half=1 if len(vocab.halves) == 2 else None, progress=progress)
     from neuroscribe.workers.activations.sites import get_site
 
     info = {"model_id": subject.model_id, "revision": subject.revision, "weight_sha256": subject.weight_sha256,
             "model_type": subject.model_type, "site": get_site(subject.model_type, spec.site).name,
-            "pooling": spec.pooling.value, "environment": subject.environment(), "n_saturated": ex.n_saturated}
-    return ExemplarsArtefact(ex.layers, ex.units_per_layer, ex.k, ex.rows, ex.values, ex.halves, info)
+            "pooling": spec.pooling.value, "environment": subject.environment(), "n_saturated": ex.n_saturated,
+            "firing_rule": rule}
+    return ExemplarsArtefact(ex.layers, ex.units_per_layer, ex.k, ex.rows, ex.values, ex.halves, info, ex.firing,
+                             ex.heldout)
 
 
 def vocabulary_warnings(v: Vocabulary) -> list[str]:
@@ -232,16 +213,33 @@ def vocabulary_warnings(v: Vocabulary) -> list[str]:
             "a smaller --min-cluster-size or --reduce-to"]
 
 
-def _random_baseline(job: DescribeJob, sets, k: int, names: dict):
-    """precision@K / recall@K of ``BASELINE_SETS`` random "units" whose exemplars are k sentences
-    drawn at random (seeded): how often a unit's top descriptor matches the majority label of its
-    exemplars from descriptor and label frequencies alone, with no model involved."""
-    n = len(sets)
+def _random_baseline(job: DescribeJob, sets, k: int, names: dict, population: np.ndarray, need: int):
+    """precision@K / recall@K of ``BASELINE_SETS`` random "units" whose exemplars are k distinct
+    sentences drawn at random (seeded), described under the same minimum of valid exemplars: how
+    often a unit's top descriptor matches the majority label of its exemplars from descriptor and
+    label frequencies alone, with no model involved."""
     rng = np.random.default_rng([job.seed, 7])
-    rows = np.stack([np.sort(rng.choice(n, size=k, replace=False)) for _ in range(BASELINE_SETS)])
-    a = assign(sets, rows, threshold=job.threshold, fdr=job.fdr, family=job.fdr_family)
+    rows = np.stack([np.sort(rng.choice(population, size=k, replace=False)) for _ in range(BASELINE_SETS)])
+    a = assign(sets, rows, threshold=job.threshold, fdr=job.fdr, family=job.fdr_family, rows=population,
+               min_valid=need)
     refs = reference_sets(list(job.dataset.labels), rows, names, threshold=job.threshold)
     return precision_recall_at_k(a, refs, ks=job.ks)  # NaN means when no random set is described
+
+
+def _firing_references(labels, rows: np.ndarray, fires: np.ndarray, names: dict, threshold: float) -> list:
+    """``reference_sets`` over the exemplars each unit fires on (empty for a unit firing on none)."""
+    refs: list = [frozenset()] * rows.shape[0]
+    n_fire = fires.sum(axis=1)
+    for c in np.unique(n_fire[n_fire > 0]):
+        idx = np.flatnonzero(n_fire == c)
+        sub = rows[idx][fires[idx]].reshape(idx.size, int(c))
+        for u, r in zip(idx, reference_sets(labels, sub, names, threshold=threshold)):
+            refs[u] = r
+    return refs
+
+
+def _finite(x) -> float | None:
+    return float(x) + 0.0 if math.isfinite(float(x)) else None
 
 
 def _median(values) -> float | None:
@@ -251,17 +249,33 @@ def _median(values) -> float | None:
 
 def analysis_stage(job: DescribeJob, descriptors: DescriptorsArtefact, vocab: VocabularyArtefact,
                    exemplars: ExemplarsArtefact, *, neuroscribe_version: str) -> DescribeResult:
+    """Valid exemplars (distinct, fired on, known descriptors; docs/methods.md#b3) -> assignment,
+    consistency, evaluation, unit statuses and hub sentences."""
     sets = vocab.frozensets()
+    texts = job.dataset.texts
     n = len(sets)
+    fs = exemplars.firing
+    if fs is None:
+        raise InvalidInput("exemplars", "the exemplars artefact has no firing statistics; run its stage again")
     warnings: list[str] = []
-    full = assign(sets, exemplars.rows, threshold=job.threshold, fdr=job.fdr, family=job.fdr_family)
+    distinct = first_occurrences(texts)
+    need = min_valid_exemplars(exemplars.k, job.min_valid, job.min_valid_fraction)
+    kw = dict(threshold=job.threshold, fdr=job.fdr, family=job.fdr_family)
+    fires = exemplars.values > fs.threshold[:, None]  # a prefix of each unit's best-first exemplars
+    full = assign(sets, exemplars.rows, mask=fires, min_valid=need, rows=distinct, **kw)
 
     cons_report, per_unit_cons = None, None
     if vocab.halves:
-        (r0, _), (r1, _) = exemplars.halves
-        a0 = assign(sets, r0, threshold=job.threshold, fdr=job.fdr, family=job.fdr_family, rows=vocab.halves[0])
-        a1 = assign(sets, r1, threshold=job.threshold, fdr=job.fdr, family=job.fdr_family, rows=vocab.halves[1])
-        c = consistency(a0, a1)
+        sides, half_need = [], []
+        for h, (r, v) in zip(vocab.halves, exemplars.halves):
+            half_need.append(min_valid_exemplars(r.shape[1], job.min_valid, job.min_valid_fraction))
+            sides.append(assign(sets, r, mask=v > fs.threshold[:, None], min_valid=half_need[-1],
+                                rows=first_occurrences(texts, h), **kw))
+        if any(r.shape[1] < m for (r, _), m in zip(exemplars.halves, half_need)):
+            warnings.append(f"a half has {min(r.shape[1] for r, _ in exemplars.halves)} exemplars per unit, fewer "
+                            f"than the {max(half_need)} valid ones a description needs: no unit is described on it, "
+                            "so the consistency is undefined; use a larger --top-percent or dataset")
+        c = consistency(*sides)
         per_unit_cons = c.per_unit
         cons_report = ConsistencyReport(
             seed=job.seed, n_calibration=len(vocab.halves[0]), n_validation=len(vocab.halves[1]),
@@ -273,9 +287,9 @@ def analysis_stage(job: DescribeJob, descriptors: DescriptorsArtefact, vocab: Vo
     evaluation, refs = None, None
     names = job.dataset.reference_names()
     if job.dataset.labels is not None:
-        refs = reference_sets(list(job.dataset.labels), exemplars.rows, names, threshold=job.threshold)
+        refs = _firing_references(list(job.dataset.labels), exemplars.rows, fires, names, job.threshold)
         pr = precision_recall_at_k(full, refs, ks=job.ks)
-        base = _random_baseline(job, sets, exemplars.k, names)
+        base = _random_baseline(job, sets, exemplars.k, names, distinct, need)
         evaluation = EvaluationReport(label_names=names, ks=pr.ks, precision=tuple(map(nan_to_none, pr.precision)),
                                       recall=tuple(map(nan_to_none, pr.recall)), n_units=pr.n_units,
                                       n_recall_units=pr.n_recall_units, n_units_total=pr.n_units_total,
@@ -293,16 +307,38 @@ def analysis_stage(job: DescribeJob, descriptors: DescriptorsArtefact, vocab: Vo
     if n_failed > FAILURE_WARNING * n:
         warnings.append(f"descriptor generation failed for {n_failed} of {n} sentences ({100 * n_failed / n:.0f}%); "
                         "they are left out of f and the base rates")
-    if exemplars.k < 5:
+    if exemplars.k < need:
+        warnings.append(f"only {exemplars.k} exemplar(s) per unit, fewer than the {need} valid ones a description "
+                        "needs: no unit can be described; use a larger --top-percent or dataset, or lower "
+                        "--min-valid")
+    elif exemplars.k < 5:
         warnings.append(f"only {exemplars.k} exemplar(s) per unit: f moves in steps of {100 / exemplars.k:.0f}%; "
                         "use a larger --top-percent or dataset")
     if exemplars.subject.get("n_saturated"):
         warnings.append(f"{exemplars.subject['n_saturated']} responses exceeded the float16 range and were saturated")
 
+    status = unit_statuses(fs.n_firing, [u.n_valid for u in full.units], [len(u.descriptors) for u in full.units],
+                           need)
+    tally = Counter(status)
+    if tally["dead"] > DEAD_WARNING * len(status):
+        warnings.append(f"{tally['dead']} of {len(status)} units never fire ({fs.description}) with "
+                        f"{exemplars.subject['pooling']} pooling; they are reported, not described")
+    hubs, n_hubs = exemplar_hubs(exemplars.rows, fires, n, top=TOP_HUBS, share=HUB_SHARE)
+    validity = ValidityReport(
+        firing_rule=fs.description, quantile_levels=fs.levels, quantile_method=QUANTILE_METHOD,
+        min_valid=job.min_valid, min_valid_fraction=job.min_valid_fraction, min_valid_exemplars=need,
+        n_duplicates_collapsed=n - len(distinct), n_firing=int(np.count_nonzero(fs.n_firing)),
+        n_dead=tally["dead"], n_rare=tally["rare"], n_too_few_valid=tally["too few valid exemplars"],
+        n_no_descriptor=tally["no descriptor passed"], n_described=tally["described"], hub_share=HUB_SHARE,
+        n_hub_sentences=n_hubs, hubs=tuple(HubSentence(row=r, text=texts[r], n_units=c) for r, c in hubs))
+
     v = vocab.vocabulary
     largest = max((c.size for c in v.clusters), default=0)
     warnings += vocabulary_warnings(v)
     upl = exemplars.units_per_layer
+    occ = occurrences(texts)
+    density = fs.density
+    n_failed_ex = np.array([x is None for x in sets])[exemplars.rows].sum(axis=1)
     units = []
     for u, desc in enumerate(full.units):
         cons = None if per_unit_cons is None else nan_to_none(float(per_unit_cons[u]))
@@ -310,8 +346,12 @@ def analysis_stage(job: DescribeJob, descriptors: DescriptorsArtefact, vocab: Vo
             layer=exemplars.layers[u // upl], unit=u % upl,
             descriptors=tuple(AssignedDescriptor(**d.__dict__) for d in desc.descriptors),
             exemplars=tuple(int(x) for x in exemplars.rows[u]),
-            activations=tuple(float(x) for x in exemplars.values[u]), n_failed=desc.n_failed, consistency=cons,
-            reference=None if refs is None else tuple(sorted(refs[u]))))
+            activations=tuple(float(x) for x in exemplars.values[u]), n_failed=int(n_failed_ex[u]), consistency=cons,
+            reference=None if refs is None else tuple(sorted(refs[u])), status=status[u], n_valid=desc.n_valid,
+            exemplar_counts=tuple(int(occ[r]) for r in exemplars.rows[u]),
+            firing_threshold=_finite(fs.threshold[u]), n_firing=int(fs.n_firing[u]),
+            firing_density=float(density[u]), max_activation=_finite(fs.maximum[u]),
+            quantiles=tuple(_finite(x) for x in fs.quantiles[u])))
 
     raw = [d for d in descriptors.descriptors if d is not None]
     subj = exemplars.subject
@@ -326,7 +366,7 @@ def analysis_stage(job: DescribeJob, descriptors: DescriptorsArtefact, vocab: Vo
         top_k_percent=job.top_k_percent, n_exemplars=exemplars.k, threshold=job.threshold, fdr=job.fdr,
         fdr_family=job.fdr_family,
         descriptors=DescriptorReport(
-            n_sentences=n, n_distinct_sentences=len(set(" ".join(t.split()) for t in job.dataset.texts)),
+            n_sentences=n, n_distinct_sentences=len(distinct),
             n_failed=n_failed, failures=descriptors.failures,
             n_distinct_descriptors=len({d for row in raw for d in row}),
             mean_per_sentence=float(np.mean([len(r) for r in raw])) if raw else None),
@@ -336,4 +376,4 @@ def analysis_stage(job: DescribeJob, descriptors: DescriptorsArtefact, vocab: Vo
                                     n_noise=len(v.noise) - len(v.params.get("kept", ())),
                                     kept=tuple(v.params.get("kept", ())), params=v.params),
         n_units=full.n_units, n_described=full.n_described, units=tuple(units), consistency=cons_report,
-        evaluation=evaluation, provenance=provenance, warnings=tuple(warnings))
+        evaluation=evaluation, validity=validity, provenance=provenance, warnings=tuple(warnings))

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from neuroscribe.jobs.describe import (AssignedDescriptor, ConsistencyReport, DescriptorReport, EvaluationReport,
-                                         UnitReport, VocabularyReport)
+                                         HubSentence, UnitReport, ValidityReport, VocabularyReport)
 from neuroscribe.jobs import DescribeResult, Provenance
 from neuroscribe.service.describe.page import write_describe_page
 from html_check import PageChecker, parse_page
@@ -320,3 +320,28 @@ def test_rebuild_needs_a_describe_result_folder(tmp_path):
     with pytest.raises(InvalidInput, match="not a valid describe result"):
         rebuild_describe_page(tmp_path)
     assert not (tmp_path / "report").exists() and not (tmp_path / "descriptions.html").exists()
+
+
+def test_unit_status_and_validity_summary(tmp_path):
+    res = _result()
+    status = {(2, 0): "dead", (1, 1): "rare", (1, 2): "too few valid exemplars"}
+    units = tuple(u.model_copy(update={"status": status.get((u.layer, u.unit), "described" if u.descriptors else
+                                                            "no descriptor passed"), "n_firing": 3, "n_valid": 2,
+                                       "firing_density": 0.375, "firing_threshold": 0.0, "max_activation": 9.5})
+                  for u in res.units)
+    val = ValidityReport(firing_rule="response > 0", quantile_levels=(0.5,), quantile_method="histogram",
+                         min_valid=5, min_valid_fraction=0.5, min_valid_exemplars=5, n_duplicates_collapsed=0,
+                         n_firing=5, n_dead=1, n_rare=1, n_too_few_valid=1, n_no_descriptor=0, n_described=3,
+                         n_hub_sentences=1, hubs=(HubSentence(row=1, text=TEXTS[1], n_units=4),))
+    res = res.model_copy(update={"units": units, "validity": val})
+    page = write_describe_page(tmp_path, res, TEXTS, LABELS, VOCAB).read_text(encoding="utf-8")
+    assert _parse(page).errors == []
+    text = "".join(_parse(page).text)
+    for needle in ("response > 0: 5 of 6 units fire", "dead 1, rare 1, too few valid exemplars 1",
+                   "1 are exemplars of ≥ 5% of the units", "(4 units)", "dead 1, rare 1, too few valid exemplars 1"):
+        assert needle in text, needle
+    assert "&lt;script&gt;" in page and "<script>" not in page
+    d = next(x for x in _details(page) if 'id="u2-0"' in x)
+    assert "<i>dead · J undefined" in d and "dead: fires on 3 sentences (37.5%) above 0; max 9.5" in d
+    d = next(x for x in _details(page) if 'id="u1-0"' in x)
+    assert "<i>J 0.5" in d  # a described unit's line shows no status
