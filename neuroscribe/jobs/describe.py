@@ -20,7 +20,7 @@ from pydantic import Field, field_validator, model_validator
 from neuroscribe.jobs.common import (SCHEMA_VERSION, Frozen, GeneratorSpec, JobBase, Pooling, Provenance, SamplingSpec,
                                      SubjectModelSpec)
 
-__all__ = ["DescribeJob", "DescribeResult",
+__all__ = ["DescribeJob", "DescribeResult", "HeldOutDescriptor", "VerificationReport",
     "DatasetSpec", "VocabularySpec", "DescriptorReport", "VocabularyReport", "AssignedDescriptor", "UnitReport",
     "UnitStatus", "HubSentence", "ValidityReport", "ConsistencyReport", "EvaluationReport", "PAPER_P_AT_2",
     "PAPER_R_AT_2", "nan_to_none",
@@ -137,6 +137,20 @@ class AssignedDescriptor(Frozen):
 UnitStatus = Literal["described", "no descriptor passed", "too few valid exemplars", "rare", "dead"]
 
 
+class HeldOutDescriptor(Frozen):
+    """A description made on the calibration half, tested on the held-out half (docs/methods.md#b5)."""
+
+    descriptor: str
+    n_pos: int = Field(..., description="Held-out sentences holding it.")
+    n_neg: int = Field(..., description="Held-out sentences not holding it (failed generations left out).")
+    auroc: float | None = Field(None, description="How well it predicts the unit's response (0.5 = chance).")
+    ap: float | None = None
+    ap_chance: float | None = Field(None, description="AP of a unit that knows nothing: n_pos / (n_pos + n_neg).")
+    p: float | None = Field(None, description="One-sided Mann-Whitney p (AUROC > 0.5).")
+    q: float | None = Field(None, description="Benjamini-Hochberg over every tested description of the run.")
+    verified: bool = Field(False, description="q <= the verification FDR and AUROC > 0.5.")
+
+
 class UnitReport(Frozen):
     layer: int
     unit: int
@@ -159,6 +173,22 @@ class UnitReport(Frozen):
     firing_density: float | None = Field(None, description="Share of the distinct sentences it fires on.")
     max_activation: float | None = Field(None, description="Largest response over the distinct sentences.")
     quantiles: tuple[float | None, ...] = Field((), description="Response quantiles at ValidityReport.quantile_levels.")
+    held_out: tuple[HeldOutDescriptor, ...] = Field((), description="Its calibration-half descriptions tested on "
+                                                                        "the held-out half, verified first.")
+
+
+class VerificationReport(Frozen):
+    """Held-out verification of the run: what verifies, and what chance alone verifies."""
+
+    fdr: float
+    n_heldout: int = Field(..., description="Distinct held-out sentences.")
+    n_pairs: int = Field(..., description="Descriptions made on the calibration half.")
+    n_testable: int = Field(..., description="Of them, with held-out sentences that hold and that lack it.")
+    n_verified: int
+    n_units_tested: int
+    n_units_verified: int
+    n_verified_null: int | None = Field(None, description="Verified after permuting the responses across the "
+                                                          "held-out sentences: what chance alone verifies.")
 
 
 class HubSentence(Frozen):
@@ -245,7 +275,10 @@ class DescribeJob(JobBase):
     threshold: float = Field(50.0, gt=0.0, le=100.0, description="Assign a descriptor when f >= threshold (%).")
     fdr: float | None = Field(None, gt=0.0, lt=1.0, description="Optional Benjamini-Hochberg FDR.")
     fdr_family: Literal["tested", "all"] = Field("tested", description="BH family: pairs with x >= 1, or all.")
-    consistency: bool = Field(True, description="Split-half consistency (B.5).")
+    consistency: bool = Field(True, description="Split-half consistency and held-out verification (B.5).")
+    verify_fdr: float = Field(0.05, gt=0.0, lt=1.0, description="A description is verified when it predicts the "
+                                                              "unit's held-out responses at this Benjamini-Hochberg "
+                                                              "FDR (and AUROC > 0.5).")
     min_valid: int = Field(5, ge=1, description="Describe a unit only from at least this many valid exemplars "
                                                 "(distinct sentences it fires on, with known descriptors).")
     min_valid_fraction: float = Field(0.5, ge=0.0, le=1.0,
@@ -284,5 +317,6 @@ class DescribeResult(Frozen):
     consistency: ConsistencyReport | None = None
     evaluation: EvaluationReport | None = Field(None, description="None when the dataset has no labels.")
     validity: ValidityReport | None = Field(None, description="Firing and valid exemplars (None: an older result).")
+    verification: VerificationReport | None = Field(None, description="Held-out verification (None: no halves).")
     provenance: Provenance
     warnings: tuple[str, ...] = ()

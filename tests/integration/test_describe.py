@@ -313,3 +313,23 @@ def test_label_word_match(planted):
     off = vocabulary_stage(_job(planted, dataset=data.model_copy(update={"label_word_match": False}),
                                 consistency=False), d, embed=_embed)
     assert off.sets[0] == ["phone", "positive feedback"]  # whole words only: "negatively" never gives "negative"
+
+
+def test_descriptions_are_verified_on_the_held_out_half(run):
+    """The planted unit's "cat", made on the calibration half, predicts it on the held-out half; the
+    dead unit has nothing to verify; the permuted-response null verifies (almost) nothing."""
+    _, res, out = run
+    vr = res.verification
+    assert vr is not None and vr.fdr == 0.05 and vr.n_heldout > 0
+    planted = _unit(res, *PLANTED)
+    cat = next(h for h in planted.held_out if h.descriptor == "cat")
+    assert cat.verified and cat.auroc > 0.9 and cat.q <= 0.05 and cat.n_pos > 0 and cat.n_neg > 0
+    assert planted.held_out[0].verified  # verified descriptions come first
+    assert _unit(res, *DEAD).held_out == ()
+    assert vr.n_verified >= 1 and vr.n_units_verified >= 1
+    assert vr.n_verified_null is not None and vr.n_verified_null <= max(1, vr.n_testable // 20)
+    summary = (out / "summary.txt").read_text().splitlines()
+    assert summary[0].startswith(f"verified descriptions: {vr.n_verified} of {vr.n_pairs}")
+    assert "chance alone (responses permuted)" in summary[0]
+    units = (out / "units.csv").read_text()
+    assert "cat (AUROC" in units

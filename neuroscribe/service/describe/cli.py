@@ -82,6 +82,7 @@ _OPTIONS = [
     click.option("--cluster-selection", type=click.Choice(["leaf", "eom"]), default="leaf", show_default=True,
                  help=_doc(VocabularySpec, "selection")),
     click.option("--reduce-to", type=int, default=None, help=_doc(VocabularySpec, "reduce_to")),
+    click.option("--verify-fdr", type=float, default=0.05, show_default=True, help=_doc(DescribeJob, "verify_fdr")),
     click.option("--consistency/--no-consistency", default=True, show_default=True,
                  help=_doc(DescribeJob, "consistency")),
     click.option("--k", "ks", type=int, multiple=True, help="K of precision@K / recall@K (repeatable) [default: 1 2 3]."),
@@ -102,7 +103,7 @@ def build_describe_job(*, model, revision, dataset, text_col, label_col, label_n
                        pooling,
                        top_percent, threshold, fdr, fdr_family, min_cluster_size, min_samples, cluster_selection, reduce_to,
                        consistency, ks, generator, gen_batch_size, gen_threads=None, batch_size, max_length, device, seed,
-                       trust_remote_code, min_valid=5, min_valid_fraction=0.5) -> DescribeJob:
+                       trust_remote_code, min_valid=5, min_valid_fraction=0.5, verify_fdr=0.05) -> DescribeJob:
     """The ``DescribeJob`` of the command line; every error names its field, before any model runs.
     ``text_col`` / ``label_col``: None when not given (a .txt file or 'amazon' takes neither)."""
     from neuroscribe.service.describe.dataset import load_dataset_spec
@@ -121,7 +122,7 @@ def build_describe_job(*, model, revision, dataset, text_col, label_col, label_n
     extra = {"ks": tuple(ks)} if ks else {}
     return DescribeJob(dataset=data, model=subject, generator=gen, vocabulary=vocab, top_k_percent=top_percent,
                        threshold=threshold, fdr=fdr, fdr_family=fdr_family, consistency=consistency, seed=seed,
-                       min_valid=min_valid, min_valid_fraction=min_valid_fraction, **extra)
+                       min_valid=min_valid, min_valid_fraction=min_valid_fraction, verify_fdr=verify_fdr, **extra)
 
 
 def register(cli: click.Group, submit: click.Group) -> None:

@@ -7,7 +7,8 @@ Result folder (DIR):
     sentences.jsonl        per sentence: row, text, label, raw descriptors, vocabulary names (null: failed)
     vocabulary.json/.csv   clusters (name, size, count, members) and noise descriptors
     units.csv              one line per unit: layer, unit, descriptors, consistency, reference, top
-                           activation, status, valid exemplars, max activation, firing density
+                           activation, status, valid exemplars, max activation, firing density, the
+                           descriptions verified on the held-out half, and every one tested there
     consistency.csv        per-unit Jaccard between the halves (empty: no descriptor on either side)
     evaluation.csv         K, precision@K, recall@K beside the paper's numbers (with labels)
     descriptions.html      one section per unit (``report/`` holds its figures, each PNG with a CSV)
@@ -23,7 +24,7 @@ from typing import Callable
 from neuroscribe.jobs import DescribeJob, DescribeResult
 from neuroscribe.service.artefacts import csv_text as _csv, summary_tail, write_json, write_text
 
-__all__ = ["write_describe_files", "format_describe_summary"]
+__all__ = ["write_describe_files", "format_describe_summary", "verification_line"]
 
 
 def _fmt(x) -> str:
@@ -32,7 +33,8 @@ def _fmt(x) -> str:
 
 def format_describe_summary(result: DescribeResult, out: Path | None = None, timings: dict | None = None) -> str:
     d, v = result.descriptors, result.vocabulary
-    lines = [f"neuroscribe describe: {result.provenance.model} on {result.dataset} ({result.n_sentences} sentences)",
+    lines = [verification_line(result),
+             f"neuroscribe describe: {result.provenance.model} on {result.dataset} ({result.n_sentences} sentences)",
              f"  descriptors: {d.n_distinct_descriptors} distinct, {d.n_failed} failed generations"
              + (f" ({', '.join(f'{k}: {n}' for k, n in sorted(d.failures.items()))})" if d.failures else ""),
              f"  vocabulary: {v.n_names} names ({v.n_clusters} clusters, {v.n_noise} unclustered)",
@@ -50,7 +52,8 @@ def format_describe_summary(result: DescribeResult, out: Path | None = None, tim
     if c is not None:
         mean = "undefined" if c.mean is None else f"{c.mean:.3f}"
         lines.append(f"  consistency: mean Jaccard {mean} over {c.n_defined} units ({c.n_both_empty} empty on both "
-                     f"halves, {c.n_one_side_empty} on one); paper 0.95")
+                     f"halves, {c.n_one_side_empty} on one; {c.n_calibration} and {c.n_validation} sentences per half); "
+                     "paper 0.95")
     e = result.evaluation
     if e is not None:
         pr = ", ".join(f"P@{k} {_pct(p)} R@{k} {_pct(r)}" for k, p, r in zip(e.ks, e.precision, e.recall))
@@ -60,8 +63,24 @@ def format_describe_summary(result: DescribeResult, out: Path | None = None, tim
             base = ", ".join(f"P@{k} {_pct(p)} R@{k} {_pct(r)}"
                              for k, p, r in zip(e.ks, e.baseline_precision, e.baseline_recall))
             lines.append(f"  chance: {e.baseline_sets} random exemplar sets ({e.baseline_n_units} described): {base}")
+            below = [f"P@{k}" for k, p, b in zip(e.ks, e.precision, e.baseline_precision)
+                     if p is not None and b is not None and p < b]
+            if below:
+                lines.append(f"  below chance: {', '.join(below)} (the descriptions match the labels less often than "
+                             "random exemplar sets do)")
     lines += summary_tail(result.warnings, timings, out, "descriptions.html")
     return "\n".join(lines)
+
+
+def verification_line(result: DescribeResult) -> str:
+    """The summary's first line: verified descriptions against what chance alone verifies."""
+    vr = result.verification
+    if vr is None:
+        return "verified descriptions: not tested (no held-out half: --no-consistency)"
+    null = "not run" if vr.n_verified_null is None else str(vr.n_verified_null)
+    return (f"verified descriptions: {vr.n_verified} of {vr.n_pairs} made on the calibration half ({vr.n_testable} "
+            f"testable; {vr.n_units_verified} of {vr.n_units_tested} units) predict the unit on the {vr.n_heldout} "
+            f"held-out sentences at FDR {vr.fdr:g}; chance alone (responses permuted): {null}")
 
 
 def _pct(x) -> str:
@@ -89,10 +108,12 @@ def write_describe_files(tmp: Path, job: DescribeJob, descriptors, vocab, result
         + [[d, "kept" if d in result.vocabulary.kept else "noise", 1, n, d] for d, n in vocab.vocabulary.noise]))
     write_text(tmp / "units.csv", _csv(
         ["layer", "unit", "n_descriptors", "descriptors", "consistency", "reference", "top_activation", "status",
-         "n_valid", "max_activation", "firing_density"],
+         "n_valid", "max_activation", "firing_density", "verified", "held_out_tested"],
         [[u.layer, u.unit, len(u.descriptors), "; ".join(f"{d.descriptor} ({d.f:.0f}%)" for d in u.descriptors),
           _fmt(u.consistency), "" if u.reference is None else "; ".join(u.reference), _fmt(u.activations[0]),
-          _fmt(u.status), _fmt(u.n_valid), _fmt(u.max_activation), _fmt(u.firing_density)]
+          _fmt(u.status), _fmt(u.n_valid), _fmt(u.max_activation), _fmt(u.firing_density),
+          "; ".join(f"{h.descriptor} (AUROC {h.auroc:.2f}, q {h.q:.2g})" for h in u.held_out if h.verified),
+          "; ".join(f"{h.descriptor} ({'' if h.auroc is None else f'AUROC {h.auroc:.2f}'})" for h in u.held_out)]
          for u in result.units]))
     if result.consistency is not None:
         write_text(tmp / "consistency.csv", _csv(["layer", "unit", "jaccard"],

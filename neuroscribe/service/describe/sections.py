@@ -86,6 +86,13 @@ def summary_section(result: DescribeResult) -> Section:
         ("units", f"{_count(result.n_units)} ({len(result.layers)} layers × {_count(result.units_per_layer)})"),
         ("units described", f"{_count(result.n_described)}{share}"),
     ]
+    vr = result.verification
+    if vr is not None:
+        null = "not run" if vr.n_verified_null is None else _count(vr.n_verified_null)
+        rows.insert(0, ("verified descriptions", f"{_count(vr.n_verified)} of {_count(vr.n_pairs)} made on the "
+                                                 f"calibration half predict the unit on the {_count(vr.n_heldout)} "
+                                                 f"held-out sentences (FDR {vr.fdr:g}; {_count(vr.n_units_verified)} "
+                                                 f"units); chance alone (responses permuted): {null}"))
     val = result.validity
     if val is not None:
         hubs = "; ".join(f"“{h.text if len(h.text) <= 60 else h.text[:59] + '…'}” ({_count(h.n_units)} units)"

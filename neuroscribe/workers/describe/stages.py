@@ -40,6 +40,7 @@ from neuroscribe.prompts.descriptors import DESCRIPTOR_PROMPT_VERSION
 from neuroscribe.workers.describe.quality import consistency, precision_recall_at_k, reference_sets, split_half
 from neuroscribe.workers.describe.descriptions import assign, exemplar_hubs, min_valid_exemplars, unit_statuses
 from neuroscribe.workers.describe.descriptors import generate_descriptors
+from neuroscribe.workers.describe.heldout import held_out_verification
 from neuroscribe.workers.describe.exemplar_stream import (QUANTILE_METHOD, ExemplarsArtefact, first_occurrences,
                                                           firing_rule, occurrences)
 from neuroscribe.workers.describe.vocabulary import Cluster, Vocabulary, build_vocabulary
@@ -264,7 +265,7 @@ def analysis_stage(job: DescribeJob, descriptors: DescriptorsArtefact, vocab: Vo
     fires = exemplars.values > fs.threshold[:, None]  # a prefix of each unit's best-first exemplars
     full = assign(sets, exemplars.rows, mask=fires, min_valid=need, rows=distinct, **kw)
 
-    cons_report, per_unit_cons = None, None
+    cons_report, per_unit_cons, verification, held_out = None, None, None, None
     if vocab.halves:
         sides, half_need = [], []
         for h, (r, v) in zip(vocab.halves, exemplars.halves):
@@ -277,6 +278,9 @@ def analysis_stage(job: DescribeJob, descriptors: DescriptorsArtefact, vocab: Vo
                             "so the consistency is undefined; use a larger --top-percent or dataset")
         c = consistency(*sides)
         per_unit_cons = c.per_unit
+        if exemplars.heldout is not None:
+            verification, held_out = held_out_verification(sides[0], texts, sets, vocab.halves[1], exemplars.heldout,
+                                                           fdr=job.verify_fdr, seed=job.seed)
         cons_report = ConsistencyReport(
             seed=job.seed, n_calibration=len(vocab.halves[0]), n_validation=len(vocab.halves[1]),
             stratified_by="each sentence's most frequent descriptor", mean=nan_to_none(c.mean),
@@ -351,7 +355,7 @@ def analysis_stage(job: DescribeJob, descriptors: DescriptorsArtefact, vocab: Vo
             exemplar_counts=tuple(int(occ[r]) for r in exemplars.rows[u]),
             firing_threshold=_finite(fs.threshold[u]), n_firing=int(fs.n_firing[u]),
             firing_density=float(density[u]), max_activation=_finite(fs.maximum[u]),
-            quantiles=tuple(_finite(x) for x in fs.quantiles[u])))
+            quantiles=tuple(_finite(x) for x in fs.quantiles[u]), held_out=held_out[u] if held_out else ()))
 
     raw = [d for d in descriptors.descriptors if d is not None]
     subj = exemplars.subject
@@ -376,4 +380,5 @@ def analysis_stage(job: DescribeJob, descriptors: DescriptorsArtefact, vocab: Vo
                                     n_noise=len(v.noise) - len(v.params.get("kept", ())),
                                     kept=tuple(v.params.get("kept", ())), params=v.params),
         n_units=full.n_units, n_described=full.n_described, units=tuple(units), consistency=cons_report,
-        evaluation=evaluation, validity=validity, provenance=provenance, warnings=tuple(warnings))
+        evaluation=evaluation, validity=validity, verification=verification, provenance=provenance,
+        warnings=tuple(warnings))
