@@ -60,6 +60,7 @@ bench: $(STAMP)
 	$(PY) bench/bench_vocabulary.py
 	$(PY) bench/bench_gaussian.py
 	$(PY) bench/bench_generate.py
+	$(PY) bench/bench_describe_pooling.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .hypothesis

@@ -29,8 +29,8 @@ from neuroscribe.workers.describe.exemplar_stream import first_occurrences
 from neuroscribe.workers.describe.stages import analysis_stage, descriptors_stage, exemplars_stage, vocabulary_stage
 from neuroscribe.workers.generate import FakeBackend
 
-COLUMNS = ("units", "fire", "dead", "rare", "too_few_valid", "no_descriptor", "described", "hubs", "top_hub",
-           "seconds")
+COLUMNS = ("units", "fire", "dead", "rare", "too_few_valid", "no_descriptor", "described", "verified",
+           "verified_null", "P@2", "P@2_chance", "hubs", "top_hub", "seconds")
 
 
 def measure(job: DescribeJob, subject, descriptors, vocab) -> dict:
@@ -38,8 +38,13 @@ def measure(job: DescribeJob, subject, descriptors, vocab) -> dict:
     t0 = time.perf_counter()
     ex = exemplars_stage(job, subject, vocab, progress=False)
     res = analysis_stage(job, descriptors, vocab, ex, neuroscribe_version=__version__)
-    v = res.validity
-    return {"units": res.n_units, "fire": v.n_firing, "dead": v.n_dead, "rare": v.n_rare,
+    v, vr, e = res.validity, res.verification, res.evaluation
+    pct = lambda x: "-" if x is None else f"{100 * x:.0f}%"  # noqa: E731
+    k2 = e.ks.index(2) if e is not None and 2 in e.ks else None
+    return {"verified": "-" if vr is None else vr.n_verified, "verified_null": "-" if vr is None else vr.n_verified_null,
+            "P@2": "-" if k2 is None else pct(e.precision[k2]),
+            "P@2_chance": "-" if k2 is None or not e.baseline_precision else pct(e.baseline_precision[k2]),
+            "units": res.n_units, "fire": v.n_firing, "dead": v.n_dead, "rare": v.n_rare,
             "too_few_valid": v.n_too_few_valid, "no_descriptor": v.n_no_descriptor, "described": v.n_described,
             "hubs": v.n_hub_sentences, "top_hub": v.hubs[0].n_units if v.hubs else 0,
             "seconds": round(time.perf_counter() - t0, 1), "result": res, "exemplars": ex}

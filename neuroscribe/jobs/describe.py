@@ -265,7 +265,9 @@ class DescribeJob(JobBase):
 
     kind: Literal["describe"] = "describe"
     dataset: DatasetSpec = Field(..., description="The sentences (and optional labels) to describe.")
-    model: SubjectModelSpec = Field(default_factory=lambda: SubjectModelSpec(pooling=Pooling.cls))
+    # mean pooling by measurement (docs/methods.md#b3): on the Amazon sentences it verified 483 descriptions
+    # on the held-out half against 102 for the paper's cls (6,214 of MiniLM's 9,216 units never fire with cls)
+    model: SubjectModelSpec = Field(default_factory=lambda: SubjectModelSpec(pooling=Pooling.mean))
     generator: GeneratorSpec = Field(default_factory=GeneratorSpec)
     sampling: SamplingSpec = Field(
         default_factory=lambda: SamplingSpec(temperature=0.2, top_p=0.9, max_new_tokens=48, repetition_penalty=1.15),

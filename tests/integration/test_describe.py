@@ -195,7 +195,7 @@ def test_without_labels_no_evaluation_and_fdr_is_stricter(planted, tmp_path):
 
 
 def test_cls_pooling_on_bert(tmp_path):
-    assert DescribeJob(dataset=_job("x").dataset).model.pooling == Pooling.cls  # the default of a describe job
+    assert DescribeJob(dataset=_job("x").dataset).model.pooling == Pooling.mean  # the default of a describe job
     job = _job(tiny_model_dir("bert"), model=SubjectModelSpec(name=str(tiny_model_dir("bert")), pooling=Pooling.cls,
                                                              device="cpu"))
     res = run_describe_job(job, tmp_path / "o", progress=False, backend=FakeBackend(_script), embed=_embed,

@@ -65,9 +65,9 @@ _OPTIONS = [
                       "also gives its sentence that name."),
     click.option("--layers", "layers", multiple=True, metavar="LIST", help="Layers to read, e.g. 0,2-4. Default: all."),
     click.option("--site", default="mlp_post", show_default=True, help=_doc(SubjectModelSpec, "site")),
-    click.option("--pooling", type=click.Choice([p.value for p in Pooling]), default="cls", show_default=True,
-                 help=_doc(SubjectModelSpec, "pooling") + " cls (the paper's, for BERT) needs a [CLS] token; use "
-                      "mean or last for decoders."),
+    click.option("--pooling", type=click.Choice([p.value for p in Pooling]), default="mean", show_default=True,
+                 help=_doc(SubjectModelSpec, "pooling") + " mean by measurement (most descriptions verified on the "
+                      "held-out half; docs/methods.md#b3); cls, the paper's for BERT, needs a [CLS] token."),
     click.option("--top-percent", type=float, default=1.0, show_default=True, help=_doc(DescribeJob, "top_k_percent")),
     click.option("--threshold", type=float, default=50.0, show_default=True, help=_doc(DescribeJob, "threshold")),
     click.option("--min-valid", type=int, default=5, show_default=True, help=_doc(DescribeJob, "min_valid")),
