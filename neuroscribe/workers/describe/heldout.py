@@ -19,7 +19,10 @@ from neuroscribe.jobs.describe import HeldOutDescriptor, VerificationReport
 from neuroscribe.workers.describe.exemplar_stream import first_occurrences
 from neuroscribe.workers.describe.verification import verify
 
-__all__ = ["held_out_verification"]
+__all__ = ["held_out_verification", "rare_label_warnings", "RARE_LABEL_SHARE"]
+
+# a label name on fewer of its own label's (described) sentences than this is rare: the LLM rarely writes it
+RARE_LABEL_SHARE = 0.1
 
 
 def _num(x) -> float | None:
@@ -54,3 +57,20 @@ def held_out_verification(calibration, texts: Sequence[str], sets, heldout_rows,
         n_verified_null=v.n_verified_null)
     ordered = [tuple(sorted(x, key=lambda h: (not h.verified, -(h.auroc or 0.0)))) for x in per_unit]
     return report, ordered
+
+
+def rare_label_warnings(labels, sets, names: dict[str, str]) -> list[str]:
+    """A warning per label name the generator rarely writes on the sentences that carry its label
+    (e.g. "negative" on 1 of 150 negative reviews): such a reference can hardly be matched, and a
+    unit's P@K against it measures the generator more than the unit."""
+    out = []
+    for label, name in sorted(names.items()):
+        own = [s for lab, s in zip(labels, sets) if lab == label and s is not None]
+        if not own:
+            continue
+        share = sum(name in s for s in own) / len(own)
+        if 0 < share < RARE_LABEL_SHARE:
+            out.append(f"the label name {name!r} is rare among the descriptors of the sentences labelled {label!r} "
+                       f"({sum(name in s for s in own)} of {len(own)}, {100 * share:.0f}%): precision@K / recall@K "
+                       "against it mostly measure the generator")
+    return out

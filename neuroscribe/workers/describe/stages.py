@@ -40,7 +40,7 @@ from neuroscribe.prompts.descriptors import DESCRIPTOR_PROMPT_VERSION
 from neuroscribe.workers.describe.quality import consistency, precision_recall_at_k, reference_sets, split_half
 from neuroscribe.workers.describe.descriptions import assign, exemplar_hubs, min_valid_exemplars, unit_statuses
 from neuroscribe.workers.describe.descriptors import generate_descriptors
-from neuroscribe.workers.describe.heldout import held_out_verification
+from neuroscribe.workers.describe.heldout import held_out_verification, rare_label_warnings
 from neuroscribe.workers.describe.exemplar_stream import (QUANTILE_METHOD, ExemplarsArtefact, first_occurrences,
                                                           firing_rule, occurrences)
 from neuroscribe.workers.describe.vocabulary import Cluster, Vocabulary, build_vocabulary
@@ -306,6 +306,7 @@ def analysis_stage(job: DescribeJob, descriptors: DescriptorsArtefact, vocab: Vo
         if missing:
             warnings.append(f"the reference label name(s) {missing} never occur among the descriptors, so they can "
                             "never be assigned; map labels to descriptor names with --label-name LABEL=NAME")
+        warnings += rare_label_warnings(job.dataset.labels, sets, names)
 
     n_failed = sum(s is None for s in sets)
     if n_failed > FAILURE_WARNING * n:

@@ -269,3 +269,14 @@ def test_bad_input():
     bad[3, 0] = np.nan
     with pytest.raises(InvalidInput, match="NaN"):
         verify(bad, holds, [(0, "cat")])
+
+
+def test_a_rare_label_name_is_warned_about_and_a_common_or_absent_one_is_not():
+    from neuroscribe.workers.describe.heldout import rare_label_warnings
+
+    labels = ["0"] * 50 + ["1"] * 50
+    sets = [frozenset({"negative"}) if i == 0 else frozenset({"bad"}) for i in range(50)] \
+        + [frozenset({"positive"})] * 50
+    warnings = rare_label_warnings(labels, sets, {"0": "negative", "1": "positive"})
+    assert len(warnings) == 1 and "'negative'" in warnings[0] and "1 of 50" in warnings[0]
+    assert rare_label_warnings(labels, [frozenset({"x"})] * 100, {"0": "negative"}) == []  # absent: warned elsewhere
