@@ -20,7 +20,7 @@ import time
 from collections import Counter
 from importlib.resources import files
 
-from neuroscribe.jobs import ExpertsJob, GeneratorSpec
+from neuroscribe.jobs import ExpertsJob, GeneratorSpec, SamplingSpec
 from neuroscribe.workers.describe.descriptors import generate_descriptors
 from neuroscribe.workers.experts.stages import sentences_stage
 from neuroscribe.workers.generate import make_backend
@@ -76,8 +76,6 @@ def concepts(spec, backend) -> dict:
 
 def descriptors(backend, n_sentences: int) -> dict:
     d = Counting(backend)
-    from neuroscribe.jobs import SamplingSpec
-
     t0 = time.perf_counter()
     ds = generate_descriptors(d, amazon(n_sentences), sampling=SamplingSpec(**DESCRIBE_SAMPLING), progress=False)
     desc_s = time.perf_counter() - t0

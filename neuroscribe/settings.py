@@ -75,9 +75,6 @@ class Settings:
             values["port"] = int(values["port"])
         return cls(**values)
 
-    def replace(self, **changes) -> "Settings":
-        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
-
     def to_json(self) -> dict:
         """The settings as JSON (for the executor process); secrets included: never log it."""
         return {f.name: str(v) if isinstance(v, Path) else v for f in dataclasses.fields(self)

@@ -29,7 +29,6 @@ job that can never succeed (not retried) and anything else for a failure worth r
 
 from __future__ import annotations
 
-import importlib
 import json
 import multiprocessing as mp
 import os
@@ -44,6 +43,7 @@ from typing import Callable
 from pydantic import ValidationError
 
 from neuroscribe.errors import InvalidInput, NeuroscribeError
+from neuroscribe.service.kinds import load_object
 from neuroscribe.service.registry import parse_job
 from neuroscribe.settings import Settings
 
@@ -64,8 +64,7 @@ class StageContext:
     job: object
     handoff: dict | None
     artefacts: Path  # this job's folder (shared between the stages' machines)
-    cache_dir: Path
-    settings: Settings = field(default_factory=Settings)
+    settings: Settings = field(default_factory=Settings)  # the cache, device and keys of this worker
     state: dict = field(default_factory=dict)
     report: Callable[[int, int | None, str | None], None] = lambda done, total=None, message=None: None
 
@@ -86,9 +85,9 @@ def _check_spec(spec: str) -> tuple[str, str]:
 
 
 def load_handlers(spec: str) -> dict:
-    module, name = _check_spec(spec)
+    _check_spec(spec)
     try:
-        handlers = getattr(importlib.import_module(module), name)
+        handlers = load_object(spec)
     except (ImportError, AttributeError) as e:
         raise InvalidInput("handlers", f"cannot load {spec!r}: {e}") from None
     if not isinstance(handlers, Mapping):
@@ -166,7 +165,7 @@ def _run_one(msg: dict, handlers: dict, state: dict, settings: Settings, conn) -
         return {"type": "error", "reason": f"not a valid job id: {job_id!r}", "retry": False}
     ctx = StageContext(job_id=job_id, stage=stage, attempt=int(msg.get("attempt", 1)), job=job,
                        handoff=msg.get("handoff"), artefacts=Path(settings.artefacts) / job_id,
-                       cache_dir=Path(settings.cache_dir), settings=settings, state=state,
+                       settings=settings, state=state,
                        report=lambda d, t=None, m=None: _send(conn, {"type": "progress", "done": d, "total": t,
                                                                      "message": m}))
     try:

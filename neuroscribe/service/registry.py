@@ -76,9 +76,7 @@ def job_adapter() -> TypeAdapter:
     """A ``TypeAdapter`` of the union of every registered kind's job (discriminated by ``kind``)."""
     current = tuple(kinds().values())
     if _adapter[0] != current:
-        models = tuple(k.job for k in current)
-        union = models[0] if len(models) == 1 else Annotated[Union[models], Field(discriminator="kind")]
-        _adapter[0], _adapter[1] = current, TypeAdapter(union)
+        _adapter[0], _adapter[1] = current, TypeAdapter(job_union())
     return _adapter[1]
 
 

@@ -86,15 +86,21 @@ def check_threads(threads: int | None) -> int:
     return threads
 
 
-def describe_info(spec: GeneratorSpec) -> dict:
-    """The provenance (and cache identity) of the generator ``spec`` names, without loading it."""
-    check_threads(spec.threads)
+def _checked(spec: GeneratorSpec) -> tuple[Path, dict, int]:
+    """The GGUF file, the provenance and the thread count of ``spec``: every check before a load."""
+    threads = check_threads(spec.threads)
     path, src = gguf_path(spec)
     if gguf_chat_template(path) is None:
         raise InvalidInput("generator", f"{str(path)!r} has no chat template: the llamacpp backend needs a chat "
                                         "(instruct) model")
-    return {"backend": "llamacpp", "model": src.model_id, "revision": src.revision,
+    info = {"backend": "llamacpp", "model": src.model_id, "revision": src.revision,
             "weight_sha256": src.weight_sha256, "xllamacpp_version": _engine_version()}
+    return path, info, threads
+
+
+def describe_info(spec: GeneratorSpec) -> dict:
+    """The provenance (and cache identity) of the generator ``spec`` names, without loading it."""
+    return _checked(spec)[1]
 
 
 class LlamaCppBackend:
@@ -107,10 +113,8 @@ class LlamaCppBackend:
         except ImportError as e:
             raise GenerationError(MISSING) from e
         self.spec = spec
-        self.info = describe_info(spec)
-        self.threads = check_threads(spec.threads)
+        path, self.info, self.threads = _checked(spec)
         self.n_parallel = max(1, n_parallel or spec.batch_size)
-        path, _src = gguf_path(spec)
         p = xllamacpp.CommonParams()
         p.model.path = str(path)
         p.n_parallel = self.n_parallel
