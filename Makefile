@@ -9,7 +9,11 @@ SWEEP_OUT ?= runs/sweep-demo
 DESCRIBE_OUT ?= runs/describe-amazon
 RANK_OUT ?= runs/rank-amazon
 
-.PHONY: setup demo sweep-demo describe-demo rank-demo test test-unit bench clean
+.PHONY: setup demo sweep-demo describe-demo rank-demo test test-unit bench clean deploy-check
+
+# the compose linter (npm), installed into build/ on first use
+DCLINT_VERSION := 3.1.0
+DCLINT := build/dclint/node_modules/.bin/dclint
 
 setup: $(STAMP)
 
@@ -44,8 +48,19 @@ describe-demo: $(STAMP)
 rank-demo: $(STAMP)
 	$(VENV)/bin/neuroscribe rank --model minilm --dataset amazon --k 10 --k 50 --n-random 20 --max-examples 100 --out $(RANK_OUT) --force
 
-test: $(STAMP)
+test: $(STAMP) deploy-check
 	$(PY) -m pytest -q
+
+# the deployment files: hadolint (Dockerfile), docker-compose v1's own validation and dclint (schema
+# and rules) of docker-compose.yml, with the gpu profile too; .ci/run installs docker-compose and npm
+deploy-check: $(STAMP) $(DCLINT)
+	$(VENV)/bin/hadolint Dockerfile
+	docker-compose -f docker-compose.yml config -q
+	docker-compose -f docker-compose.yml --profile gpu config -q
+	$(DCLINT) docker-compose.yml
+
+$(DCLINT):
+	npm install --no-audit --no-fund --silent --prefix build/dclint dclint@$(DCLINT_VERSION)
 
 # the unit tests alone (tests/unit mirrors the package), under a minute
 test-unit: $(STAMP)
@@ -61,6 +76,7 @@ bench: $(STAMP)
 	$(PY) bench/bench_gaussian.py
 	$(PY) bench/bench_generate.py
 	$(PY) bench/bench_describe_pooling.py
+	$(PY) bench/bench_rank.py --out runs/rank-bench
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .hypothesis

@@ -135,7 +135,16 @@ class SubjectModelSpec(Frozen):
 # --------------------------------------------------------------------------- jobs and results
 
 
+def _kind_required(schema: dict, cls: type) -> None:
+    """``kind`` has a default in Python (``ExpertsJob(...)``) but a submitted job must say it (the
+    API tells the kinds apart by it): the JSON schema says so."""
+    if "kind" in schema.get("properties", {}) and "kind" not in schema.get("required", []):
+        schema["required"] = ["kind", *schema.get("required", [])]
+
+
 class JobBase(Frozen):
+    model_config = ConfigDict(frozen=True, extra="forbid", json_schema_extra=_kind_required)
+
     schema_version: Literal[1] = SCHEMA_VERSION
     seed: int = Field(0, ge=0, description="Seed for every random choice of the job.")
 

@@ -19,8 +19,9 @@ from pydantic import Field, field_validator, model_validator
 
 from neuroscribe.jobs.common import (SCHEMA_VERSION, Frozen, GeneratorSpec, JobBase, Pooling, Provenance, SamplingSpec,
                                      SubjectModelSpec)
+from neuroscribe.jobs.explanations import ExplanationReport
 
-__all__ = ["DescribeJob", "DescribeResult", "HeldOutDescriptor", "VerificationReport",
+__all__ = ["DescribeJob", "DescribeResult", "HeldOutDescriptor", "VerificationReport", "ExplanationReport",
     "DatasetSpec", "VocabularySpec", "DescriptorReport", "VocabularyReport", "AssignedDescriptor", "UnitReport",
     "UnitStatus", "HubSentence", "ValidityReport", "ConsistencyReport", "EvaluationReport", "PAPER_P_AT_2",
     "PAPER_R_AT_2", "nan_to_none",
@@ -112,6 +113,12 @@ class DescriptorReport(Frozen):
     failures: dict[str, int] = Field(default_factory=dict, description="Failure reason -> distinct sentences.")
     n_distinct_descriptors: int
     mean_per_sentence: float | None = Field(None, description="Descriptors per successful sentence (raw).")
+    samples: int = Field(1, description="Samples asked per distinct sentence.")
+    min_votes: int = Field(1, description="Samples that must hold a descriptor for the sentence to keep it.")
+    retries: int = Field(0, description="Further attempts, with other seeds, at a failed sample.")
+    n_retried: int = Field(0, description="Sentence-samples asked again after a failure.")
+    n_recovered: int = Field(0, description="Of them, that succeeded on a later attempt.")
+    n_dropped_by_vote: int = Field(0, description="Sentence-descriptor pairs held by fewer than min_votes samples.")
 
 
 class VocabularyReport(Frozen):
@@ -233,6 +240,7 @@ class ConsistencyReport(Frozen):
     n_defined: int
     n_both_empty: int = Field(..., description="Units with no descriptor on either half (not counted as 1).")
     n_one_side_empty: int
+    n_exemplars_per_half: tuple[int, ...] = Field((), description="k on each half (its own top k%).")
     histogram: tuple[int, ...]
     bin_edges: tuple[float, ...]
     paper_mean: float = 0.95
@@ -253,6 +261,16 @@ class EvaluationReport(Frozen):
         (), description="precision@K of random exemplar sets: what descriptor and label frequencies alone give.")
     baseline_recall: tuple[float | None, ...] = ()
     baseline_n_units: int = Field(0, description="Random sets with at least one descriptor.")
+    bootstrap: int = Field(0, description="Bootstrap resamples of the intervals (units; random sets for the chance "
+                                          "row); 0: no intervals (an older result).")
+    confidence: float = 0.95
+    precision_ci: tuple[tuple[float, float] | None, ...] = Field((), description="Interval of precision@K.")
+    recall_ci: tuple[tuple[float, float] | None, ...] = ()
+    baseline_precision_ci: tuple[tuple[float, float] | None, ...] = ()
+    baseline_recall_ci: tuple[tuple[float, float] | None, ...] = ()
+    precision_minus_chance_ci: tuple[tuple[float, float] | None, ...] = Field(
+        (), description="Interval of precision@K minus its chance row (independent resamples): below 0, below "
+                        "chance; above 0, above chance; holding 0, not told apart.")
     paper_precision_at_2: float = PAPER_P_AT_2
     paper_recall_at_2: float = PAPER_R_AT_2
 
@@ -287,6 +305,25 @@ class DescribeJob(JobBase):
                                       description="Describe a unit only from at least this share of its k exemplars "
                                                   "(valid ones).")
     ks: tuple[int, ...] = Field((1, 2, 3), min_length=1, description="K of precision@K / recall@K.")
+    samples: int = Field(1, ge=1, le=16, description="Descriptor samples per sentence, each with its own seed "
+                                                     "(self-consistency; docs/methods.md#b1).")
+    min_votes: int = Field(1, ge=1, le=16, description="Keep a descriptor (vocabulary name) of a sentence only when "
+                                                       "at least this many of its samples hold it; a sentence with "
+                                                       "fewer successful samples counts as failed.")
+    retries: int = Field(1, ge=0, le=8, description="Ask a failed descriptor generation again, with another seed, "
+                                                    "up to this many times.")
+    explain_units: int = Field(20, ge=0, le=10_000, description="Units the LLM explains in one sentence, scored on "
+                                                               "the held-out half (verified units first, then the "
+                                                               "top-firing ones; 0: none; docs/methods.md#b7).")
+    detection_sentences: int = Field(10, ge=1, le=500, description="Held-out sentences per class (firing, not firing) "
+                                                                   "the LLM judges per explained unit.")
+
+    @model_validator(mode="after")
+    def _votes(self) -> "DescribeJob":
+        if self.min_votes > self.samples:
+            raise ValueError(f"min_votes: {self.min_votes} votes of {self.samples} sample(s) can never be reached; "
+                             "ask for at least as many samples")
+        return self
 
     @field_validator("ks")
     @classmethod
@@ -320,5 +357,7 @@ class DescribeResult(Frozen):
     evaluation: EvaluationReport | None = Field(None, description="None when the dataset has no labels.")
     validity: ValidityReport | None = Field(None, description="Firing and valid exemplars (None: an older result).")
     verification: VerificationReport | None = Field(None, description="Held-out verification (None: no halves).")
+    explanations: ExplanationReport | None = Field(None, description="LLM-written explanations scored on the held-out "
+                                                                     "half (docs/methods.md#b7; None: not asked).")
     provenance: Provenance
     warnings: tuple[str, ...] = ()

@@ -4,6 +4,7 @@ and its result: per concept the experts, counts per layer, top units, and the su
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -26,12 +27,15 @@ __all__ = ["ConceptSpec", "SentenceRecord", "ExpertsJob", "ExpertUnit", "Concept
 class ConceptSpec(Frozen):
     """A concept, optionally with a category (``cat:animal`` on the command line)."""
 
-    name: str = Field(..., description="The concept word or phrase.")
+    # the pattern says in the schema what the validator does: some character that is not whitespace
+    name: str = Field(..., min_length=1, pattern=r"[^\s\x1c-\x1f]", description="The concept word or phrase.")
     category: str | None = Field(None, description="Optional group used by overlap analyses.")
 
-    @field_validator("name")
+    @field_validator("name", mode="before")  # before the pattern, so the error says what is wrong
     @classmethod
-    def _non_empty(cls, v: str) -> str:
+    def _non_empty(cls, v):
+        if not isinstance(v, str):
+            return v
         v = " ".join(v.split())
         if not v:
             raise ValueError("concept must not be empty")
@@ -87,7 +91,7 @@ class ExpertsJob(JobBase):
     def _unique(cls, v):
         names = [c.name for c in v]
         if len(set(names)) != len(names):
-            dup = sorted({n for n in names if names.count(n) > 1})
+            dup = sorted(n for n, k in Counter(names).items() if k > 1)
             raise ValueError(f"concepts must be unique (repeated: {', '.join(dup)})")
         return v
 
@@ -109,9 +113,12 @@ class ExpertsJob(JobBase):
         targets = [main, *self.sweep]
         if len(set(targets)) != len(targets):
             raise ValueError("sweep: every (model, revision) must appear once, the main model included")
-        if self.sentences is not None:
+        if self.sentences is not None:  # one pass over the sentences (not concepts x sentences)
+            labels_of: dict[str, set[int]] = {}
+            for s in self.sentences:
+                labels_of.setdefault(s.concept, set()).add(s.label)
             for c in names:
-                labels = {s.label for s in self.sentences if s.concept == c}
+                labels = labels_of.get(c, set())
                 if labels != {0, 1}:
                     missing = "positives" if 1 not in labels else "negatives"
                     raise ValueError(f"sentences for concept {c!r} have no {missing}")

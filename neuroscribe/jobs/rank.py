@@ -2,8 +2,9 @@
 carries beyond its model, and what a ``RankResult`` reports.
 
 Specs (inside ``RankJob``): ``AttributeDataSpec`` (the labelled examples travel inside the job),
-``ProbingSpec``, ``InterventionSpec``. Reports (inside ``RankResult``): ``RankingReport``,
-``ProbeRow``, ``SameProbeRow``, ``EffectRow``, ``AgreementRow``. Frozen pydantic models that cross
+``RankingSpec``, ``ProbingSpec``, ``InterventionSpec``. Reports (inside ``RankResult``):
+``RankingReport``, ``BottomRow``, ``StabilityRow``, ``ProbeRow``, ``SameProbeRow``, ``EffectRow``,
+``AgreementRow``. Frozen pydantic models that cross
 process boundaries as JSON; an undefined statistic (NaN) is written as ``null``.
 """
 
@@ -15,11 +16,15 @@ from pydantic import Field, field_validator, model_validator
 
 from neuroscribe.jobs.common import SCHEMA_VERSION, Frozen, JobBase, Pooling, Provenance, SubjectModelSpec
 
-__all__ = ["RankJob", "RankResult", "AttributeDataSpec", "ProbingSpec", "InterventionSpec", "RankingReport", "ProbeRow", "SameProbeRow",
-           "EffectRow", "AgreementRow", "MIN_PER_CLASS", "METHODS"]
+__all__ = ["RankJob", "RankResult", "AttributeDataSpec", "RankingSpec", "ProbingSpec", "InterventionSpec",
+           "RankingReport", "BottomRow", "StabilityRow", "ProbeRow", "SameProbeRow", "EffectRow", "AgreementRow",
+           "MIN_PER_CLASS", "METHODS", "BOTTOM_K"]
 
 MIN_PER_CLASS = 5
 METHODS = ("linear", "gaussian", "probeless", "ap", "random")
+BOTTOM_K = ("bottom-k: the k units the ranking considers least relevant (lowest relevance score), ties at the "
+            "boundary broken at random with the job's seed; gaussian's relevance is each unit's score alone "
+            "(the greedy objective before any unit is chosen), not its gain given the selected units")
 
 
 class AttributeDataSpec(Frozen):
@@ -37,6 +42,8 @@ class AttributeDataSpec(Frozen):
     word_index: tuple[int, ...] | None = Field(None, description="Target word per text (token-level attribute).")
     continuations: dict[str, str] | None = None
     label_texts: dict[str, str] | None = None
+    label_names: dict[str, str] | None = Field(None, description="Readable names of the labels (e.g. 1 -> positive), "
+                                                                 "shown beside them.")
 
     @model_validator(mode="after")
     def _check(self) -> "AttributeDataSpec":
@@ -66,6 +73,10 @@ class AttributeDataSpec(Frozen):
             given = getattr(self, field)
             if given is not None and set(given) != set(counts):
                 raise ValueError(f"{field}: must name every label {sorted(counts)}, got {sorted(given)}")
+        unknown = sorted(set(self.label_names or {}) - set(counts))
+        if unknown:
+            raise ValueError(f"label_names: {', '.join(map(repr, unknown))} is no label of the data "
+                             f"(labels: {sorted(counts)})")
         return self
 
     def class_counts(self) -> dict[str, int]:
@@ -73,6 +84,17 @@ class AttributeDataSpec(Frozen):
         for lab in self.labels:
             out[lab] = out.get(lab, 0) + 1
         return dict(sorted(out.items()))
+
+
+class RankingSpec(Frozen):
+    """How the rankings are computed (C.1) and checked for stability."""
+
+    linear_tol: float = Field(1e-4, gt=0.0, le=1.0, description="Stopping tolerance of the elastic-net (linear) "
+                                                                "probe's saga solver.")
+    linear_max_iter: int = Field(20000, ge=1, le=1_000_000,
+                                 description="Iteration limit of the linear probe (reached: a warning, not converged).")
+    stability: bool = Field(True, description="Rank again with a second seed and on two halves of the ranking "
+                                              "examples, and report the top-k overlap of each pair.")
 
 
 class ProbingSpec(Frozen):
@@ -88,7 +110,9 @@ class InterventionSpec(Frozen):
 
     modes: tuple[Literal["zero", "mean", "translate"], ...] = Field(("zero", "mean", "translate"), min_length=1)
     beta: float = Field(8.0, gt=0.0, le=1000.0, description="Translation strength toward another class's mean.")
-    n_random: int = Field(5, ge=1, le=100, description="Random k-sets drawn per k.")
+    n_random: int = Field(20, ge=1, le=200, description="Random k-sets drawn once per k (shared by every ranking, "
+                                                        "none of any ranking's top-k); the p over sets has the floor "
+                                                        "1 / (n_random + 1).")
     max_examples: int = Field(200, ge=2, description="Examples scored (a seeded stratified subsample beyond it).")
 
 
@@ -97,6 +121,31 @@ class RankingReport(Frozen):
     order: tuple[int, ...] = Field(..., description="Every unit, best first.")
     scores: tuple[float, ...] = Field(..., description="Per unit, in unit order; higher = better.")
     params: dict = Field(default_factory=dict)
+    relevance: tuple[float, ...] | None = Field(None, description="Per unit, what bottom-k is taken from when it is "
+                                                                  "not ``scores`` (gaussian: each unit alone).")
+
+
+class BottomRow(Frozen):
+    """The bottom-k units of one ranking (see ``BOTTOM_K``)."""
+
+    ranking: str
+    k: int
+    by: str = Field(..., description="The relevance the units are the lowest by.")
+    units: tuple[int, ...]
+    boundary: float | None = Field(..., description="Relevance of the k-th least relevant unit.")
+    tied: int = Field(..., description="Units whose relevance equals the boundary (1: no tie).")
+    tied_in_bottom: int = Field(..., description="How many of those the random tie-break put in the bottom-k.")
+
+
+class StabilityRow(Frozen):
+    """Top-k overlap of a ranking with itself recomputed: ``seed`` (another seed, same examples; a method
+    without randomness gives 1) or ``halves`` (two disjoint stratified halves of the ranking examples)."""
+
+    ranking: str
+    k: int
+    kind: Literal["seed", "halves"]
+    overlap: float
+    chance: float = Field(..., description="k / units.")
 
 
 class ProbeRow(Frozen):
@@ -136,6 +185,7 @@ class EffectRow(Frozen):
     p_random: float | None = Field(
         None, description="Empirical two-sided p over unit sets: (1 + random sets whose mean effect is at least as far "
                           "from the random sets' mean as the ranked one) / (1 + sets). Its floor is 1 / (1 + sets).")
+    p_floor: float | None = Field(None, description="1 / (1 + random sets): the smallest p_random can be.")
 
 
 class AgreementRow(Frozen):
@@ -164,6 +214,7 @@ class RankJob(JobBase):
         0.5, gt=0.0, lt=1.0, description="Share of the examples (seeded, stratified) the rankings are computed on; "
                                          "probing and interventions use the others, so no ranking has seen the "
                                          "examples it is judged on (None: all examples for everything).")
+    ranking: RankingSpec = Field(default_factory=RankingSpec)
     probing: ProbingSpec = Field(default_factory=ProbingSpec)
     interventions: InterventionSpec | None = Field(default_factory=InterventionSpec,
                                                    description="Used information (None: skip).")
@@ -199,10 +250,13 @@ class RankResult(Frozen):
     units: int
     ks: tuple[int, ...]
     rankings: tuple[RankingReport, ...]
+    bottom: tuple[BottomRow, ...] = ()
+    stability: tuple[StabilityRow, ...] = ()
     probing: tuple[ProbeRow, ...]
     same_probe: tuple[SameProbeRow, ...] = ()
     interventions: tuple[EffectRow, ...] = ()
     intervention_measure: str | None = Field(None, description="What the effects measure (None: not run).")
     agreement: tuple[AgreementRow, ...] = ()
+    label_names: dict[str, str] | None = None
     provenance: Provenance
     warnings: tuple[str, ...] = ()

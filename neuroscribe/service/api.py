@@ -21,26 +21,40 @@ unknown job (job ids are 32 hex characters) or file, 400 for a path that tries t
 folder, 409 for a result not available yet, 422 for an invalid job (pydantic's errors; ``loc``
 is ``["body", FIELD, ...]``, e.g. ``["body", "tau"]``) or a kind that cannot run yet, 503 when the
 queue backend cannot be reached (with ``Retry-After``), never a 500 with a traceback for that.
+Submitting (``service.admission``): 413 over ``settings.max_body_bytes`` before any parsing
+(``limits.BodyLimit``), 400 for a body that is not UTF-8, and 422 naming the field and the value for
+what the server's policy and limits refuse (``service.policy``, ``service.limits``) -- all checked
+off the event loop.
 
-The API key (``api_key``): every route but ``/healthz`` -- ``/readyz``, ``/openapi.json`` and
-``/docs`` included -- then needs ``Authorization: Bearer KEY`` or ``X-API-Key: KEY``.
+The API key (``api_key``) and the per-user keys (``keys``, ``service.auth``): every route but
+``/healthz`` -- ``/readyz``, ``/openapi.json`` and ``/docs`` included -- then needs
+``Authorization: Bearer KEY`` or ``X-API-Key: KEY``; a user sees only their own jobs, an admin all;
+``rate_limiter`` answers 429 with ``Retry-After`` over a key's rate. Records carry a result summary;
+the result itself is ``/result`` only (``service.results``). ``Idempotency-Key``: refused empty
+(422), 409 when it was used for another body. Logs: ``service.logs``; operations routes (DELETE,
+dead letters, ``/metrics``): ``service.api_ops``.
 """
 
-import hmac
 import logging
 import re
 from pathlib import Path
-from typing import Annotated, Any, Callable, TypeVar
+from typing import Annotated, Any
 
-from fastapi import Body, Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 
 from neuroscribe import __version__
 from neuroscribe.jobs import AnyResult, JobStatus
-from neuroscribe.service import registry
-from neuroscribe.service.queue.base import JobNotFound, JobQueue, JobRecord
+from neuroscribe.service import admission, auth, registry
+from neuroscribe.service.api_ops import call_queue, router as ops_router
+from neuroscribe.service.logs import RequestLog
+from neuroscribe.service.metrics import ApiMetrics
+from neuroscribe.service.queue.base import IdempotencyConflict, JobNotFound, JobQueue, JobRecord
+from neuroscribe.service.limits import BodyLimit
+from neuroscribe.service.results import result_path
+from neuroscribe.settings import Settings
 
 __all__ = ["create_app", "run_server", "JOB_ID_PATTERN"]
 
@@ -48,7 +62,7 @@ log = logging.getLogger(__name__)
 
 JOB_ID_PATTERN = re.compile(r"[0-9a-f]{32}")
 _MAX_IDEMPOTENCY_KEY = 200
-_T = TypeVar("_T")
+_NOT_FOUND = {404: {"description": "No such job (job ids are 32 lowercase hex characters), or not yours."}}
 
 
 # --------------------------------------------------------------------------- dependencies
@@ -75,16 +89,7 @@ def _job_id(job_id: str) -> str:
 JobIdDep = Annotated[str, Depends(_job_id)]
 
 
-def _call(fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
-    """Call the queue: ``JobNotFound`` -> 404, anything else the backend raises -> 503."""
-    try:
-        return fn(*args, **kwargs)
-    except JobNotFound as e:
-        raise HTTPException(404, f"no job {e.job_id!r}") from None
-    except Exception as e:  # the backend is unreachable or broken: say so, no traceback
-        log.warning("job queue error in %s: %r", getattr(fn, "__name__", fn), e)
-        raise HTTPException(503, f"the job queue is unavailable ({type(e).__name__}); retry later",
-                            headers={"Retry-After": "5"}) from None
+_call = call_queue
 
 
 # --------------------------------------------------------------------------- errors
@@ -104,38 +109,6 @@ def _clean_error(err: dict) -> dict:
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
     return JSONResponse({"detail": jsonable_encoder([_clean_error(e) for e in exc.errors()])}, status_code=422)
-
-
-# --------------------------------------------------------------------------- API key
-
-
-class _RequireKey:
-    """Pure ASGI middleware: every HTTP request but ``open_paths`` needs the key (401 otherwise)."""
-
-    def __init__(self, app, *, key: str, open_paths: frozenset[str]):
-        self.app = app
-        self.key = key.encode()
-        self.open_paths = open_paths
-
-    def _ok(self, headers: list[tuple[bytes, bytes]]) -> bool:
-        given = []
-        for name, value in headers:
-            name = name.lower()
-            if name == b"x-api-key":
-                given.append(value.strip())
-            elif name == b"authorization":
-                scheme, _, token = value.strip().partition(b" ")
-                if scheme.lower() == b"bearer":
-                    given.append(token.strip())
-        # compare_digest on every candidate, so timing does not tell which header matched
-        return any([hmac.compare_digest(g, self.key) for g in given])
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope["path"] in self.open_paths or self._ok(scope["headers"]):
-            return await self.app(scope, receive, send)
-        response = JSONResponse({"detail": "missing or wrong API key (Authorization: Bearer KEY or X-API-Key: KEY)"},
-                                status_code=401, headers={"WWW-Authenticate": "Bearer"})
-        await response(scope, receive, send)
 
 
 # --------------------------------------------------------------------------- artefacts
@@ -175,19 +148,28 @@ def _list_artefacts(root: Path) -> list[str]:
 # --------------------------------------------------------------------------- the app
 
 
-def create_app(queue: JobQueue, *, artefacts_dir: Path | str, api_key: str | None = None) -> FastAPI:
+def create_app(queue: JobQueue, *, artefacts_dir: Path | str, api_key: str | None = None,
+               keys: auth.KeyRing | None = None, rate_limiter: auth.RateLimiter | None = None,
+               settings: Settings | None = None) -> FastAPI:
     """The API over ``queue``; artefacts served from ``artefacts_dir/<job id>/``; ``api_key``
     (when set, non-empty) required on every route but ``/healthz``. It accepts the jobs of every
     kind registered (``service.registry``) when it is created."""
-    AnyKindJob = registry.job_union()
     app = FastAPI(title="neuroscribe", version=__version__,
                   description="Expert neurons and neuron descriptions as a service. See `neuroscribe.jobs`.")
     app.state.queue = queue
     app.state.artefacts_dir = Path(artefacts_dir).resolve()
+    app.state.settings = settings if settings is not None else Settings()  # the policy and limits (admission)
+    app.add_middleware(BodyLimit, max_bytes=app.state.settings.max_body_bytes)  # 413 before any parsing
     app.add_exception_handler(RequestValidationError, _validation_error)
-    if api_key:
-        app.add_middleware(_RequireKey, key=api_key, open_paths=frozenset({"/healthz"}))
+    app.state.metrics = ApiMetrics(queue)
+    ring = keys if keys is not None else auth.KeyRing.build(api_key)
+    if ring:
+        app.add_middleware(auth.KeyAuth, ring=ring, limiter=rate_limiter or auth.RateLimiter(),
+                           open_paths=frozenset({"/healthz"}))
         _document_key(app)
+    app.add_middleware(app.state.metrics.middleware)
+    app.add_middleware(RequestLog)  # outermost: every line of a request carries its id
+    app.include_router(ops_router)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict:
@@ -208,10 +190,12 @@ def create_app(queue: JobQueue, *, artefacts_dir: Path | str, api_key: str | Non
 
     @app.post("/v1/jobs", status_code=201, response_model=JobRecord, tags=["jobs"],
               responses={200: {"model": JobRecord, "description": "A job submitted before under this Idempotency-Key."},
-                         422: {"description": "Invalid job, or a kind that cannot run yet."}})
+                         422: {"description": "Invalid job, one this server does not allow (its policy and limits), "
+                                              "or a kind that cannot run yet."}, **admission.SUBMIT_RESPONSES})
     def submit(
-        job: Annotated[AnyKindJob, Body(description="The job: one of the registered kinds (`neuroscribe.jobs`).")],
+        job: Annotated[Any, Depends(admission.submitted_job)],  # checked off the event loop; body: install()
         q: QueueDep,
+        request: Request,
         idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=_MAX_IDEMPOTENCY_KEY,
                                                       description="Resubmitting with the same key returns "
                                                                   "the first job (nothing new is queued).")] = None,
@@ -221,51 +205,63 @@ def create_app(queue: JobQueue, *, artefacts_dir: Path | str, api_key: str | Non
             raise HTTPException(422, [{"loc": ["body", "kind"], "type": "kind_not_runnable",
                                        "msg": f"job kind {job.kind!r} cannot run (registered kinds: "
                                               f"{', '.join(registry.kinds())})"}])
-        rec, created = _call(q.submit_new, job.model_dump(mode="json"), idempotency_key=idempotency_key)
+        if idempotency_key is not None and not idempotency_key.strip():
+            raise HTTPException(422, [{"loc": ["header", "Idempotency-Key"], "type": "value_error",
+                                       "msg": f"Idempotency-Key: {idempotency_key!r} is empty; send a key or "
+                                              "no header"}])
+        rec, created = _call(q.submit_new, job.model_dump(mode="json"), idempotency_key=idempotency_key,
+                             owner=auth.submitter(request))
+        log.info("job submitted" if created else "job resubmitted", extra={"job_id": rec.id, "kind": rec.kind})
         return JSONResponse(jsonable_encoder(rec), status_code=201 if created else 200)
 
     @app.get("/v1/jobs", response_model=list[JobRecord], tags=["jobs"])
-    def list_jobs(q: QueueDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100):
+    def list_jobs(q: QueueDep, request: Request, limit: Annotated[int, Query(ge=1, le=1000)] = 100):
         """The most recent jobs first."""
-        return _call(q.list, limit=limit)
+        return _call(q.list, limit=limit, owner=auth.owner_filter(request))
 
-    @app.get("/v1/jobs/{job_id}", response_model=JobRecord, tags=["jobs"])
-    def get_job(job_id: JobIdDep, q: QueueDep):
+    @app.get("/v1/jobs/{job_id}", response_model=JobRecord, tags=["jobs"], responses=_NOT_FOUND)
+    def get_job(job_id: JobIdDep, q: QueueDep, request: Request):
         """Status, current stage and progress per stage."""
-        return _call(q.get, job_id)
+        return auth.visible(request, _call(q.get, job_id))
 
-    @app.post("/v1/jobs/{job_id}/cancel", response_model=JobRecord, tags=["jobs"])
-    def cancel_job(job_id: JobIdDep, q: QueueDep):
+    @app.post("/v1/jobs/{job_id}/cancel", response_model=JobRecord, tags=["jobs"], responses=_NOT_FOUND)
+    def cancel_job(job_id: JobIdDep, q: QueueDep, request: Request):
         """Cancel: a queued job never starts; a running one stops and publishes nothing."""
+        auth.visible(request, _call(q.get, job_id))
         return _call(q.cancel, job_id)
 
     @app.get("/v1/jobs/{job_id}/result", tags=["jobs"],
-             responses={200: {"model": AnyResult, "description": "The result (`neuroscribe.jobs`)."},
+             responses={**_NOT_FOUND, 200: {"model": AnyResult, "description": "The result (`neuroscribe.jobs`)."},
                         409: {"description": "The job has not succeeded (yet)."}})
-    def get_result(job_id: JobIdDep, q: QueueDep) -> JSONResponse:
+    def get_result(job_id: JobIdDep, q: QueueDep, request: Request) -> Response:
         """The job's result, once it has succeeded."""
-        rec = _call(q.get, job_id)
-        if rec.status != JobStatus.succeeded or rec.result is None:
+        rec = auth.visible(request, _call(q.get, job_id))
+        text = _call(q.result, job_id) if rec.status == JobStatus.succeeded else None
+        stored = result_path(request.app.state.artefacts_dir, job_id)
+        if rec.status == JobStatus.succeeded and text is None and stored.is_file():
+            return FileResponse(stored, media_type="application/json")  # streamed from disk
+        if text is None:
             where = f" (stage {rec.stage})" if rec.stage else ""
             why = f": {rec.error}" if rec.error and rec.status.is_final else ""
             raise HTTPException(409, f"job {job_id} is {rec.status.value}{where}{why}; no result"
                                      f"{' yet' if not rec.status.is_final else ''}")
-        return JSONResponse(rec.result)
+        return Response(text, media_type="application/json")
 
-    @app.get("/v1/jobs/{job_id}/artefacts", response_model=list[str], tags=["artefacts"])
-    def list_artefacts(job_id: JobIdDep, q: QueueDep, root: ArtefactsDep):
+    @app.get("/v1/jobs/{job_id}/artefacts", response_model=list[str], tags=["artefacts"], responses=_NOT_FOUND)
+    def list_artefacts(job_id: JobIdDep, q: QueueDep, root: ArtefactsDep, request: Request):
         """Relative paths of the job's files (empty until a stage writes some)."""
-        _call(q.get, job_id)
+        auth.visible(request, _call(q.get, job_id))
         return _list_artefacts(_artefact_root(root, job_id))
 
     @app.get("/v1/jobs/{job_id}/artefacts/{path:path}", tags=["artefacts"], response_class=FileResponse,
-             responses={400: {"description": "A path leaving the job's folder."}})
-    def get_artefact(job_id: JobIdDep, path: str, q: QueueDep, root: ArtefactsDep):
+             responses={**_NOT_FOUND, 400: {"description": "A path leaving the job's folder."}})
+    def get_artefact(job_id: JobIdDep, path: str, q: QueueDep, root: ArtefactsDep, request: Request):
         """One file of the job's folder."""
-        _call(q.get, job_id)
+        auth.visible(request, _call(q.get, job_id))
         target = _safe_artefact(_artefact_root(root, job_id), path)
         return FileResponse(target, filename=target.name)
 
+    admission.install(app)  # the kinds registered now; the submit route's body in the OpenAPI schema
     return app
 
 

@@ -8,6 +8,11 @@ Settings (``neuroscribe.settings.Settings``: option, else environment variable, 
     --cache-dir  NEUROSCRIBE_CACHE      ~/.cache/neuroscribe
     --url        NEUROSCRIBE_URL        http://127.0.0.1:8000       (client commands)
     --api-key    NEUROSCRIBE_API_KEY    none
+and the operations settings of ``neuroscribe.settings`` (retention, keys file, rate limits, logs).
+
+``serve`` refuses to start without any key when NEUROSCRIBE_REQUIRE_AUTH is set (docker-compose.yml
+sets it) unless NEUROSCRIBE_LOCAL_TRIAL says it is a local trial. The operations commands (``gc``,
+``delete``, ``dead-letters``, ``keys``) are in ``service.cli_ops``.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from pathlib import Path
 
 import click
 
+from neuroscribe.errors import InvalidInput
 from neuroscribe.service import registry
 from neuroscribe.service.cli_common import user_errors
 from neuroscribe.settings import DEFAULT_QUEUE, DEFAULT_URL, Settings
@@ -57,7 +63,8 @@ def _client(url: str | None, api_key: str | None):
 
 
 def _echo_record(rec) -> None:
-    click.echo(rec.model_dump_json(indent=2))
+    """The record: status, stage, progress, error and the result's summary (never the result)."""
+    click.echo(rec.model_dump_json(indent=2, exclude_none=True))
 
 
 def submit_and_print(job, url: str, api_key: str | None, idempotency_key: str | None, wait_: bool) -> None:
@@ -92,12 +99,25 @@ def register(cli: click.Group) -> click.Group:
         """Serve the HTTP API (FastAPI + uvicorn): submit jobs, follow them, fetch results and
         artefacts. With NEUROSCRIBE_API_KEY set, every route but /healthz requires the key."""
         from neuroscribe.service.api import create_app, run_server
+        from neuroscribe.service.auth import KeyRing, RateLimiter
+        from neuroscribe.service.logs import configure
         from neuroscribe.service.queue import make_queue
+        from neuroscribe.service.retention import Collector, retention_of
 
         s = Settings.from_env(queue_url=queue_url, artefacts=artefacts, host=host, port=port)
+        configure(s.log_format, s.log_level)
+        keys = KeyRing.build(s.api_key, s.api_keys_file)
+        if not keys and s.require_auth and not s.local_trial:
+            raise InvalidInput("NEUROSCRIBE_API_KEY", "no API key is set and NEUROSCRIBE_REQUIRE_AUTH=1: set "
+                                                      "NEUROSCRIBE_API_KEY or NEUROSCRIBE_API_KEYS_FILE, or "
+                                                      "NEUROSCRIBE_LOCAL_TRIAL=1 for a trial on this machine only")
         s.artefacts.mkdir(parents=True, exist_ok=True)
-        app = create_app(make_queue(s.queue_url), artefacts_dir=s.artefacts, api_key=s.api_key)
-        run_server(app, host=s.host, port=s.port)
+        queue = make_queue(s.queue_url, retention=retention_of(s))
+        app = create_app(queue, artefacts_dir=s.artefacts, keys=keys,
+                         rate_limiter=RateLimiter(s.rate_limit, s.rate_burst), settings=s)
+        if s.gc_interval_s > 0:
+            Collector(queue, s.artefacts, s.gc_interval_s).start()
+        run_server(app, host=s.host, port=s.port, log_config=None)
 
     @cli.group("submit")
     def submit_group():
@@ -153,20 +173,35 @@ def register(cli: click.Group) -> click.Group:
     @click.option("--grace", "grace_s", type=float, default=30.0, show_default=True,
                   help="On SIGTERM, seconds the current job may take to finish before it is released.")
     @click.option("--max-jobs", type=int, default=None, help="Exit after this many jobs (default: serve forever).")
+    @click.option("--metrics-port", type=click.IntRange(1, 65535), default=None,
+                  help="Serve the worker's Prometheus metrics on this port (default: none).")
+    @click.option("--heartbeat", type=click.Path(path_type=Path), default=None,
+                  help="A file touched at least every quarter lease while the worker serves (for healthchecks).")
     @user_errors
     def worker_cmd(stage, queue_url, artefacts, lease_s, max_attempts, cache_dir, handlers, consumer, grace_s,
-                   max_jobs):
+                   max_jobs, metrics_port, heartbeat):
         """Serve one stage's queue: generate (LLM writes sentences), activate (model responses) or
         analyse (experts, analyses, result folder). Several workers of a stage share its queue; a
         crashed worker's job is taken over by another after one lease."""
         from neuroscribe.service.executor import DEFAULT_HANDLERS
+        from neuroscribe.service.logs import configure
+        from neuroscribe.service.metrics import WorkerMetrics
         from neuroscribe.service.queue import make_queue
+        from neuroscribe.service.retention import retention_of
         from neuroscribe.service.worker import Worker
 
         s = Settings.from_env(queue_url=queue_url, artefacts=artefacts, cache_dir=cache_dir)
-        q = make_queue(s.queue_url, lease_s=lease_s, max_attempts=max_attempts)
+        configure(s.log_format, s.log_level)
+        q = make_queue(s.queue_url, lease_s=lease_s, max_attempts=max_attempts, retention=retention_of(s))
+        metrics = WorkerMetrics()
+        if metrics_port is not None:
+            metrics.serve(metrics_port)
         w = Worker(q, stage, settings=s, handlers=handlers or DEFAULT_HANDLERS, consumer=consumer, grace_s=grace_s,
-                   log=lambda m: click.echo(m, err=True))
+                   metrics=metrics, heartbeat=heartbeat)
         raise SystemExit(w.run(max_jobs=max_jobs))
 
+    from neuroscribe.service.cli_ops import register_ops
+
+    register_ops(cli, client=_client, client_options=_client_options, queue_option=_queue_option,
+                 artefacts_option=_artefacts_option)
     return submit_group

@@ -28,6 +28,9 @@ Exceptions (every one a ``neuroscribe.errors.NeuroscribeError``)::
                                 "body"), .field (the first field, e.g. "tau"); also an
                                 ``InvalidInput`` (a ValueError), like the CLI's own checks
         NotReady                409: result() of a job that has not succeeded yet; .record
+        Conflict                409: an Idempotency-Key used for another job, or delete() of a
+                                running job
+        RateLimited             429: over the key's rate; .retry_after (seconds)
         ServiceUnavailable      503, or the server cannot be reached / does not answer in time
         JobFailed               the job ended failed or cancelled (wait(), result()); .record
         JobTimeout              wait() ran past its timeout; .record (the last one seen)
@@ -57,7 +60,7 @@ except ImportError:  # pragma: no cover - depends on the environment
     _TRANSPORT_ERRORS = (httpx.TransportError,)
 
 __all__ = ["Client", "ClientError", "AuthError", "NotFound", "InvalidJob", "NotReady", "ServiceUnavailable",
-           "JobFailed", "JobTimeout"]
+           "JobFailed", "JobTimeout", "Conflict", "RateLimited"]
 
 
 class ClientError(NeuroscribeError):
@@ -104,6 +107,18 @@ class NotReady(ClientError):
         self.record = record
 
 
+class Conflict(ClientError):
+    """409 on submit (the Idempotency-Key was used for another job) or delete (the job runs)."""
+
+
+class RateLimited(ClientError):
+    """429: over the key's rate limit; ``retry_after``: seconds to wait (from ``Retry-After``)."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any):
+        super().__init__(message, **kw)
+        self.retry_after = retry_after
+
+
 class ServiceUnavailable(ClientError):
     """503 (the queue is down), or the server cannot be reached or does not answer in time."""
 
@@ -140,6 +155,12 @@ def _error(response: httpx.Response) -> ClientError:
     message = detail if isinstance(detail, str) else f"HTTP {code} from {response.request.url}"
     if code == 409:
         return NotReady(message, detail=detail)
+    if code == 429:
+        try:
+            retry = float(response.headers.get("Retry-After", ""))
+        except ValueError:
+            retry = None
+        return RateLimited(message, status_code=code, detail=detail, retry_after=retry)
     return _BY_STATUS.get(code, ClientError)(message, status_code=code, detail=detail)
 
 
@@ -191,8 +212,28 @@ class Client:
         before, the earlier job is returned and nothing new is queued."""
         body = job.model_dump(mode="json") if isinstance(job, BaseModel) else job
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key is not None else None
-        r = self._request("POST", "/v1/jobs", json=body, headers=headers)
+        try:
+            r = self._request("POST", "/v1/jobs", json=body, headers=headers)
+        except NotReady as e:  # 409 here: the key belongs to another job
+            raise Conflict(e.message, status_code=409, detail=e.detail) from None
         return JobRecord.model_validate(r.json())
+
+    def delete(self, job_id: str) -> None:
+        """Forget a finished job (records, result, files); ``Conflict`` while it runs."""
+        try:
+            self._request("DELETE", self._job_path(job_id))
+        except NotReady as e:
+            raise Conflict(e.message, status_code=409, detail=e.detail) from None
+
+    def dead_letters(self, stage: str | None = None) -> list[dict]:
+        """Dead letters (id, stage, job_id, reason, at), oldest first; an admin's key."""
+        params = {"stage": stage} if stage is not None else None
+        return list(self._request("GET", "/v1/dead-letters", params=params).json())
+
+    def requeue(self, stage: str, entry_id: str) -> JobRecord:
+        """Put a dead letter back into its stage; returns its job's record."""
+        path = f"/v1/dead-letters/{quote(stage, safe='')}/{quote(entry_id, safe='')}/requeue"
+        return JobRecord.model_validate(self._request("POST", path).json())
 
     def status(self, job_id: str) -> JobRecord:
         """The job's record: status, stage, progress per stage, error."""

@@ -43,7 +43,9 @@ from typing import Callable
 from pydantic import ValidationError
 
 from neuroscribe.errors import InvalidInput, NeuroscribeError
+from neuroscribe.service import policy
 from neuroscribe.service.kinds import load_object
+from neuroscribe.service.limits import limit_refusals, text_refusals
 from neuroscribe.service.registry import parse_job
 from neuroscribe.settings import Settings
 
@@ -163,6 +165,11 @@ def _run_one(msg: dict, handlers: dict, state: dict, settings: Settings, conn) -
     job_id = msg["job_id"]
     if not (len(job_id) == 32 and all(c in "0123456789abcdef" for c in job_id)):
         return {"type": "error", "reason": f"not a valid job id: {job_id!r}", "retry": False}
+    # the server's policy and limits again (the API checked them): a user error, never retried
+    refused = text_refusals(msg["job"]) or limit_refusals(job, settings) or policy.refusals(job, settings)
+    if refused:
+        return {"type": "error", "reason": f"refused by this server: {refused[0].field}: {refused[0].msg}",
+                "retry": False}
     ctx = StageContext(job_id=job_id, stage=stage, attempt=int(msg.get("attempt", 1)), job=job,
                        handoff=msg.get("handoff"), artefacts=Path(settings.artefacts) / job_id,
                        settings=settings, state=state,
@@ -173,11 +180,11 @@ def _run_one(msg: dict, handlers: dict, state: dict, settings: Settings, conn) -
         if not isinstance(out, dict) or not ({"handoff", "result"} & out.keys()):
             raise TypeError(f"handler for {stage!r} returned {type(out).__name__}, not a dict with handoff or result")
         json.dumps(out)  # JSON only on the wire
-    except InvalidInput as e:
-        return {"type": "error", "reason": str(e), "retry": False}
+    except InvalidInput as e:  # the reason reaches the client: no path of this machine in it (detail: the log's)
+        return {"type": "error", "reason": policy.redact_paths(str(e)), "retry": False, "detail": str(e)}
     except Exception as e:  # noqa: BLE001 - reported to the queue, which retries it
         tb = traceback.format_exception_only(type(e), e)[-1].strip()
-        return {"type": "error", "reason": tb, "retry": True}
+        return {"type": "error", "reason": policy.redact_paths(tb), "retry": True, "detail": tb}
     return {"type": "done", **out}
 
 

@@ -27,6 +27,8 @@ class JobKind:
     cli          ``"module:function"``: ``register(cli, submit)`` adds its commands; None: none
     result_file  the file of a result folder that holds the result (JSON), e.g. ``experts.json``
     page         ``"module:function"``: ``page(result_dir) -> Path`` rebuilds the folder's page
+    summary      ``"module:function"``: ``summary(result_json) -> dict``, the few numbers a job's record
+                 shows (``service.results``); None: the generic one
     """
 
     name: str
@@ -38,6 +40,7 @@ class JobKind:
     result_file: str
     cli: str | None = None
     page: str | None = None
+    summary: str | None = None
 
     def __post_init__(self):
         if not self.stages:

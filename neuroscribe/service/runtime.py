@@ -3,6 +3,12 @@ cache, the generator, the subject model (and its device).
 
 ``service/<kind>/embedded.py`` (one process) and ``service/<kind>/handlers.py`` (the workers) call
 these with the same ``Settings``, so the two paths cannot drift apart.
+
+The server's policy (``service.policy``): a worker's calls -- ``generator_for``, and ``load_subject``
+with a worker's ``state`` -- refuse (``JobRefused``, never retried) a model, generator, device or URL
+the settings do not allow, as the API did at the door. The embedded runs (no ``state``) are the
+user's own machine: no policy, and the LLM key goes to the URL the user typed unless
+``llm_endpoints`` is set (then to those endpoints only, as on the service).
 """
 
 from __future__ import annotations
@@ -28,13 +34,19 @@ def responses_cache(settings: Settings) -> Path:
     return Path(settings.cache_dir) / "responses"
 
 
-def make_generator(spec: GeneratorSpec, settings: Settings, *, cached: bool = True):
+def _key_urls(settings: Settings, served: bool) -> tuple[str, ...] | None:
+    """The URLs the LLM key may be sent to: the configured endpoints (always on the service, and
+    locally when some are configured); None: any URL (a local run with no endpoints configured)."""
+    return settings.llm_endpoints if served or settings.llm_endpoints else None
+
+
+def make_generator(spec: GeneratorSpec, settings: Settings, *, cached: bool = True, served: bool = False):
     """The LLM backend ``spec`` names; finished generations cached under the cache directory (saved
     after every batch, so an interrupted run resumes where it stopped). The model is loaded at the
     first request the cache cannot answer: a run served from the cache loads none."""
     from neuroscribe.workers.generate import CachedBackend, make_lazy_backend
 
-    backend = make_lazy_backend(spec, api_key=settings.llm_api_key)
+    backend = make_lazy_backend(spec, api_key=settings.llm_api_key, key_urls=_key_urls(settings, served))
     if not cached:
         return backend
     return CachedBackend(backend, Path(settings.cache_dir) / "generations", chunk_size=spec.batch_size)
@@ -59,6 +71,12 @@ def load_subject(spec: SubjectModelSpec, settings: Settings, state: dict | None 
     """The loaded subject model; with ``state`` (a worker's dict kept across jobs), loaded once."""
     from neuroscribe.workers.activations import load_subject_model
 
+    if state is not None:  # a worker: the server's policy
+        from neuroscribe.service.policy import JobRefused, model_refusals
+
+        refused = model_refusals(spec, settings, ("model",))
+        if refused:
+            raise JobRefused(refused[0])
     device = device_for(spec, settings)
     key = ("subject", spec.name, spec.revision, device, spec.trust_remote_code)
     if state is not None and key in state:
@@ -74,10 +92,16 @@ def load_subject(spec: SubjectModelSpec, settings: Settings, state: dict | None 
 
 
 def generator_for(spec: GeneratorSpec, settings: Settings, state: dict | None = None):
-    """``make_generator``, kept in a worker's ``state`` across jobs that ask for the same one."""
+    """``make_generator`` for a worker (the server's policy applies), kept in its ``state`` across
+    jobs that ask for the same one."""
+    from neuroscribe.service.policy import JobRefused, generator_refusals
+
+    refused = generator_refusals(spec, settings, ("generator",))
+    if refused:
+        raise JobRefused(refused[0])
     if state is None:
-        return make_generator(spec, settings)
+        return make_generator(spec, settings, served=True)
     key = ("generator", spec.model_dump_json())
     if key not in state:
-        state[key] = make_generator(spec, settings)
+        state[key] = make_generator(spec, settings, served=True)
     return state[key]

@@ -18,6 +18,13 @@ while waiting stops the worker at once. An executor that dies while idle is repl
 next claim; one that dies in the short window between that check and the job's start fails the
 delivery (retried), as a death mid-job does.
 
+Records stay small: the last stage's result is summarized (``service.results``) and, when larger
+than ``settings.result_inline_bytes``, written to ``ARTEFACTS/<id>/result.json`` instead of the
+queue. Logs are structured (``service.logs``: each line of a job carries job_id, stage, attempt);
+``metrics`` (``service.metrics.WorkerMetrics``) counts deliveries, outcomes and durations;
+``heartbeat`` (a file) is touched at least every quarter lease while the worker is alive and
+serving (the compose healthcheck reads its age).
+
 Redis outages: every queue call is retried with backoff until Redis answers again (the worker
 never exits for it); a lease that ran out meanwhile makes the commit a no-op and the job runs
 again elsewhere. SIGTERM / SIGINT: finish the current job within ``grace_s``, else kill it and
@@ -26,15 +33,21 @@ release the delivery (claimable at once); then leave the consumer group and exit
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
 import time
+from pathlib import Path
 from typing import Callable
 
+from neuroscribe.service import logs
 from neuroscribe.service.executor import DEFAULT_HANDLERS, Executor
 from neuroscribe.service.queue.base import Delivery, JobQueue
+from neuroscribe.service.results import offload, summarize
 from neuroscribe.settings import Settings
+
+_logger = logging.getLogger("neuroscribe.worker")
 
 __all__ = ["Worker", "consumer_name"]
 
@@ -57,14 +70,18 @@ def _transient() -> tuple[type[BaseException], ...]:
 class Worker:
     def __init__(self, queue: JobQueue, stage: str, *, settings: Settings,
                  handlers: str = DEFAULT_HANDLERS, consumer: str | None = None, poll_s: float = 1.0,
-                 grace_s: float = 30.0, ready_timeout_s: float = 300.0, log: Callable[[str], None] = print):
+                 grace_s: float = 30.0, ready_timeout_s: float = 300.0, log: Callable[[str], None] | None = None,
+                 metrics=None, heartbeat: Path | None = None):
         self.queue = queue
+        self.settings = settings
+        self.metrics = metrics  # a service.metrics.WorkerMetrics, or None
+        self.heartbeat = Path(heartbeat) if heartbeat is not None else None
         self.stage = stage
         self.consumer = consumer or consumer_name(stage)
         self.poll_s = poll_s
         self.grace_s = grace_s
         self.ready_timeout_s = ready_timeout_s  # for the executor to import its handlers and say ready
-        self.log = log
+        self.log = log or _logger.info
         self.executor = Executor(handlers, settings)  # the executor gets the settings as JSON
         self._stop_at: float | None = None
         self._transient = _transient()
@@ -99,8 +116,10 @@ class Worker:
         if prune is not None:
             self._retrying(prune, self.stage, keep=self.consumer)
         self.log(f"worker {self.consumer}: serving stage {self.stage!r}")
+        self._beat()
         try:
             while not self.stopping and (max_jobs is None or self.jobs_done < max_jobs):
+                self._beat()
                 if not self._executor_ready():  # stopping while the executor started
                     break
                 # block at most a quarter lease, so that expired leases are looked for often enough
@@ -133,7 +152,35 @@ class Worker:
                  f"{time.monotonic() - t0:.1f} s); claiming")
         return True
 
+    def _beat(self) -> None:
+        if self.heartbeat is not None:
+            try:
+                self.heartbeat.touch()
+            except OSError as e:
+                _logger.warning("heartbeat %s: %s", self.heartbeat, e)
+
     def _serve(self, d: Delivery) -> None:
+        token = logs.bind(job_id=d.job_id, stage=d.stage, attempt=d.attempt)
+        t0 = time.monotonic()
+        outcome = "died"
+        try:
+            outcome = self._run(d)
+        finally:
+            if self.metrics is not None:
+                self.metrics.observe(d.stage, d.attempt, outcome, time.monotonic() - t0)
+            logs.unbind(token)
+
+    def _finish(self, d: Delivery, msg: dict) -> bool:
+        """Commit the executor's ``done``: the result summarized, and kept out of the queue when large."""
+        result = msg.get("result")
+        if result is None:
+            return self._retrying(self.queue.complete, d, handoff=msg.get("handoff"))
+        kind = d.payload["job"]["kind"]
+        inline = offload(self.settings.artefacts, d.job_id, result, self.settings.result_inline_bytes)
+        return self._retrying(self.queue.complete, d, handoff=msg.get("handoff"), result=inline,
+                              summary=summarize(kind, result))
+
+    def _run(self, d: Delivery) -> str:
         q = self.queue
         self.log(f"worker {self.consumer}: job {d.job_id} stage {d.stage} attempt {d.attempt}")
         self.executor.start(d)
@@ -147,29 +194,31 @@ class Worker:
                     self.executor.kill()
                     self._retrying(q.release, d)
                     self.log(f"worker {self.consumer}: released job {d.job_id} unfinished")
-                    return
+                    return "released"
                 if now >= next_renew:  # renewed on time whatever the executor says meanwhile
                     next_renew = now + every
+                    self._beat()
                     if not self._retrying(q.renew, d):
                         self.executor.kill()
                         self._retrying(q.complete, d)  # acknowledges a cancelled job; a no-op for a lost lease
                         self.log(f"worker {self.consumer}: job {d.job_id} cancelled or its lease was lost; stopped")
-                        return
+                        return "cancelled"
                 if msg is None:
                     continue
             kind = msg.get("type")
             if kind == "progress":
                 self._retrying(q.progress, d, msg.get("done", 0), msg.get("total"), msg.get("message"))
             elif kind == "done":
-                ok = self._retrying(q.complete, d, handoff=msg.get("handoff"), result=msg.get("result"))
+                ok = self._finish(d, msg)
                 self.log(f"worker {self.consumer}: job {d.job_id} stage {d.stage} "
                          + ("committed" if ok else "not committed (cancelled or lease lost)"))
-                return
+                return "committed" if ok else "not_committed"
             elif kind == "error":
-                self._retrying(q.fail, d, msg.get("reason", "unknown error"), retry=bool(msg.get("retry")))
+                retry = bool(msg.get("retry"))
+                self._retrying(q.fail, d, msg.get("reason", "unknown error"), retry=retry)
                 self.log(f"worker {self.consumer}: job {d.job_id} failed: {msg.get('reason')}")
-                return
+                return "failed" if retry else "invalid"
             elif kind == "died":
                 self._retrying(q.fail, d, msg["reason"], retry=True)
                 self.log(f"worker {self.consumer}: job {d.job_id}: {msg['reason']}")
-                return
+                return "died"

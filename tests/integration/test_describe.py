@@ -16,6 +16,7 @@ from neuroscribe.service.cli import cli
 from neuroscribe.service.describe.embedded import run_describe_job
 from neuroscribe.workers.describe.quality import precision_recall_at_k
 from neuroscribe.workers.generate import FakeBackend
+from neuroscribe.workers.generate.fake import default_reply
 from tiny_models import make_planted_neox, tiny_model_dir
 
 PLANTED = (0, 5)
@@ -42,7 +43,9 @@ def _sentences():
 
 
 def _script(req):
-    """Descriptors of a sentence: its nouns and its opinion."""
+    """Descriptors of a sentence: its nouns and its opinion (explanations and detection: the fake's own)."""
+    if req.meta.get("kind") in ("explanation", "detection"):
+        return default_reply(req)
     s = req.meta["sentence"]
     words = [w for w in s.split() if w in NOUNS + ["cat"]]
     words.append("positive" if ("good" in s or "great" in s) else "negative")
@@ -245,6 +248,9 @@ def _cli(args):
      "--generator: generator spec 'nonsense!' is not BACKEND"),
     ("text\tlabel\ngood phone\t1\nbad phone\t0\n", ["--batch-size", "0"], "--batch-size: 0 is not accepted: "),
     ("text\tlabel\ngood phone\t1\nbad phone\t0\n", ["--model", ""], "--model: '' is not accepted: "),
+    ("text\tlabel\ngood phone\t1\nbad phone\t0\n", ["--explain-units", "-1"], "--explain-units: -1 is not accepted: "),
+    ("text\tlabel\ngood phone\t1\nbad phone\t0\n", ["--detection-sentences", "0"],
+     "--detection-sentences: 0 is not accepted: "),
 ])
 def test_bad_input_before_any_model(tmp_path, no_model, content, extra, expected):
     """One line, exit 2, naming the flag as typed and the rejected value (not the job's field)."""
@@ -313,6 +319,25 @@ def test_label_word_match(planted):
     off = vocabulary_stage(_job(planted, dataset=data.model_copy(update={"label_word_match": False}),
                                 consistency=False), d, embed=_embed)
     assert off.sets[0] == ["phone", "positive feedback"]  # whole words only: "negatively" never gives "negative"
+
+
+def test_self_consistency_keeps_names_most_samples_agree_on(planted):
+    """Three samples per sentence: min_votes 2 keeps what two of them say (label names from words
+    count as votes too), and a sentence with one successful sample counts as failed."""
+    from neuroscribe.workers.describe.stages import DescriptorsArtefact, vocabulary_stage
+
+    samples = [[["positive feedback", "phone"], ["phone", "great"], ["phone", "positive"]],
+               [["static"]],
+               [["battery"], ["battery"], ["noise"]]]
+    union = [list(dict.fromkeys(x for s in per for x in s)) for per in samples]
+    d = DescriptorsArtefact(union, {"empty": 2}, {"backend": "fake"}, samples=samples, n_samples=3, retries=1)
+    data = DatasetSpec(name="t", texts=("a good phone", "static shock", "flat battery"), labels=("1", "0", "0"),
+                       label_names={"1": "positive", "0": "negative"})
+    got = vocabulary_stage(_job(planted, dataset=data, consistency=False, samples=3, min_votes=2), d, embed=_embed)
+    assert got.sets == [["phone", "positive"], None, ["battery"]]
+    assert got.vocabulary.params["votes"] == {"samples": 3, "min_votes": 2, "dropped": 3}  # feedback, great, noise
+    one = vocabulary_stage(_job(planted, dataset=data, consistency=False, samples=3), d, embed=_embed)
+    assert one.sets[1] == ["static"] and "noise" in one.sets[2]
 
 
 def test_descriptions_are_verified_on_the_held_out_half(run):

@@ -27,8 +27,8 @@ def toy():
 def test_the_builtin_kinds_are_declared_once_each():
     kinds = registry.kinds()
     assert list(kinds)[:3] == ["experts", "describe", "rank"]
-    assert kinds["describe"].stages == ("generate", "cluster", "activate", "analyse")
-    assert registry.stage_names() == ["activate", "analyse", "cluster", "generate"]
+    assert kinds["describe"].stages == ("generate", "cluster", "activate", "analyse", "explain")
+    assert registry.stage_names() == ["activate", "analyse", "cluster", "explain", "generate"]
 
 
 def test_a_registered_kind_runs_through_api_queue_and_workers(toy, tmp_path):
@@ -50,7 +50,9 @@ def test_a_registered_kind_runs_through_api_queue_and_workers(toy, tmp_path):
         assert w.run(max_jobs=1) == 0  # the delivery is waiting: one job, then it returns
     done = q.get(rec["id"])
     assert done.status.value == "succeeded", done.error
-    assert done.result == {"kind": "toy", "schema_version": 1, "n_letters": 9, "shouted": ["NEURON", "CAT"]}
+    assert json.loads(q.result(rec["id"])) == {"kind": "toy", "schema_version": 1, "n_letters": 9,
+                                               "shouted": ["NEURON", "CAT"]}
+    assert done.summary["n_letters"] == 9 and done.summary["n_shouted"] == 2  # the record: a summary
 
 
 def test_a_registered_kind_has_its_commands_its_page_and_run(toy, tmp_path):

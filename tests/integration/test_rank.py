@@ -85,6 +85,12 @@ def test_interventions_against_random_k(run):
         assert e.mean_difference == pytest.approx(e.mean_ranked - e.mean_random, abs=1e-9)
         assert e.mean_random == pytest.approx(sum(e.random_draws) / 2, abs=1e-9)
         assert e.p_random in (1 / 3, 2 / 3, 1.0)  # (1 + sets as extreme) / (1 + 2 sets)
+        assert e.p_floor == pytest.approx(1 / 3)
+    # the random sets are shared: every ranking of a (mode, k) is compared with the very same sets
+    for mode in ("zero", "mean", "translate"):
+        for k in (1, 5):
+            draws = {e.random_draws for e in res.interventions if (e.mode, e.k) == (mode, k)}
+            assert len(draws) == 1, (mode, k)
     # zeroing the whole of a tiny layer's top-5 moves the model: some effect is not exactly 0
     assert any(abs(e.mean_ranked) > 0 for e in res.interventions if e.mode == "zero" and e.k == 5)
 
@@ -95,13 +101,65 @@ def test_agreement_and_files(run):
     lp = next(a for a in res.agreement if (a.a, a.b, a.k) == ("linear", "probeless", 1))
     assert lp.overlap == 1.0 and lp.chance == pytest.approx(1 / 37)
     for name in ("rankings.csv", "probing.csv", "same_probe.csv", "interventions.csv", "agreement.csv",
-                 "summary.txt", "rankings.html", "job.json"):
+                 "bottom.csv", "stability.csv", "split.json", "responses.npy", "summary.txt", "rankings.html",
+                 "job.json"):
         assert (out / name).is_file(), name
     rows = list(csv.DictReader((out / "rankings.csv").open()))
     assert len(rows) == 5 * 37 and rows[0]["method"] == "linear" and rows[0]["unit"] == str(PLANTED[1])
     assert "texts" not in json.loads((out / "job.json").read_text())["dataset"]
     summary = (out / "summary.txt").read_text()
     assert "probing" in summary and "interventions" in summary
+    assert "bottom-k: the k units the ranking considers least relevant" in summary and "(floor 0.333" in summary
+    split = json.loads((out / "split.json").read_text())
+    assert sorted(split["ranking_rows"] + split["evaluation_rows"]) == list(range(24))
+    import numpy as np
+
+    assert np.load(out / "responses.npy").shape == (24, 37)
+
+
+def test_bottom_k_and_stability_are_reported(run):
+    res, _ = run
+    by = {(b.ranking, b.k): b for b in res.bottom}
+    assert set(by) == {(m, k) for m in ("linear", "gaussian", "probeless", "ap", "random") for k in (1, 5)}
+    for (m, k), b in by.items():
+        assert len(b.units) == k and b.tied >= b.tied_in_bottom >= 1
+        assert PLANTED[1] not in b.units
+    assert by["gaussian", 5].by.startswith("gaussian objective")
+    lin = next(r for r in res.rankings if r.method == "linear")
+    assert lin.params["converged"] is True and lin.params["n_iter"] <= lin.params["max_iter"]
+    kinds = {(s.ranking, s.kind) for s in res.stability}
+    # 6 ranking examples per class cannot give two halves of 5: only the seed check
+    assert kinds == {(m, "seed") for m in ("linear", "gaussian", "probeless", "ap", "random")}
+    assert next(s for s in res.stability if (s.ranking, s.kind, s.k) == ("probeless", "seed", 5)).overlap == 1.0
+
+
+def test_a_rerun_reads_responses_and_rankings_from_the_cache(planted, tmp_path):
+    data = _write(tmp_path / "cats.tsv", _cat_rows())
+    args = ["rank", "--model", str(planted), "--dataset", str(data), "--layer", "0", "--pooling", "max",
+            "--k", "1", "--seeds", "2", "--n-random", "2", "--modes", "zero", "--methods", "probeless,linear",
+            "--continuation", "1= cat", "--continuation", "0= bus", "--device", "cpu", "--quiet",
+            "--label-name", "1=cat", "--label-name", "0=other"]
+    first = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "a")], catch_exceptions=False)
+    assert first.exit_code == 0, first.output
+    again = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "b"), "--modes", "zero,mean"],
+                               catch_exceptions=False)
+    assert again.exit_code == 0, again.output
+    a = parse_result((tmp_path / "a" / "rankings.json").read_text())
+    b = parse_result((tmp_path / "b" / "rankings.json").read_text())
+    def reused(folder):
+        line = next((x for x in (tmp_path / folder / "summary.txt").read_text().splitlines() if "rank cache" in x), "")
+        return line.partition("from the rank cache: ")[2].split(", ")
+
+    # the first run: nothing from an earlier run (linear and probeless share their top-1, scored once)
+    assert reused("a") == ["effects of 1 of 4 edited passes"]
+    b_reused = reused("b")
+    assert "responses" in b_reused and "ranking linear" in b_reused and "ranking probeless" in b_reused
+    # zero: its 4 passes were scored by the first run; mean: 4 passes, the shared top-1 scored once
+    assert "effects of 5 of 8 edited passes" in b_reused
+    assert [r.order for r in a.rankings] == [r.order for r in b.rankings]
+    zero = lambda res: [(e.ranking, e.mean_ranked, e.random_draws) for e in res.interventions if e.mode == "zero"]
+    assert zero(a) == zero(b)
+    assert b.label_names == {"1": "cat", "0": "other"} and "cat (1): 12" in (tmp_path / "b" / "summary.txt").read_text()
 
 
 def test_token_level_on_bert_without_interventions(tmp_path):
@@ -178,13 +236,13 @@ def test_word_index_outside_the_sentence(tmp_path, no_model):
 def test_empirical_p_over_random_sets():
     import numpy as np
 
-    from neuroscribe.workers.rank.stages import _p_random
+    from neuroscribe.workers.rank.intervention_stage import p_over_sets
 
     draws = np.array([-1.0, 0.0, 1.0, 2.0])  # centre 0.5
-    assert _p_random(10.0, draws) == 1 / 5  # beyond every set: the floor
-    assert _p_random(0.5, draws) == 1.0  # at the centre: every set is as far
-    assert _p_random(2.0, draws) == 3 / 5  # -1 and 2 are as far from 0.5 as 2
-    assert _p_random(float("nan"), draws) is None
+    assert p_over_sets(10.0, draws) == 1 / 5  # beyond every set: the floor
+    assert p_over_sets(0.5, draws) == 1.0  # at the centre: every set is as far
+    assert p_over_sets(2.0, draws) == 3 / 5  # -1 and 2 are as far from 0.5 as 2
+    assert p_over_sets(float("nan"), draws) is None
 
 
 def test_rankings_never_see_the_examples_they_are_judged_on(run):
@@ -208,13 +266,13 @@ def test_rankings_never_see_the_examples_they_are_judged_on(run):
 def test_gaussian_same_probe_separates_blobs_even_with_few_examples():
     import numpy as np
 
-    from neuroscribe.workers.rank.stages import _gaussian_probe
+    from neuroscribe.workers.rank.same_probe import gaussian_probe
 
     rng = np.random.default_rng(0)
     x = np.r_[rng.normal(0, 1, (4, 6)), rng.normal(5, 1, (4, 6))]  # fewer examples per class than units
     y = np.array(["a"] * 4 + ["b"] * 4)
     test = np.r_[rng.normal(0, 1, (3, 6)), rng.normal(5, 1, (3, 6))]
-    assert list(_gaussian_probe(x, y, test, ridge=0.01)) == ["a"] * 3 + ["b"] * 3
+    assert list(gaussian_probe(x, y, test, ridge=0.01)) == ["a"] * 3 + ["b"] * 3
 
 
 def test_token_level_interventions_use_the_masked_lm_head(tmp_path):

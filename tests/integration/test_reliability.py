@@ -95,7 +95,7 @@ def _committed_once(service, ids):
         got_activate = {json.dumps(e["got"]) for e in ex if e["job"] == i and e["stage"] == "activate"}
         got_analyse = {json.dumps(e["got"]) for e in ex if e["job"] == i and e["stage"] == "analyse"}
         assert len(got_activate) == 1 and len(got_analyse) == 1, f"job {i} was handed on twice"
-        assert len(recs[i].result["tokens"]) == 3
+        assert len(json.loads(service.q.result(i))["tokens"]) == 3
     for stage in ("generate", "activate", "analyse"):
         assert service.q.pending(stage) == 0
     return recs, ex

@@ -33,13 +33,15 @@ def deployment(tmp_path_factory):
     queue = f"{redis_url()}?prefix={prefix}"
     port = free_port()
     env = {**os.environ, "NEUROSCRIBE_QUEUE": queue, "NEUROSCRIBE_ARTEFACTS": str(root / "artefacts"),
-           "NEUROSCRIBE_CACHE": str(root / "cache"), "HF_HUB_OFFLINE": "1"}
+           "NEUROSCRIBE_CACHE": str(root / "cache"), "HF_HUB_OFFLINE": "1",
+           # the server's policy: the tiny models these tests make (under pytest's temporary folder)
+           "NEUROSCRIBE_MODELS": f"minilm,{tmp_path_factory.getbasetemp()}/*"}
     env.pop("NEUROSCRIBE_API_KEY", None)
     procs = [subprocess.Popen([NEUROSCRIBE, "serve", "--port", str(port)], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
     procs += [subprocess.Popen([NEUROSCRIBE, "worker", stage, "--lease", "5"], env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-              for stage in ("generate", "cluster", "activate", "analyse")]
+              for stage in ("generate", "cluster", "activate", "analyse", "explain")]
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
@@ -137,7 +139,7 @@ def test_bad_job_over_http_is_a_422_naming_the_field_and_nothing_is_queued(deplo
 
 
 def test_describe_job_through_the_queues_equals_the_embedded_run(deployment, inputs, tmp_path):
-    """generate -> cluster -> activate -> analyse, each stage in its own worker process."""
+    """generate -> cluster -> activate -> analyse -> explain, each stage in its own worker process."""
     from neuroscribe.service.describe.cli import build_describe_job
     from neuroscribe.service.describe.embedded import run_describe_job
 
@@ -159,7 +161,7 @@ def test_describe_job_through_the_queues_equals_the_embedded_run(deployment, inp
         rec = c.submit(job)
         done = c.wait(rec.id, timeout=240, progress=False)
         assert done.status.value == "succeeded", done.error
-        assert set(done.progress) == {"generate", "cluster", "activate", "analyse"}
+        assert set(done.progress) == {"generate", "cluster", "activate", "analyse", "explain"}
         served = c.result(rec.id)
         files = c.artefacts(rec.id)
     assert _comparable(served) == _comparable(embedded)

@@ -89,6 +89,13 @@ _OPTIONS = [
     click.option("--generator", default="llamacpp:smollm2", show_default=True, metavar="SPEC",
                  help="LLM that writes the descriptors: BACKEND[:MODEL][@BASE_URL] (llamacpp, transformers, vllm, "
                       "openai, fake)."),
+    click.option("--samples", type=int, default=1, show_default=True, help=_doc(DescribeJob, "samples")),
+    click.option("--min-votes", type=int, default=1, show_default=True, help=_doc(DescribeJob, "min_votes")),
+    click.option("--retries", type=int, default=1, show_default=True, help=_doc(DescribeJob, "retries")),
+    click.option("--explain-units", type=int, default=20, show_default=True, metavar="N",
+                 help=_doc(DescribeJob, "explain_units")),
+    click.option("--detection-sentences", type=int, default=10, show_default=True, metavar="N",
+                 help=_doc(DescribeJob, "detection_sentences")),
     click.option("--gen-batch-size", type=int, default=16, show_default=True, help=_doc(GeneratorSpec, "batch_size")),
     click.option("--gen-threads", type=int, default=None, metavar="N",
                  help=_doc(GeneratorSpec, "threads") + " Above this machine's cores is an error."),
@@ -103,7 +110,8 @@ def build_describe_job(*, model, revision, dataset, text_col, label_col, label_n
                        pooling,
                        top_percent, threshold, fdr, fdr_family, min_cluster_size, min_samples, cluster_selection, reduce_to,
                        consistency, ks, generator, gen_batch_size, gen_threads=None, batch_size, max_length, device, seed,
-                       trust_remote_code, min_valid=5, min_valid_fraction=0.5, verify_fdr=0.05) -> DescribeJob:
+                       trust_remote_code, min_valid=5, min_valid_fraction=0.5, verify_fdr=0.05, samples=1,
+                       min_votes=1, retries=1, explain_units=20, detection_sentences=10) -> DescribeJob:
     """The ``DescribeJob`` of the command line; every error names its field, before any model runs.
     ``text_col`` / ``label_col``: None when not given (a .txt file or 'amazon' takes neither)."""
     from neuroscribe.service.describe.dataset import load_dataset_spec
@@ -122,7 +130,9 @@ def build_describe_job(*, model, revision, dataset, text_col, label_col, label_n
     extra = {"ks": tuple(ks)} if ks else {}
     return DescribeJob(dataset=data, model=subject, generator=gen, vocabulary=vocab, top_k_percent=top_percent,
                        threshold=threshold, fdr=fdr, fdr_family=fdr_family, consistency=consistency, seed=seed,
-                       min_valid=min_valid, min_valid_fraction=min_valid_fraction, verify_fdr=verify_fdr, **extra)
+                       min_valid=min_valid, min_valid_fraction=min_valid_fraction, verify_fdr=verify_fdr,
+                       samples=samples, min_votes=min_votes, retries=retries, explain_units=explain_units,
+                       detection_sentences=detection_sentences, **extra)
 
 
 def register(cli: click.Group, submit: click.Group) -> None:
@@ -156,6 +166,6 @@ def register(cli: click.Group, submit: click.Group) -> None:
     @user_errors(fields=DESCRIBE_FIELDS)
     def submit_describe_cmd(url, api_key, idempotency_key, wait_, **options):
         """Submit a describe job: the same options as `neuroscribe describe`, run by the service's
-        workers (generate -> cluster -> activate -> analyse). The sentences travel inside the job.
+        workers (generate -> cluster -> activate -> analyse -> explain). The sentences travel inside the job.
         Prints the job id (and, with --wait, waits for the result)."""
         submit_and_print(build_describe_job(**options), url, api_key, idempotency_key, wait_)

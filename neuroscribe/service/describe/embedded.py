@@ -46,10 +46,21 @@ def run_describe_job(job: DescribeJob, out: str | Path, *, force: bool = False, 
     log(f"loading subject model {spec.name}" + (f"@{spec.revision}" if spec.revision else ""))
     subject = runtime.load_subject(spec, settings)
     exemplars = exemplars_stage(job, subject, vocab, progress=progress)
+    from neuroscribe.workers.describe.calibration_sample import calibration_sample
+    from neuroscribe.workers.describe.explanations import explain_stage
+
+    sample = calibration_sample(job, subject, vocab.halves)  # contrast for the explanations (None: not asked)
     t_ex = time.perf_counter()
     result = analysis_stage(job, descriptors, vocab, exemplars, neuroscribe_version=__version__)
+    t_an = time.perf_counter()
+    if job.explain_units:
+        log(f"explanations: up to {job.explain_units} units, {job.detection_sentences} + {job.detection_sentences} "
+            "held-out sentences each")
+    result = explain_stage(job, result, vocab.halves, exemplars, sample, backend, embed, progress=progress)
     timings = {"descriptors_s": t_gen - t0, "vocabulary_s": t_voc - t_gen, "exemplars_s": t_ex - t_voc,
-               "analysis_s": time.perf_counter() - t_ex}
+               "analysis_s": t_an - t_ex}
+    if job.explain_units:
+        timings["explain_s"] = time.perf_counter() - t_an
     with atomic_output_dir(out, force=force) as tmp:
         summary = write_describe_files(tmp, job, descriptors, vocab, result, out, timings, log)
     log(summary)

@@ -11,6 +11,8 @@ Result folder (DIR):
                            descriptions verified on the held-out half, and every one tested there
     consistency.csv        per-unit Jaccard between the halves (empty: no descriptor on either side)
     evaluation.csv         K, precision@K, recall@K beside the paper's numbers (with labels)
+    explanations.csv       per explained unit: its explanation, detection and embedding scores on held-out
+                           sentences beside the shuffled explanation's (docs/methods.md#b7)
     descriptions.html      one section per unit (``report/`` holds its figures, each PNG with a CSV)
     summary.txt
 """
@@ -23,6 +25,7 @@ from typing import Callable
 
 from neuroscribe.jobs import DescribeJob, DescribeResult
 from neuroscribe.service.artefacts import csv_text as _csv, summary_tail, write_json, write_text
+from neuroscribe.service.describe.explanation_view import explanation_lines, write_explanations_csv
 
 __all__ = ["write_describe_files", "format_describe_summary", "verification_line"]
 
@@ -52,22 +55,26 @@ def format_describe_summary(result: DescribeResult, out: Path | None = None, tim
     if c is not None:
         mean = "undefined" if c.mean is None else f"{c.mean:.3f}"
         lines.append(f"  consistency: mean Jaccard {mean} over {c.n_defined} units ({c.n_both_empty} empty on both "
-                     f"halves, {c.n_one_side_empty} on one; {c.n_calibration} and {c.n_validation} sentences per half); "
+                     f"halves, {c.n_one_side_empty} on one; {c.n_calibration} and {c.n_validation} sentences per half"
+                     + (f", k = {' and '.join(map(str, c.n_exemplars_per_half))} exemplars per half"
+                        if c.n_exemplars_per_half else "") + "); "
                      "paper 0.95")
     e = result.evaluation
     if e is not None:
-        pr = ", ".join(f"P@{k} {_pct(p)} R@{k} {_pct(r)}" for k, p, r in zip(e.ks, e.precision, e.recall))
+        pr = ", ".join(f"P@{k} {_pct(p)}{_ci(e.precision_ci, j)} R@{k} {_pct(r)}{_ci(e.recall_ci, j)}"
+                       for j, (k, p, r) in enumerate(zip(e.ks, e.precision, e.recall)))
         lines.append(f"  evaluation vs labels ({e.n_units} units, recall over {e.n_recall_units}): {pr}; "
                      "paper P@2 75% R@2 50%")
         if e.baseline_sets:
-            base = ", ".join(f"P@{k} {_pct(p)} R@{k} {_pct(r)}"
-                             for k, p, r in zip(e.ks, e.baseline_precision, e.baseline_recall))
+            base = ", ".join(f"P@{k} {_pct(p)}{_ci(e.baseline_precision_ci, j)} R@{k} {_pct(r)}"
+                             f"{_ci(e.baseline_recall_ci, j)}"
+                             for j, (k, p, r) in enumerate(zip(e.ks, e.baseline_precision, e.baseline_recall)))
             lines.append(f"  chance: {e.baseline_sets} random exemplar sets ({e.baseline_n_units} described): {base}")
-            below = [f"P@{k}" for k, p, b in zip(e.ks, e.precision, e.baseline_precision)
-                     if p is not None and b is not None and p < b]
-            if below:
-                lines.append(f"  below chance: {', '.join(below)} (the descriptions match the labels less often than "
-                             "random exemplar sets do)")
+            lines += chance_lines(e)
+        if e.bootstrap:
+            lines.append(f"  [intervals: {100 * e.confidence:g}% bootstrap, {e.bootstrap} resamples of the units "
+                         "(of the random sets for the chance row)]")
+    lines += explanation_lines(result)
     lines += summary_tail(result.warnings, timings, out, "descriptions.html")
     return "\n".join(lines)
 
@@ -81,6 +88,34 @@ def verification_line(result: DescribeResult) -> str:
     return (f"verified descriptions: {vr.n_verified} of {vr.n_pairs} made on the calibration half ({vr.n_testable} "
             f"testable; {vr.n_units_verified} of {vr.n_units_tested} units) predict the unit on the {vr.n_heldout} "
             f"held-out sentences at FDR {vr.fdr:g}; chance alone (responses permuted): {null}")
+
+
+def chance_lines(e) -> list[str]:
+    """"below chance" for every P@K under its chance row, and whether the interval of the
+    difference tells them apart."""
+    out = []
+    diffs = e.precision_minus_chance_ci or (None,) * len(e.ks)
+    below = [f"P@{k}" for k, p, b in zip(e.ks, e.precision, e.baseline_precision)
+             if p is not None and b is not None and p < b]
+    if below:
+        out.append(f"  below chance: {', '.join(below)} (the descriptions match the labels less often than random "
+                   "exemplar sets do)")
+    parts = []
+    for k, d in zip(e.ks, diffs):
+        if d is None:
+            continue
+        verdict = "below chance" if d[1] < 0 else "above chance" if d[0] > 0 else "not told apart from chance"
+        parts.append(f"P@{k} {verdict} ({100 * d[0]:+.1f} to {100 * d[1]:+.1f} points)")
+    if parts:
+        out.append("  P@K minus chance: " + "; ".join(parts))
+    return out
+
+
+def _ci(cis, j: int) -> str:
+    if not cis or j >= len(cis) or cis[j] is None:
+        return ""
+    lo, hi = cis[j]
+    return f" [{100 * lo:.0f}–{100 * hi:.0f}]"
 
 
 def _pct(x) -> str:
@@ -129,6 +164,7 @@ def write_describe_files(tmp: Path, job: DescribeJob, descriptors, vocab, result
                                         e.baseline_recall or (None,) * len(e.ks))]))
     write_text(tmp / "summary.txt", format_describe_summary(result, None, timings) + "\n")  # no machine path
     summary = format_describe_summary(result, out, timings)
+    write_explanations_csv(tmp, result)
     from neuroscribe.service.describe.page import write_describe_page
 
     write_describe_page(tmp, result, texts, labels, vdict)

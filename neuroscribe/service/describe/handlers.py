@@ -5,8 +5,10 @@ whole files only):
 
     <job>/stage/descriptors.json      (generate: descriptors of every sentence)
     <job>/stage/vocabulary.json       (cluster: vocabulary, per-sentence names, the halves)
-    <job>/stage/exemplars/            (activate: exemplar rows and responses per unit)
-    <job>/result/                     (analyse: the result folder, as `neuroscribe describe` writes it)
+    <job>/stage/exemplars/            (activate: exemplar rows and responses per unit, the calibration sample)
+    <job>/stage/analysis.json         (analyse: the DescribeResult without explanations)
+    <job>/result/                     (explain: explanations scored on the held-out half, docs/methods.md#b7,
+                                       then the result folder, as `neuroscribe describe` writes it)
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from neuroscribe.service.artefacts import atomic_output_dir, write_json
 from neuroscribe.service.describe.files import write_describe_files
 from neuroscribe.service.executor import StageContext
 
-__all__ = ["HANDLERS", "generate", "cluster", "activate", "analyse"]
+__all__ = ["HANDLERS", "generate", "cluster", "activate", "analyse", "explain"]
 
 STAGE_DIR = "stage"
 RESULT_DIR = "result"
@@ -77,10 +79,15 @@ def activate(ctx: StageContext) -> dict:
     n = len(ctx.job.dataset.texts)
     ctx.progress(0, n, "capturing responses")
     ex = exemplars_stage(ctx.job, subject, v, progress=False)
+    from neuroscribe.workers.describe.calibration_sample import calibration_sample
+
+    sample = calibration_sample(ctx.job, subject, v.halves)  # contrast for the explanations (None: not asked)
     final = ctx.artefacts / STAGE_DIR / "exemplars"
     tmp = final.with_name(f".exemplars.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     ex.save(tmp)
+    if sample is not None:
+        sample.save(tmp)
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
     ctx.progress(n, n, f"{ex.rows.shape[0]} units, {ex.k} exemplars each")
@@ -88,7 +95,7 @@ def activate(ctx: StageContext) -> dict:
 
 
 def analyse(ctx: StageContext) -> dict:
-    """Assignment, consistency, evaluation and the result folder; the result is the DescribeResult."""
+    """Assignment, consistency, evaluation: the DescribeResult without explanations."""
     from neuroscribe.workers.describe.stages import DescriptorsArtefact, ExemplarsArtefact, VocabularyArtefact, analysis_stage
 
     job = ctx.job
@@ -97,6 +104,35 @@ def analyse(ctx: StageContext) -> dict:
     ex = ExemplarsArtefact.load(ctx.artefacts / STAGE_DIR / "exemplars")
     ctx.progress(0, 1, "assigning descriptors")
     result = analysis_stage(job, d, v, ex, neuroscribe_version=__version__)
+    write_json(ctx.artefacts / STAGE_DIR / "analysis.json", result.model_dump(mode="json"))
+    ctx.progress(1, 1, f"{result.n_described} of {result.n_units} units described")
+    return {"handoff": {"analysis": f"{STAGE_DIR}/analysis.json", "n_described": result.n_described}}
+
+
+def explain(ctx: StageContext) -> dict:
+    """Explanations of the verified and top-firing units scored on the held-out half (with the
+    job's generator and the packaged MiniLM), then the result folder; the result is the DescribeResult."""
+    from neuroscribe.jobs import DescribeResult
+    from neuroscribe.workers.describe.calibration_sample import CalibrationSample
+    from neuroscribe.workers.describe.stages import DescriptorsArtefact, ExemplarsArtefact, VocabularyArtefact
+
+    job = ctx.job
+    d = DescriptorsArtefact.from_json(_read(ctx, "descriptors.json"))
+    v = VocabularyArtefact.from_json(_read(ctx, "vocabulary.json"))
+    result = DescribeResult.model_validate(_read(ctx, "analysis.json"))
+    if job.explain_units:
+        from neuroscribe.workers.describe.explanations import explain_stage
+
+        folder = ctx.artefacts / STAGE_DIR / "exemplars"
+        backend = runtime.generator_for(job.generator, ctx.settings, ctx.state)
+        embed = ctx.state.get("embedder")
+        if embed is None:
+            from neuroscribe.workers.describe.vocabulary import minilm_embedder
+
+            embed = ctx.state["embedder"] = minilm_embedder()
+        ctx.progress(0, 1, f"explaining up to {job.explain_units} units")
+        result = explain_stage(job, result, v.halves, ExemplarsArtefact.load(folder), CalibrationSample.load(folder),
+                               backend, embed, progress=False)
     out = ctx.artefacts / RESULT_DIR
     with atomic_output_dir(out, force=True) as tmp:
         write_describe_files(tmp, job, d, v, result, out, None, lambda _m: None)
@@ -104,4 +140,4 @@ def analyse(ctx: StageContext) -> dict:
     return {"result": result.model_dump(mode="json")}
 
 
-HANDLERS = {"generate": generate, "cluster": cluster, "activate": activate, "analyse": analyse}
+HANDLERS = {"generate": generate, "cluster": cluster, "activate": activate, "analyse": analyse, "explain": explain}

@@ -4,7 +4,8 @@ One self-contained HTML file (the report kit's page shell: inline CSS, PNGs as b
 script, no network; every string from the user or the result escaped) and ``DIR/report/`` with its
 figures, each ``NAME.png`` beside ``NAME.csv`` (the numbers it plots; ``describe.figures``).
 
-Top to bottom: title, warnings, summary, consistency, evaluation, vocabulary, then one ``<details>``
+Top to bottom: title, warnings, summary, consistency, evaluation, vocabulary, explanations (when
+asked: docs/methods.md#b7), then one ``<details>``
 element per unit (described units first, by layer then unit; then the undescribed ones), then the
 provenance (``describe.sections``).
 
@@ -30,6 +31,7 @@ from neuroscribe.service.describe.sections import (
     units_html,
     vocabulary_section,
 )
+from neuroscribe.service.describe.explanation_view import explanation_section
 from neuroscribe.service.report.folder import read_result, replace_page
 from neuroscribe.service.report.html import esc, render_document, render_section, render_sections, warnings_block
 from neuroscribe.workers.textfiles import read_lines
@@ -74,6 +76,9 @@ def write_describe_page(out_dir: Path, result: DescribeResult, texts: Sequence[s
     if ev is not None:
         sections.append(ev)
     sections.append(vocabulary_section(result, vocabulary))
+    ex = explanation_section(result)
+    if ex is not None:
+        sections.append(ex)
     p = result.provenance
     rev = p.requested_revision or p.revision
     title = f"neuroscribe describe — {p.model}" + (f" @ {rev}" if rev else "") + f" on {result.dataset}"

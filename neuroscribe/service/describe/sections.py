@@ -38,7 +38,7 @@ ol.x i{font-style:normal;color:#777} h3{font-size:1.05em;margin-top:1.5em}
 """
 
 _RESULT_FILES = ("descriptions.json", "sentences.jsonl", "vocabulary.json", "vocabulary.csv", "units.csv",
-                 "consistency.csv", "evaluation.csv", "summary.txt", "job.json")
+                 "consistency.csv", "evaluation.csv", "explanations.csv", "summary.txt", "job.json")
 
 
 # --------------------------------------------------------------------------- formatting
@@ -133,19 +133,33 @@ def evaluation_section(result: DescribeResult, fig_dir: Path) -> Section | None:
         return None
     fig = precision_recall_figure(result, fig_dir)
     none = (None,) * len(e.ks)
-    rows = [(k, _pct(p), _pct(r), _pct(bp), _pct(br), f"{100 * e.paper_precision_at_2:.0f}%" if k == 2 else "",
-             f"{100 * e.paper_recall_at_2:.0f}%" if k == 2 else "")
-            for k, p, r, bp, br in zip(e.ks, e.precision, e.recall, e.baseline_precision or none,
-                                       e.baseline_recall or none)]
-    pr = table(("K", "precision", "recall", "chance precision", "chance recall", "paper precision", "paper recall"),
-               rows, {0, 1, 2, 3, 4, 5, 6})
+
+    def ci(cis, j):
+        return "" if not cis or cis[j] is None else f" [{100 * cis[j][0]:.0f}–{100 * cis[j][1]:.0f}]"
+
+    def diff(j):
+        d = (e.precision_minus_chance_ci or none)[j]
+        if d is None:
+            return ""
+        verdict = "below chance" if d[1] < 0 else "above chance" if d[0] > 0 else "not told apart"
+        return f"{verdict} ({100 * d[0]:+.1f} to {100 * d[1]:+.1f})"
+
+    rows = [(k, _pct(p) + ci(e.precision_ci, j), _pct(r) + ci(e.recall_ci, j),
+             _pct(bp) + ci(e.baseline_precision_ci, j), _pct(br) + ci(e.baseline_recall_ci, j), diff(j),
+             f"{100 * e.paper_precision_at_2:.0f}%" if k == 2 else "", f"{100 * e.paper_recall_at_2:.0f}%" if k == 2 else "")
+            for j, (k, p, r, bp, br) in enumerate(zip(e.ks, e.precision, e.recall, e.baseline_precision or none,
+                                                      e.baseline_recall or none))]
+    pr = table(("K", "precision", "recall", "chance precision", "chance recall", "precision − chance",
+                "paper precision", "paper recall"), rows, {0, 1, 2, 3, 4, 5, 6, 7})
     names = table(("label", "reference name"), sorted(e.label_names.items()))
     aside = (f"{pr}<p>Precision over the {_count(e.n_units)} units with at least one descriptor; recall over the "
              f"{_count(e.n_recall_units)} of them whose exemplars carry a reference label (the label of ≥ t = "
              f"{result.threshold:g}% of them); {_count(e.n_units_total)} units in all. Chance: "
              f"{_count(e.baseline_sets)} random sets of {result.n_exemplars} sentences treated as units "
              f"({_count(e.baseline_n_units)} of them described): what descriptor and label frequencies give with no "
-             f"model.</p>{names}")
+             f"model." + (f" Intervals: {100 * e.confidence:g}% bootstrap over the units (the random sets for chance), "
+                          f"{_count(e.bootstrap)} resamples; precision − chance resamples both sides."
+                          if e.bootstrap else "") + f"</p>{names}")
     body = ('<p class="note">The labels (e.g. sentiment) are the only reference here: a correct topical descriptor '
             '(say "battery") that no label names counts as a miss, so this precision is a lower bound of what '
             "annotators would judge; the paper's numbers come from annotated descriptors.</p>")

@@ -14,4 +14,5 @@ KIND = JobKind(
     result_file="experts.json",
     cli="neuroscribe.service.experts.cli:register",
     page="neuroscribe.service.experts.report:write_report",
+    summary="neuroscribe.service.experts.record_summary:record_summary",
 )

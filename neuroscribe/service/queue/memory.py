@@ -18,11 +18,17 @@ from neuroscribe.jobs import JobStatus
 from neuroscribe.service.queue.base import (
     DeadLetter,
     Delivery,
+    GcReport,
+    IdempotencyConflict,
+    JobNotFinished,
     JobNotFound,
     JobQueue,
     JobRecord,
+    Retention,
     StageProgress,
     first_stage,
+    idempotency_scope,
+    job_hash,
     new_job_id,
     next_stage,
 )
@@ -40,33 +46,43 @@ class _Msg:
     consumer: str | None = None
     lease_until: float = 0.0
     due: float = 0.0  # not deliverable before (retry backoff)
+    born: float = 0.0  # when it entered the stage (time.monotonic), for the lag
 
 
 class InMemoryQueue(JobQueue):
-    def __init__(self, *, lease_s: float = 30.0, max_attempts: int = 3):
+    def __init__(self, *, lease_s: float = 30.0, max_attempts: int = 3, retention: Retention | None = None):
         self.lease_s = float(lease_s)
         self.max_attempts = int(max_attempts)
+        self.retention = retention or Retention()
         self._lock = threading.Condition()
         self._jobs: dict[str, JobRecord] = {}
-        self._idem: dict[str, str] = {}
+        self._idem: dict[str, tuple[str, str, float]] = {}  # scoped key -> (job id, job hash, expires at)
+        self._results: dict[str, str] = {}
         self._ready: dict[str, deque[_Msg]] = {}
         self._leased: dict[str, _Msg] = {}  # message id -> message
         self._dead: dict[str, list[DeadLetter]] = {}
         self._ids = itertools.count(1)
 
     # ---------------------------------------------------------------- client side
-    def submit_new(self, job: dict, *, idempotency_key: str | None = None) -> tuple[JobRecord, bool]:
+    def submit_new(self, job: dict, *, idempotency_key: str | None = None,
+                   owner: str | None = None) -> tuple[JobRecord, bool]:
         kind = job.get("kind")
         stage = first_stage(kind)
         data = json.dumps({"job": job, "handoff": None})
+        digest = job_hash(job)
+        scope = idempotency_scope(owner, idempotency_key) if idempotency_key is not None else None
         with self._lock:
-            if idempotency_key is not None and idempotency_key in self._idem:
-                return self._jobs[self._idem[idempotency_key]].model_copy(deep=True), False
+            seen = self._idem.get(scope) if scope is not None else None
+            if seen is not None and seen[2] > time.time() and seen[0] in self._jobs:
+                if seen[1] != digest:
+                    raise IdempotencyConflict(idempotency_key, seen[0])
+                return self._jobs[seen[0]].model_copy(deep=True), False
             job_id = new_job_id()
-            rec = JobRecord(id=job_id, kind=kind, status=JobStatus.queued, stage=stage, idempotency_key=idempotency_key)
+            rec = JobRecord(id=job_id, kind=kind, status=JobStatus.queued, stage=stage, idempotency_key=idempotency_key,
+                            owner=owner)
             self._jobs[job_id] = rec
-            if idempotency_key is not None:
-                self._idem[idempotency_key] = job_id
+            if scope is not None:
+                self._idem[scope] = (job_id, digest, time.time() + self.retention.idempotency_ttl_s)
             self._enqueue(job_id, stage, data)
             return rec.model_copy(deep=True), True
 
@@ -76,10 +92,74 @@ class InMemoryQueue(JobQueue):
                 raise JobNotFound(job_id)
             return self._jobs[job_id].model_copy(deep=True)
 
-    def list(self, *, limit: int = 100) -> list[JobRecord]:
+    def list(self, *, limit: int = 100, owner: str | None = None) -> list[JobRecord]:
         with self._lock:
-            recs = sorted(self._jobs.values(), key=lambda r: r.created_at, reverse=True)[:limit]
+            recs = [r for r in self._jobs.values() if owner is None or r.owner == owner]
+            recs = sorted(recs, key=lambda r: r.created_at, reverse=True)[:limit]
             return [r.model_copy(deep=True) for r in recs]
+
+    def result(self, job_id: str) -> str | None:
+        with self._lock:
+            if job_id not in self._jobs:
+                raise JobNotFound(job_id)
+            return self._results.get(job_id)
+
+    def delete(self, job_id: str) -> None:
+        with self._lock:
+            rec = self._jobs.get(job_id)
+            if rec is None:
+                raise JobNotFound(job_id)
+            if not rec.status.is_final:
+                raise JobNotFinished(job_id, rec.status.value)
+            self._forget(job_id)
+
+    def gc(self, now: float | None = None) -> GcReport:
+        now = time.time() if now is None else now
+        report = GcReport()
+        with self._lock:
+            for job_id, rec in list(self._jobs.items()):
+                if rec.status.is_final and rec.updated_at < now - self.retention.job_ttl_s:
+                    self._forget(job_id)
+                    report.jobs.append(job_id)
+            for scope, (_, _, until) in list(self._idem.items()):
+                if until <= now:
+                    del self._idem[scope]
+            for stage, letters in self._dead.items():
+                keep = [d for d in letters if d.at >= now - self.retention.dead_letter_ttl_s]
+                report.dead_letters += len(letters) - len(keep)
+                self._dead[stage] = keep
+        return report
+
+    def requeue(self, stage: str, entry_id: str) -> JobRecord:
+        with self._lock:
+            letters = self._dead.get(stage, [])
+            d = next((x for x in letters if x.id == entry_id), None)
+            rec = self._jobs.get(d.job_id) if d is not None and d.job_id else None
+            payload = d.payload() if d is not None else None
+            if d is None or rec is None or payload is None:
+                raise JobNotFound(d.job_id if d is not None and d.job_id else entry_id)
+            letters.remove(d)
+            rec.status, rec.stage, rec.attempts, rec.error = JobStatus.queued, stage, 0, None
+            rec.cancel_requested, rec.updated_at = False, time.time()
+            self._enqueue(rec.id, stage, json.dumps(payload))
+            return rec.model_copy(deep=True)
+
+    def stats(self) -> dict:
+        now = time.monotonic()
+        with self._lock:
+            stages = {}
+            for stage in set(self._ready) | set(self._dead) | {m.stage for m in self._leased.values()}:
+                ready = self._ready.get(stage, deque())
+                waiting = [m for m in ready] + [m for m in self._leased.values() if m.stage == stage]
+                stages[stage] = {"ready": sum(1 for m in ready if m.due <= now),
+                                 "pending": sum(1 for m in self._leased.values() if m.stage == stage),
+                                 "delayed": sum(1 for m in ready if m.due > now),
+                                 "dead": len(self._dead.get(stage, [])),
+                                 "oldest_s": max((now - m.born for m in waiting), default=0.0)}
+            jobs: dict[str, int] = {}
+            for rec in self._jobs.values():
+                jobs[rec.status.value] = jobs.get(rec.status.value, 0) + 1
+        return {"stages": stages, "jobs": jobs}
 
     def cancel(self, job_id: str) -> JobRecord:
         with self._lock:
@@ -169,7 +249,8 @@ class InMemoryQueue(JobQueue):
             rec.progress[delivery.stage] = StageProgress(done=done, total=total, message=message)
             rec.updated_at = time.time()
 
-    def complete(self, delivery: Delivery, *, handoff: dict | None = None, result: dict | None = None) -> bool:
+    def complete(self, delivery: Delivery, *, handoff: dict | None = None, result: dict | None = None,
+                 summary: dict | None = None) -> bool:
         with self._lock:
             m = self._held(delivery)
             if m is None:
@@ -183,7 +264,9 @@ class InMemoryQueue(JobQueue):
                 return False
             nxt = next_stage(rec.kind, m.stage)
             if nxt is None:
-                rec.result = result
+                if result is not None:
+                    self._results[m.job_id] = json.dumps(result)
+                rec.summary = summary
                 self._finish(rec, JobStatus.succeeded)
             else:
                 job = json.loads(m.data)["job"]
@@ -232,8 +315,16 @@ class InMemoryQueue(JobQueue):
 
     # ---------------------------------------------------------------- internals (lock held)
     def _enqueue(self, job_id: str, stage: str, data: str) -> None:
-        self._ready.setdefault(stage, deque()).append(_Msg(f"{next(self._ids)}-0", job_id, stage, data))
+        self._ready.setdefault(stage, deque()).append(_Msg(f"{next(self._ids)}-0", job_id, stage, data,
+                                                           born=time.monotonic()))
         self._lock.notify_all()
+
+    def _forget(self, job_id: str) -> None:
+        del self._jobs[job_id]
+        self._results.pop(job_id, None)
+        for scope, (jid, _, _) in list(self._idem.items()):
+            if jid == job_id:
+                del self._idem[scope]
 
     def _finish(self, rec: JobRecord, status: JobStatus, error: str | None = None) -> None:
         rec.status, rec.stage, rec.updated_at = status, None, time.time()
@@ -242,7 +333,8 @@ class InMemoryQueue(JobQueue):
 
     def _to_dead(self, m: _Msg, reason: str) -> None:
         self._dead.setdefault(m.stage, []).append(
-            DeadLetter(job_id=m.job_id, stage=m.stage, reason=reason, raw={"job": m.job_id, "data": m.data}))
+            DeadLetter(job_id=m.job_id, stage=m.stage, reason=reason, raw={"job": m.job_id, "data": m.data},
+                       id=f"{next(self._ids)}-0", at=time.time()))
         rec = self._jobs.get(m.job_id)
         if rec is not None and not rec.status.is_final:
             self._finish(rec, JobStatus.failed, error=f"dead-lettered at {m.stage}: {reason}")

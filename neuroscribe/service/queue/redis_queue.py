@@ -24,35 +24,36 @@ import time
 from neuroscribe.jobs import JobStatus
 from neuroscribe.service.queue.base import (
     all_stages,
-    DeadLetter,
     Delivery,
+    IdempotencyConflict,
     JobNotFound,
     JobQueue,
     JobRecord,
+    Retention,
     StageProgress,
     first_stage,
+    idempotency_scope,
+    job_hash,
     new_job_id,
     next_stage,
 )
 from neuroscribe.service.queue import scripts
+from neuroscribe.service.queue.redis_ops import GROUP, RedisLifecycle, decode as _s
 
 __all__ = ["RedisQueue", "GROUP"]
 
-GROUP = "workers"
 
-
-def _s(v) -> str:
-    return v.decode() if isinstance(v, bytes) else str(v)
-
-
-class RedisQueue(JobQueue):
-    def __init__(self, client, *, prefix: str = "neuroscribe", lease_s: float = 30.0, max_attempts: int = 3):
+class RedisQueue(RedisLifecycle, JobQueue):
+    def __init__(self, client, *, prefix: str = "neuroscribe", lease_s: float = 30.0, max_attempts: int = 3,
+                 retention: Retention | None = None):
         self.r = client
         self.prefix = prefix
         self.lease_s = float(lease_s)
         self.max_attempts = int(max_attempts)
+        self.retention = retention or Retention()
         self._scripts = {name: client.register_script(getattr(scripts, name))
-                         for name in ("SUBMIT", "RENEW", "RELEASE", "COMPLETE", "FAIL", "PROMOTE", "DISCARD", "CANCEL", "START")}
+                         for name in ("SUBMIT", "RENEW", "RELEASE", "COMPLETE", "FAIL", "PROMOTE", "DISCARD", "CANCEL",
+                                      "START", "DELETE", "REQUEUE")}
         self._groups: set[str] = set()
         # expired leases and due retries are looked for at most every sweep_s (and whenever a claim
         # finds one): a dead worker's job is taken over within lease_s + sweep_s of its last renewal
@@ -96,16 +97,22 @@ class RedisQueue(JobQueue):
             self._group(stage)
 
     # ---------------------------------------------------------------- client side
-    def submit_new(self, job: dict, *, idempotency_key: str | None = None) -> tuple[JobRecord, bool]:
+    def submit_new(self, job: dict, *, idempotency_key: str | None = None,
+                   owner: str | None = None) -> tuple[JobRecord, bool]:
         kind = job.get("kind")
         stage = first_stage(kind)
         self._group(stage)
         job_id = new_job_id()
-        idem = f"{self.prefix}:idem:{idempotency_key}" if idempotency_key is not None else ""
+        idem = (f"{self.prefix}:idem:{idempotency_scope(owner, idempotency_key)}"
+                if idempotency_key is not None else "")
         got = _s(self._scripts["SUBMIT"](
-            keys=[self._job(job_id), f"{self.prefix}:jobs", idem, self._stream(stage)],
+            keys=[self._job(job_id), self._index(), idem, self._stream(stage),
+                  self._owner_index(owner) if owner else ""],
             args=[job_id, kind, stage, json.dumps({"job": job, "handoff": None}), repr(time.time()),
-                  idempotency_key or ""]))
+                  idempotency_key or "", job_hash(job), max(1, int(self.retention.idempotency_ttl_s * 1000)),
+                  owner or "", f"{self.prefix}:job:"]))
+        if got.startswith("conflict:"):
+            raise IdempotencyConflict(idempotency_key, got.removeprefix("conflict:"))
         return self.get(got), got == job_id
 
     def get(self, job_id: str) -> JobRecord:
@@ -122,12 +129,13 @@ class RedisQueue(JobQueue):
         return JobRecord(
             id=h["id"], kind=h["kind"], status=JobStatus(h["status"]), stage=h.get("stage") or None,
             attempts=int(h.get("attempts", 0)), progress=progress, error=h.get("error") or None,
-            result=json.loads(h["result"]) if h.get("result") else None,
+            summary=json.loads(h["summary"]) if h.get("summary") else None, owner=h.get("owner") or None,
             idempotency_key=h.get("idem") or None, cancel_requested=h.get("cancel") == "1",
             created_at=float(h["created_at"]), updated_at=float(h["updated_at"]))
 
-    def list(self, *, limit: int = 100) -> list[JobRecord]:
-        ids = [_s(x) for x in self.r.zrevrange(f"{self.prefix}:jobs", 0, max(0, limit - 1))]
+    def list(self, *, limit: int = 100, owner: str | None = None) -> list[JobRecord]:
+        index = self._owner_index(owner) if owner is not None else self._index()
+        ids = [_s(x) for x in self.r.zrevrange(index, 0, max(0, limit - 1))]
         pipe = self.r.pipeline(transaction=False)
         for i in ids:
             pipe.hgetall(self._job(i))
@@ -205,15 +213,18 @@ class RedisQueue(JobQueue):
         self.r.hset(self._job(delivery.job_id), mapping={f"progress:{delivery.stage}": value,
                                                          "updated_at": repr(time.time())})
 
-    def complete(self, delivery: Delivery, *, handoff: dict | None = None, result: dict | None = None) -> bool:
+    def complete(self, delivery: Delivery, *, handoff: dict | None = None, result: dict | None = None,
+                 summary: dict | None = None) -> bool:
         nxt = next_stage(delivery.payload["job"]["kind"], delivery.stage)
         if nxt is not None:
             self._group(nxt)
         data = json.dumps({"job": delivery.payload["job"], "handoff": handoff}) if nxt else ""
         got = self._scripts["COMPLETE"](
-            keys=[self._stream(delivery.stage), self._job(delivery.job_id), self._stream(nxt or delivery.stage)],
+            keys=[self._stream(delivery.stage), self._job(delivery.job_id), self._stream(nxt or delivery.stage),
+                  self._result_key(delivery.job_id)],
             args=[GROUP, delivery.delivery_id, delivery.consumer, repr(time.time()), nxt or "", data,
-                  json.dumps(result) if nxt is None else "", delivery.stage])
+                  json.dumps(result) if nxt is None and result is not None else "", delivery.stage,
+                  json.dumps(summary) if nxt is None and summary is not None else ""])
         return int(got) == 1
 
     def release(self, delivery: Delivery) -> None:
@@ -239,14 +250,6 @@ class RedisQueue(JobQueue):
     def dead_letter(self, delivery: Delivery, reason: str) -> None:
         self._discard(delivery.stage, delivery.delivery_id, delivery.job_id, reason,
                       {"job": delivery.job_id, "data": json.dumps(delivery.payload)}, dead=True)
-
-    def dead_letters(self, stage: str) -> list[DeadLetter]:
-        out = []
-        for _, f in self.r.xrange(self._dead(stage)):
-            f = {_s(k): _s(v) for k, v in f.items()}
-            out.append(DeadLetter(job_id=f.get("job") or None, stage=f.get("stage", stage), reason=f.get("reason", ""),
-                                  raw=f))
-        return out
 
     def pending(self, stage: str) -> int:
         self._group(stage)

@@ -1,23 +1,33 @@
 """Lua scripts of the Redis queue: each runs atomically on the server, so a crash between its steps
 cannot happen (a stage is committed, handed on and acknowledged at once, or not at all).
 
-Keys (prefix P): ``P:job:ID`` hash (status, stage, kind, attempts, error, result, cancel, idem,
-created_at, updated_at, progress:STAGE), ``P:jobs`` zset of ids by creation time, ``P:idem:KEY`` ->
-id, ``P:s:STAGE`` stream (group ``workers``; fields job, data, failures), ``P:delayed:STAGE`` zset
+Keys (prefix P): ``P:job:ID`` hash (status, stage, kind, attempts, error, summary, owner, cancel,
+idem, idem_key, created_at, updated_at, progress:STAGE), ``P:result:ID`` the result's JSON, ``P:jobs``
+zset of ids by creation time, ``P:jobs:u:OWNER`` the same per owner, ``P:idem:SCOPE`` -> "id hash"
+(expires; SCOPE hashes the owner and the key), ``P:s:STAGE`` stream (group ``workers``; fields job, data, failures), ``P:delayed:STAGE`` zset
 of retries by due time (ms), ``P:dead:STAGE`` dead-letter stream (job, stage, reason, data).
 """
 
-# KEYS: job hash, jobs zset, idem key (or ""), stream
-# ARGV: id, kind, stage, data, now, idem
+# KEYS: job hash, jobs zset, idem key (or ""), stream, owner's jobs zset (or "")
+# ARGV: id, kind, stage, data, now, idem, job hash (sha256), idem ttl ms, owner, job key prefix
+# Returns the new id, the id of the key's earlier job (same body), or "conflict:ID" (another body)
 SUBMIT = """
 if KEYS[3] ~= '' then
   local seen = redis.call('GET', KEYS[3])
-  if seen then return seen end
-  redis.call('SET', KEYS[3], ARGV[1])
+  if seen then
+    local sid, shash = string.match(seen, '^(%S+) (%S+)$')
+    if sid and redis.call('EXISTS', ARGV[10] .. sid) == 1 then
+      if shash ~= ARGV[7] then return 'conflict:' .. sid end
+      return sid
+    end
+  end
+  redis.call('SET', KEYS[3], ARGV[1] .. ' ' .. ARGV[7], 'PX', ARGV[8])
 end
 redis.call('HSET', KEYS[1], 'id', ARGV[1], 'kind', ARGV[2], 'status', 'queued', 'stage', ARGV[3],
-           'attempts', 0, 'cancel', '0', 'created_at', ARGV[5], 'updated_at', ARGV[5], 'idem', ARGV[6])
+           'attempts', 0, 'cancel', '0', 'created_at', ARGV[5], 'updated_at', ARGV[5], 'idem', ARGV[6],
+           'idem_key', KEYS[3], 'owner', ARGV[9])
 redis.call('ZADD', KEYS[2], ARGV[5], ARGV[1])
+if KEYS[5] ~= '' then redis.call('ZADD', KEYS[5], ARGV[5], ARGV[1]) end
 redis.call('XADD', KEYS[4], '*', 'job', ARGV[1], 'data', ARGV[4], 'failures', 0)
 return ARGV[1]
 """
@@ -55,8 +65,8 @@ redis.call('HSET', KEYS[2], 'status', 'queued', 'updated_at', ARGV[5])
 return 1
 """
 
-# KEYS: stream, job hash, next stream (or the same stream when last)
-# ARGV: group, id, consumer, now, next stage ('' when last), next data, result, this stage
+# KEYS: stream, job hash, next stream (or the same stream when last), result key
+# ARGV: group, id, consumer, now, next stage ('' when last), next data, result ('' = none), this stage, summary
 COMPLETE = _OWNER + _ACK + """
 if redis.call('HGET', KEYS[2], 'stage') ~= ARGV[8] then return 0 end  -- another delivery committed it
 if ARGV[5] ~= '' then
@@ -64,8 +74,41 @@ if ARGV[5] ~= '' then
   redis.call('XADD', KEYS[3], '*', 'job', job, 'data', ARGV[6], 'failures', 0)
   redis.call('HSET', KEYS[2], 'status', 'queued', 'stage', ARGV[5], 'attempts', 0, 'updated_at', ARGV[4])
 else
-  redis.call('HSET', KEYS[2], 'status', 'succeeded', 'stage', '', 'result', ARGV[7], 'updated_at', ARGV[4])
+  if ARGV[7] ~= '' then redis.call('SET', KEYS[4], ARGV[7]) end
+  redis.call('HSET', KEYS[2], 'status', 'succeeded', 'stage', '', 'summary', ARGV[9], 'updated_at', ARGV[4])
 end
+return 1
+"""
+
+# Forget a finished job. KEYS: job hash, result key, jobs zset. ARGV: id, owner index prefix,
+# cutoff ('' = any age: only a job that ended before it is deleted)
+# Returns 'deleted', '' (no such job), 'kept' (too recent) or the status of an unfinished job
+DELETE = """
+local st = redis.call('HGET', KEYS[1], 'status')
+if not st then return '' end
+if st ~= 'succeeded' and st ~= 'failed' and st ~= 'cancelled' then return st end
+if ARGV[3] ~= '' and tonumber(redis.call('HGET', KEYS[1], 'updated_at')) >= tonumber(ARGV[3]) then return 'kept' end
+local owner = redis.call('HGET', KEYS[1], 'owner') or ''
+if owner ~= '' then redis.call('ZREM', ARGV[2] .. owner, ARGV[1]) end
+local idem = redis.call('HGET', KEYS[1], 'idem_key') or ''
+if idem ~= '' then
+  local v = redis.call('GET', idem)
+  if v and string.sub(v, 1, #ARGV[1] + 1) == ARGV[1] .. ' ' then redis.call('DEL', idem) end
+end
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('ZREM', KEYS[3], ARGV[1])
+return 'deleted'
+"""
+
+# Put a dead letter back into its stage. KEYS: dead stream, stream, job hash.
+# ARGV: entry id, data, now, stage, job id. Returns 1, 0 (no such entry) or -1 (the job is gone)
+REQUEUE = """
+if #redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1]) == 0 then return 0 end
+if redis.call('EXISTS', KEYS[3]) == 0 then return -1 end
+redis.call('XADD', KEYS[2], '*', 'job', ARGV[5], 'data', ARGV[2], 'failures', 0)
+redis.call('HSET', KEYS[3], 'status', 'queued', 'stage', ARGV[4], 'attempts', 0, 'error', '', 'cancel', '0',
+           'updated_at', ARGV[3])
+redis.call('XDEL', KEYS[1], ARGV[1])
 return 1
 """
 

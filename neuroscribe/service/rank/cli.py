@@ -12,7 +12,8 @@ from neuroscribe.jobs import Pooling, RankJob, SubjectModelSpec
 from neuroscribe.service.cli_common import apply_options, run_options, MODEL_FIELDS, as_field, doc as _doc, silence_libraries, user_errors
 from neuroscribe.service.cli_service import submit_and_print, submit_options
 from neuroscribe.settings import Settings
-from neuroscribe.jobs.rank import METHODS, InterventionSpec, ProbingSpec
+from neuroscribe.jobs.rank import METHODS, InterventionSpec, ProbingSpec, RankingSpec
+from neuroscribe.service.describe.cli import parse_label_names
 
 __all__ = ["register", "rank_job_options", "build_rank_job", "parse_label_map", "RANK_FIELDS"]
 
@@ -23,7 +24,9 @@ RANK_FIELDS = {
     "dataset.*": "dataset", "texts": "dataset",
     # a label problem is the label column's, or the file's when its labels are fixed (.txt, amazon)
     "label": ("label_col", "dataset"), "labels": ("label_col", "dataset"), "dataset.labels": ("label_col", "dataset"),
-    "word_index": "word_col", "dataset.word_index": "word_col",
+    "word_index": "word_col", "dataset.word_index": "word_col", "dataset.label_names": "label_names",
+    "ranking.linear_tol": "linear_tol", "ranking.linear_max_iter": "linear_max_iter", "tol": "linear_tol",
+    "max_iter": "linear_max_iter",
     "dataset.continuations": "continuations", "dataset.label_texts": "label_texts",
     "probing.probe": "probe", "probing.seeds": "seeds",
     "interventions.modes": "modes", "interventions.beta": "beta", "interventions.n_random": "n_random",
@@ -72,6 +75,12 @@ _OPTIONS = [
     click.option("--same-examples", is_flag=True,
                  help="Rank, probe and intervene on the same examples (biased: top units look better, bottom units "
                       "worse than chance); for comparison with papers that did so."),
+    click.option("--label-name", "label_names", multiple=True, metavar="LABEL=NAME",
+                 help="A readable name for a label, e.g. '1=positive' (repeatable); shown beside the label."),
+    click.option("--linear-tol", type=float, default=1e-4, show_default=True, help=_doc(RankingSpec, "linear_tol")),
+    click.option("--linear-max-iter", type=int, default=20000, show_default=True,
+                 help=_doc(RankingSpec, "linear_max_iter")),
+    click.option("--stability/--no-stability", default=True, show_default=True, help=_doc(RankingSpec, "stability")),
     click.option("--probe", type=click.Choice(["logreg", "linear_svm", "mlp"]), default="logreg", show_default=True,
                  help="The evaluation probe, separate from the rankings' own."),
     click.option("--seeds", type=int, default=5, show_default=True, help=_doc(ProbingSpec, "seeds")),
@@ -79,7 +88,7 @@ _OPTIONS = [
                  help="Measure used information by interventions on the top-k units against random-k."),
     click.option("--modes", default="zero,mean,translate", show_default=True, help="Intervention modes."),
     click.option("--beta", type=float, default=8.0, show_default=True, help=_doc(InterventionSpec, "beta")),
-    click.option("--n-random", type=int, default=5, show_default=True, help=_doc(InterventionSpec, "n_random")),
+    click.option("--n-random", type=int, default=20, show_default=True, help=_doc(InterventionSpec, "n_random")),
     click.option("--max-examples", type=int, default=200, show_default=True,
                  help=_doc(InterventionSpec, "max_examples")),
     click.option("--continuation", "continuations", multiple=True, metavar="LABEL=TEXT",
@@ -95,8 +104,9 @@ rank_job_options = apply_options(_OPTIONS)  # shared by the command and its `sub
 
 
 def build_rank_job(*, model, revision, dataset, text_col, label_col, word_col, layer, ks, methods, site, pooling,
-                   rank_fraction, same_examples, probe, seeds, interventions, modes, beta, n_random, max_examples, continuations, label_texts,
-                   batch_size, max_length, device, seed, trust_remote_code) -> RankJob:
+                   rank_fraction, same_examples, probe, seeds, interventions, modes, beta, n_random, max_examples,
+                   continuations, label_texts, batch_size, max_length, device, seed, trust_remote_code,
+                   label_names=(), linear_tol=1e-4, linear_max_iter=20000, stability=True) -> RankJob:
     """The ``RankJob`` of the command line; every error names its field, before any model runs.
     ``text_col`` / ``label_col`` / ``word_col``: None when not given (text / label for tables; a
     .txt file or 'amazon' takes none)."""
@@ -104,7 +114,8 @@ def build_rank_job(*, model, revision, dataset, text_col, label_col, word_col, l
 
     data = load_attribute_data(dataset, text_col=text_col, label_col=label_col, word_col=word_col)
     extra = {"continuations": parse_label_map(continuations, "continuations"),
-             "label_texts": parse_label_map(label_texts, "label_texts")}
+             "label_texts": parse_label_map(label_texts, "label_texts"),
+             "label_names": parse_label_names(tuple(label_names)) or None}
     with as_field("dataset"):  # dataset.continuations, dataset.label_texts...
         data = type(data)(**{**data.model_dump(), **{k: v for k, v in extra.items() if v is not None}})
     # the specs as dicts: the job validates them, so an error names its path (interventions.n_random...)
@@ -121,7 +132,8 @@ def build_rank_job(*, model, revision, dataset, text_col, label_col, word_col, l
     extra_k = {"ks": tuple(ks)} if ks else {}
     return RankJob(dataset=data, model=subject, layer=layer, methods=method_list,
                    rank_fraction=None if same_examples else rank_fraction,
-                   probing=dict(probe=probe, seeds=seeds), interventions=spec, seed=seed, **extra_k)
+                   probing=dict(probe=probe, seeds=seeds), interventions=spec, seed=seed,
+                   ranking=dict(linear_tol=linear_tol, linear_max_iter=linear_max_iter, stability=stability), **extra_k)
 
 
 def register(cli: click.Group, submit: click.Group) -> None:

@@ -11,7 +11,7 @@ from neuroscribe import __version__
 from neuroscribe.jobs import RankJob, RankResult
 from neuroscribe.service import runtime
 from neuroscribe.service.artefacts import atomic_output_dir, check_output_dir
-from neuroscribe.service.rank.files import subject_info, write_rank_files
+from neuroscribe.service.rank.files import rank_cache_dir, subject_info, write_rank_files
 from neuroscribe.settings import Settings
 
 __all__ = ["run_rank_job"]
@@ -34,13 +34,16 @@ def run_rank_job(job: RankJob, out: str | Path, *, force: bool = False, progress
     subject = runtime.load_subject(spec, settings)
     log(f"responses of layer {plan.layer} to {len(job.dataset.texts)} examples ({spec.site}, "
         + ("target word" if job.dataset.word_index is not None else f"{spec.pooling.value} pooling") + ")")
-    X = responses_stage(job, subject, plan, progress=progress)
+    cache_dir = rank_cache_dir(settings)
+    X, key, hit = responses_stage(job, subject, plan, progress=progress, cache_dir=cache_dir)
+    if hit:
+        log("responses read from the rank cache")
     t_resp = time.perf_counter()
-    info = subject_info(subject, spec.site)
-    result, _ = analysis_stage(job, plan, X, info, neuroscribe_version=__version__, device=runtime.device_for(spec, settings),
-                               log=log)
+    info = {**subject_info(subject, spec.site), "responses_key": key, "responses_cached": hit}
+    result, extras = analysis_stage(job, plan, X, info, neuroscribe_version=__version__,
+                                    device=runtime.device_for(spec, settings), log=log, cache_dir=cache_dir)
     timings = {"responses_s": t_resp - t0, "analysis_s": time.perf_counter() - t_resp}
     with atomic_output_dir(out, force=force) as tmp:
-        summary = write_rank_files(tmp, job, result, out, timings)
+        summary = write_rank_files(tmp, job, result, out, timings, extras)
     log(summary)
     return result

@@ -17,7 +17,7 @@ from neuroscribe import __version__
 from neuroscribe.service import runtime
 from neuroscribe.service.artefacts import atomic_output_dir, write_json
 from neuroscribe.service.executor import StageContext
-from neuroscribe.service.rank.files import subject_info, write_rank_files
+from neuroscribe.service.rank.files import rank_cache_dir, subject_info, write_rank_files
 
 __all__ = ["HANDLERS", "activate", "analyse"]
 
@@ -38,13 +38,14 @@ def activate(ctx: StageContext) -> dict:
     subject = runtime.load_subject(ctx.job.model, ctx.settings, ctx.state)
     n = len(ctx.job.dataset.texts)
     ctx.progress(0, n, f"responses of layer {plan.layer}")
-    X = responses_stage(ctx.job, subject, plan, progress=False)
+    X, key, hit = responses_stage(ctx.job, subject, plan, progress=False, cache_dir=rank_cache_dir(ctx.settings))
     folder = ctx.artefacts / STAGE_DIR
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f".rank_responses.tmp-{os.getpid()}.npy"
     np.save(tmp, X, allow_pickle=False)
     os.replace(tmp, folder / "rank_responses.npy")
-    write_json(folder / "rank_subject.json", subject_info(subject, ctx.job.model.site))
+    write_json(folder / "rank_subject.json", {**subject_info(subject, ctx.job.model.site), "responses_key": key,
+                                              "responses_cached": hit})
     ctx.progress(n, n, f"{X.shape[1]} units")
     return {"handoff": {"responses": f"{STAGE_DIR}/rank_responses.npy", "layer": plan.layer}}
 
@@ -61,11 +62,12 @@ def analyse(ctx: StageContext) -> dict:
     except FileNotFoundError as e:
         raise RuntimeError(f"the activate stage's files are missing: {e.filename}") from None
     ctx.progress(0, 1, "rankings, probing, interventions")
-    result, _ = analysis_stage(ctx.job, plan, X, info, neuroscribe_version=__version__,
-                               device=runtime.device_for(ctx.job.model, ctx.settings))
+    result, extras = analysis_stage(ctx.job, plan, X, info, neuroscribe_version=__version__,
+                                    device=runtime.device_for(ctx.job.model, ctx.settings),
+                                    cache_dir=rank_cache_dir(ctx.settings))
     out = ctx.artefacts / RESULT_DIR
     with atomic_output_dir(out, force=True) as tmp:
-        write_rank_files(tmp, ctx.job, result, out, None)
+        write_rank_files(tmp, ctx.job, result, out, None, extras)
     ctx.progress(1, 1, "done")
     return {"result": result.model_dump(mode="json")}
 

@@ -9,7 +9,7 @@ import math
 from pathlib import Path
 
 from neuroscribe.jobs import RankResult
-from neuroscribe.jobs.rank import EffectRow, ProbeRow
+from neuroscribe.jobs.rank import BOTTOM_K, EffectRow, ProbeRow
 from neuroscribe.service.rank.figures import agreement_figure, interventions_figure, probing_figure
 from neuroscribe.service.rank.result_view import (
     MEASURES,
@@ -30,8 +30,8 @@ __all__ = ["summary_section", "encoded_section", "used_section", "agreement_sect
 
 TOP_UNITS = 20
 _PARAM_ITEMS = 8  # items of a list-valued ranking parameter shown on the page
-_RESULT_FILES = ("rankings.json", "rankings.csv", "probing.csv", "same_probe.csv", "interventions.csv",
-                 "agreement.csv", "summary.txt", "job.json")
+_RESULT_FILES = ("rankings.json", "rankings.csv", "probing.csv", "bottom.csv", "stability.csv", "same_probe.csv",
+                 "interventions.csv", "agreement.csv", "split.json", "responses.npy", "summary.txt", "job.json")
 
 RANK_CSS = """
 h3{font-size:1.05em;margin-top:1.5em} .rk{display:flex;gap:2em;flex-wrap:wrap;align-items:flex-start}
@@ -82,7 +82,8 @@ def _param_value(v) -> str:
 
 def summary_section(result: RankResult) -> Section:
     p = result.provenance
-    classes = ", ".join(f"{k}: {_count(v)}" for k, v in result.classes.items())
+    names = result.label_names or {}
+    classes = ", ".join(f"{names[k] + ' (' + k + ')' if k in names else k}: {_count(v)}" for k, v in result.classes.items())
     maj = majority_row(result)
     probe, seeds = probe_name(result), n_seeds(result)
     if result.interventions:
@@ -140,6 +141,16 @@ def encoded_section(result: RankResult, fig_dir: Path) -> Section:
              "(not the probe that produced any ranking), trained and scored on the same held-out splits. A ranking "
              "that puts the attribute's units first has top-k well above random-k and bottom-k near or below it"
              + (f"; the majority class scores {esc(_acc(maj.accuracy))}" if maj is not None else "") + ".</p>")
+    ties = [b for b in result.bottom if b.tied > 1]
+    intro += (f"<p>{esc(BOTTOM_K[0].upper() + BOTTOM_K[1:])}." + (" Ties at the boundary: " + "; ".join(
+        f"{esc(b.ranking)} bottom-{b.k}: {_count(b.tied)} units at {esc(_g(b.boundary))}, {b.tied_in_bottom} drawn"
+        for b in ties) + "." if ties else "") + "</p>")
+    if result.stability:
+        stab = [(st.ranking, st.k, st.kind, f"{st.overlap:.2f}", f"{st.chance:.3g}") for st in result.stability]
+        intro += ("<p>Stability: each ranking computed again with another seed (same examples; a method without "
+                  "randomness gives 1) and on two disjoint halves of the ranking examples; the share of top-k units "
+                  "the two have in common, against chance k / units.</p>"
+                  + table(("ranking", "k", "recomputed", "top-k overlap", "chance"), stab, {1, 3, 4}))
     confound = ""
     if has_same:
         owners = ", ".join(dict.fromkeys(s.ranking for s in result.same_probe))
@@ -172,7 +183,8 @@ def used_section(result: RankResult, fig_dir: Path) -> Section | None:
         return modes.index(e.mode), e.k, names.index(e.ranking) if e.ranking in names else len(names), e.ranking
 
     rows = [(e.mode, e.k, e.ranking, e.n_examples, _with_ci(e.mean_ranked, *e.ci_ranked, fmt=_g),
-             _with_ci(e.mean_random, *e.ci_random, fmt=_g), _range(e), _g(e.p_random),
+             _with_ci(e.mean_random, *e.ci_random, fmt=_g), _range(e),
+             f"{_g(e.p_random)} (floor {_g(e.p_floor)})" if e.p_floor is not None else _g(e.p_random),
              _with_ci(e.mean_difference, *e.ci_difference, fmt=_signed))
             for e in sorted(result.interventions, key=key)]
     measure = measure_of(result)
@@ -180,14 +192,16 @@ def used_section(result: RankResult, fig_dir: Path) -> Section | None:
     intro = (f"<p>Each ranking's top-k units are set inside the model's forward pass (zero: to 0; mean: to their "
              "dataset mean; translate: moved toward another class's mean) and the change of the model's own "
              f"<b>{esc(measure)}</b>" + (f" ({esc(gloss)})" if gloss else "")
-             + " is measured, intervened minus clean, against random k-sets of the same layer. A ranking whose top "
-             "units the model uses for the attribute moves it more than random units: the difference (paired over "
-             "the examples, 95% interval) is away from 0. That interval holds the examples' variation only: "
+             + " is measured, intervened minus clean, against random k-sets of the same layer, drawn once per k and "
+             "shared by every ranking (none holds a unit of any ranking's top-k). The difference ranked minus "
+             "random comes with a 95% interval over the examples: it describes their spread and is not a test, "
+             "since it holds the examples' variation only: "
              "the spread over random unit sets is the range of the random sets' means, and a ranked effect inside "
              "that range is not distinguishable from random units; &quot;p over sets&quot; is the share of random "
              "sets at least as far from their mean as the ranked set (floor 1 / (1 + sets)).</p>")
     tbl = table(("mode", "k", "ranking", "examples", "mean ranked [95% CI]", "mean random [95% CI]",
-                 "random sets' means (min..max)", "p over sets", "difference [95% CI]"), rows, {1, 3, 4, 5, 6, 7, 8})
+                 "random sets' means (min..max)", "p over sets (floor)", "difference [95% interval over examples]"),
+                rows, {1, 3, 4, 5, 6, 7, 8})
     return Section("Used information", figures=(fig,), body=intro + tbl)
 
 

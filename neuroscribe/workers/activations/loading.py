@@ -62,6 +62,9 @@ def resolve_device(device: str | torch.device) -> torch.device:
         raise InvalidInput("device", f"invalid device {device!r}: {first_line(e)}") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise InvalidInput("device", f"device {device!r} asked for, but CUDA is not available here")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise InvalidInput("device", f"device {device!r} asked for, but this machine has "
+                                     f"{torch.cuda.device_count()} CUDA device(s)")
     return dev
 
 

@@ -18,7 +18,6 @@ import json
 import math
 import statistics
 from collections import Counter
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import numpy as np
@@ -40,10 +39,12 @@ from neuroscribe.prompts.descriptors import DESCRIPTOR_PROMPT_VERSION
 from neuroscribe.workers.describe.quality import consistency, precision_recall_at_k, reference_sets, split_half
 from neuroscribe.workers.describe.descriptions import assign, exemplar_hubs, min_valid_exemplars, unit_statuses
 from neuroscribe.workers.describe.descriptors import generate_descriptors
+from neuroscribe.workers.describe.intervals import BOOTSTRAP, CONFIDENCE, difference_intervals, pr_intervals
 from neuroscribe.workers.describe.heldout import held_out_verification, rare_label_warnings
 from neuroscribe.workers.describe.exemplar_stream import (QUANTILE_METHOD, ExemplarsArtefact, first_occurrences,
                                                           firing_rule, occurrences)
-from neuroscribe.workers.describe.vocabulary import Cluster, Vocabulary, build_vocabulary
+from neuroscribe.workers.describe.artefacts import DescriptorsArtefact, VocabularyArtefact, vote
+from neuroscribe.workers.describe.vocabulary import Vocabulary, build_vocabulary
 
 __all__ = ["DescriptorsArtefact", "VocabularyArtefact", "ExemplarsArtefact", "descriptors_stage",
            "vocabulary_stage", "exemplars_stage", "analysis_stage", "dataset_sha256", "check_describe_subject",
@@ -72,56 +73,6 @@ def dataset_sha256(job: DescribeJob) -> str:
     return h.hexdigest()
 
 
-# --------------------------------------------------------------------------- artefacts
-
-
-@dataclass
-class DescriptorsArtefact:
-    descriptors: list[list[str] | None]  # per sentence (input order); None: generation failed
-    failures: dict[str, int]
-    generator: dict
-    prompt_version: str = DESCRIPTOR_PROMPT_VERSION
-
-    def to_json(self) -> dict:
-        return {"descriptors": self.descriptors, "failures": self.failures, "generator": self.generator,
-                "prompt_version": self.prompt_version}
-
-    @classmethod
-    def from_json(cls, data: dict) -> "DescriptorsArtefact":
-        return cls([None if d is None else list(d) for d in data["descriptors"]], dict(data["failures"]),
-                   dict(data["generator"]), data["prompt_version"])
-
-
-def _vocab_json(v: Vocabulary) -> dict:
-    return {"mapping": v.mapping, "params": v.params, "noise": [list(x) for x in v.noise],
-            "clusters": [{"name": c.name, "members": [list(m) for m in c.members], "size": c.size, "count": c.count}
-                         for c in v.clusters]}
-
-
-def _vocab_from_json(d: dict) -> Vocabulary:
-    clusters = [Cluster(c["name"], tuple((m[0], int(m[1])) for m in c["members"]), int(c["size"]), int(c["count"]))
-                for c in d["clusters"]]
-    return Vocabulary(dict(d["mapping"]), clusters, [(x[0], int(x[1])) for x in d["noise"]], dict(d["params"]))
-
-
-@dataclass
-class VocabularyArtefact:
-    vocabulary: Vocabulary
-    sets: list[list[str] | None]  # per sentence its vocabulary names (sorted); None: failed
-    halves: list[list[int]] = field(default_factory=list)  # [calibration rows, validation rows] or []
-
-    def to_json(self) -> dict:
-        return {"vocabulary": _vocab_json(self.vocabulary), "sets": self.sets, "halves": self.halves}
-
-    @classmethod
-    def from_json(cls, data: dict) -> "VocabularyArtefact":
-        return cls(_vocab_from_json(data["vocabulary"]), [None if s is None else list(s) for s in data["sets"]],
-                   [list(map(int, h)) for h in data["halves"]])
-
-    def frozensets(self) -> list[frozenset[str] | None]:
-        return [None if s is None else frozenset(s) for s in self.sets]
-
-
 # --------------------------------------------------------------------------- stages
 
 
@@ -143,11 +94,14 @@ def check_describe_subject(job: DescribeJob, subject) -> None:
 
 def descriptors_stage(job: DescribeJob, backend, *, progress: bool = True) -> DescriptorsArtefact:
     sampling = job.sampling
-    ds = generate_descriptors(backend, job.dataset.texts, sampling=sampling, seed=job.seed, progress=progress)
+    ds = generate_descriptors(backend, job.dataset.texts, sampling=sampling, seed=job.seed, samples=job.samples,
+                              retries=job.retries, progress=progress)
     generator = dict(ds.generator or {})
     generator["sampling"] = sampling.model_dump(mode="json")
+    samples = [[list(x) for x in per] for per in ds.samples] if job.samples > 1 else []
     return DescriptorsArtefact([None if d is None else list(d) for d in ds.descriptors], dict(ds.failures),
-                               generator, ds.prompt_version)
+                               generator, ds.prompt_version, samples, job.samples, job.retries, ds.n_retried,
+                               ds.n_recovered)
 
 
 def vocabulary_stage(job: DescribeJob, descriptors: DescriptorsArtefact, embed=None) -> VocabularyArtefact:
@@ -163,17 +117,20 @@ def vocabulary_stage(job: DescribeJob, descriptors: DescriptorsArtefact, embed=N
     vocab = build_vocabulary(descriptors.descriptors, embed, min_cluster_size=spec.min_cluster_size,
                              min_samples=spec.min_samples, reduce_to=spec.reduce_to, selection=spec.selection,
                              keep=keep, seed=job.seed)
-    sets = [None if d is None else sorted(vocab.names(d)) for d in descriptors.descriptors]
-    if keep and job.dataset.label_word_match:
-        gained = 0
-        for i, d in enumerate(descriptors.descriptors):
-            if d is None:
-                continue
-            extra = {r for r in keep if r not in sets[i] and any(f" {r} " in f" {x} " for x in d)}
-            if extra:
-                sets[i] = sorted(set(sets[i]) | extra)
-                gained += 1
+    words = keep if job.dataset.label_word_match else []
+
+    def names(d, extra=True) -> set[str]:  # one sample's names (and the label names its descriptors hold as words)
+        got = set(vocab.names(d))
+        return got | {r for r in words if any(f" {r} " in f" {x} " for x in d)} if extra else got
+
+    samples = descriptors.sample_lists()
+    sets, dropped = vote(samples, names, job.min_votes)
+    if words:
+        plain, _ = vote(samples, lambda d: names(d, extra=False), job.min_votes)
+        gained = sum(s is not None and set(s) != set(p) for s, p in zip(sets, plain))
         vocab.params["label_word_match"] = {"sentences_gaining_a_label_name": gained}
+    if descriptors.n_samples > 1 or job.min_votes > 1:
+        vocab.params["votes"] = {"samples": descriptors.n_samples, "min_votes": job.min_votes, "dropped": dropped}
     halves: list[list[int]] = []
     if job.consistency:
         calib, valid = split_half([None if s is None else frozenset(s) for s in sets], seed=job.seed)
@@ -285,7 +242,8 @@ def analysis_stage(job: DescribeJob, descriptors: DescriptorsArtefact, vocab: Vo
             seed=job.seed, n_calibration=len(vocab.halves[0]), n_validation=len(vocab.halves[1]),
             stratified_by="each sentence's most frequent descriptor", mean=nan_to_none(c.mean),
             median=_median(c.per_unit), n_units=c.n_units, n_defined=c.n_defined, n_both_empty=c.n_both_empty,
-            n_one_side_empty=c.n_one_side_empty, histogram=tuple(int(x) for x in c.histogram),
+            n_one_side_empty=c.n_one_side_empty,
+            n_exemplars_per_half=tuple(int(r.shape[1]) for r, _ in exemplars.halves), histogram=tuple(int(x) for x in c.histogram),
             bin_edges=tuple(float(x) for x in c.bin_edges))
 
     evaluation, refs = None, None
@@ -294,13 +252,17 @@ def analysis_stage(job: DescribeJob, descriptors: DescriptorsArtefact, vocab: Vo
         refs = _firing_references(list(job.dataset.labels), exemplars.rows, fires, names, job.threshold)
         pr = precision_recall_at_k(full, refs, ks=job.ks)
         base = _random_baseline(job, sets, exemplars.k, names, distinct, need)
+        ci, base_ci = pr_intervals(pr, seed=job.seed), pr_intervals(base, seed=job.seed + 1)
         evaluation = EvaluationReport(label_names=names, ks=pr.ks, precision=tuple(map(nan_to_none, pr.precision)),
                                       recall=tuple(map(nan_to_none, pr.recall)), n_units=pr.n_units,
                                       n_recall_units=pr.n_recall_units, n_units_total=pr.n_units_total,
                                       baseline_sets=BASELINE_SETS,
                                       baseline_precision=tuple(map(nan_to_none, base.precision)),
                                       baseline_recall=tuple(map(nan_to_none, base.recall)),
-                                      baseline_n_units=base.n_units)
+                                      baseline_n_units=base.n_units, bootstrap=BOOTSTRAP, confidence=CONFIDENCE,
+                                      precision_ci=ci.precision, recall_ci=ci.recall,
+                                      baseline_precision_ci=base_ci.precision, baseline_recall_ci=base_ci.recall,
+                                      precision_minus_chance_ci=difference_intervals(ci, base_ci))
         present = {s for row in sets if row is not None for s in row}
         missing = sorted(set(names.values()) - present)
         if missing:
@@ -374,7 +336,10 @@ def analysis_stage(job: DescribeJob, descriptors: DescriptorsArtefact, vocab: Vo
             n_sentences=n, n_distinct_sentences=len(distinct),
             n_failed=n_failed, failures=descriptors.failures,
             n_distinct_descriptors=len({d for row in raw for d in row}),
-            mean_per_sentence=float(np.mean([len(r) for r in raw])) if raw else None),
+            mean_per_sentence=float(np.mean([len(r) for r in raw])) if raw else None,
+            samples=descriptors.n_samples, min_votes=job.min_votes, retries=descriptors.retries,
+            n_retried=descriptors.n_retried, n_recovered=descriptors.n_recovered,
+            n_dropped_by_vote=int(v.params.get("votes", {}).get("dropped", 0))),
         vocabulary=VocabularyReport(n_descriptors=len(v.mapping), largest_cluster=largest,
                                     n_names=len(set(v.mapping.values())),
                                     n_clusters=len(v.clusters),

@@ -56,7 +56,7 @@ _REGISTRY: dict[str, BackendFactory] = {
     "transformers": _lazy("transformers_backend", "TransformersBackend"),
     "llamacpp": _lazy("llamacpp_backend", "LlamaCppBackend"),
     "vllm": _lazy("vllm_backend", "VLLMBackend"),
-    "openai": _lazy("openai_compat", "OpenAIBackend", "api_key"),
+    "openai": _lazy("openai_compat", "OpenAIBackend", "api_key", "key_urls"),
     "fake": lambda spec, **_: FakeBackend(),
 }
 
@@ -66,7 +66,7 @@ _BUILTIN = dict(_REGISTRY)
 
 def register_backend(name: str, factory: BackendFactory) -> None:
     """Add or replace the backend called ``name``; ``factory(spec, **options)`` returns an ``LLMBackend``
-    (options: ``api_key``; a factory ignores what it does not use)."""
+    (options: ``api_key``, ``key_urls``; a factory ignores what it does not use)."""
     _REGISTRY[name] = factory
 
 
@@ -74,13 +74,14 @@ def known_backends() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def make_backend(spec: GeneratorSpec, *, api_key: str | None = None) -> LLMBackend:
+def make_backend(spec: GeneratorSpec, *, api_key: str | None = None,
+                 key_urls: tuple[str, ...] | None = None) -> LLMBackend:
     """Build the backend ``spec.backend`` names (loading its model now); ``api_key`` goes to the
-    backends that send one (openai), from the settings."""
+    backends that send one (openai), from the settings, and only to ``key_urls`` when given."""
     factory = _REGISTRY.get(spec.backend)
     if factory is None:
         raise InvalidInput("generator", f"unknown backend {spec.backend!r}; known: {', '.join(known_backends())}")
-    return factory(spec, api_key=api_key)
+    return factory(spec, api_key=api_key, key_urls=key_urls)
 
 
 # backends whose provenance is known without loading the model: (module, function)
@@ -100,10 +101,11 @@ def describe_backend(spec: GeneratorSpec) -> dict | None:
     return getattr(importlib.import_module(f"{__name__}.{module}"), fn)(spec)
 
 
-def make_lazy_backend(spec: GeneratorSpec, *, api_key: str | None = None) -> LLMBackend:
+def make_lazy_backend(spec: GeneratorSpec, *, api_key: str | None = None,
+                      key_urls: tuple[str, ...] | None = None) -> LLMBackend:
     """``make_backend``, deferred to the first request when the backend can describe itself
     beforehand (a run whose generations are all cached then loads no model)."""
     info = describe_backend(spec)
     if info is None:
-        return make_backend(spec, api_key=api_key)
-    return LazyBackend(info, lambda: make_backend(spec, api_key=api_key))
+        return make_backend(spec, api_key=api_key, key_urls=key_urls)
+    return LazyBackend(info, lambda: make_backend(spec, api_key=api_key, key_urls=key_urls))

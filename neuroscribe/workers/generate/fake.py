@@ -4,7 +4,9 @@ Default behaviour (no script): when ``request.meta`` has ``concept``, ``polarity
 ``style`` ("fact"/"story") and ``n``, it writes a numbered list of ``n`` distinct sentences.
 Positives mention the concept in varied forms; negatives are about other everyday topics and
 never contain it. The choice of sentences depends on the request seed. With ``kind`` =
-"descriptors" and ``sentence`` it lists ``fake_descriptors(sentence)``. Without such meta it
+"descriptors" and ``sentence`` it lists ``fake_descriptors(sentence)``; with ``kind`` = "explanation"
+(``firing``, ``contrast``) it writes ``fake_explanation``, with ``kind`` = "detection"
+(``explanation``, ``sentence``) ``fake_detection``. Without such meta it
 echoes a deterministic line derived from the messages and the seed. Outputs are cut to
 ``max_new_tokens`` whitespace-separated "tokens".
 """
@@ -17,13 +19,14 @@ import json
 import random
 import re
 import threading
+from collections import Counter
 from typing import Callable, Sequence
 
 from neuroscribe.errors import GenerationError
 
 from neuroscribe.workers.generate.base import Generation, GenerationRequest
 
-__all__ = ["FakeBackend", "fake_sentences", "fake_descriptors"]
+__all__ = ["FakeBackend", "fake_sentences", "fake_descriptors", "fake_explanation", "fake_detection", "default_reply"]
 
 Script = Callable[[GenerationRequest], str] | Sequence[str] | None
 
@@ -110,8 +113,37 @@ def fake_descriptors(sentence: str) -> list[str]:
     return content + (["positive"] if pos and not neg else ["negative"] if neg and not pos else [])
 
 
+def _content_words(text: str) -> set[str]:
+    return {w for w in re.findall(r"[a-z']+", text.lower()) if len(w) >= 3 and w not in _STOP}
+
+
+def fake_explanation(firing: Sequence[str], contrast: Sequence[str]) -> str:
+    """The word held by most ``firing`` sentences (then by fewest ``contrast`` ones, then first
+    alphabetically), as a one-sentence explanation."""
+    count, against = Counter(), Counter()
+    for s in firing:
+        count.update(_content_words(s))
+    for s in contrast:
+        against.update(_content_words(s))
+    if not count:
+        return "Sentences of any kind."
+    word = min(count, key=lambda w: (-count[w], against[w], w))
+    return f"Sentences with the word '{word}'."
+
+
+def fake_detection(explanation: str, sentence: str) -> str:
+    """"yes" when the sentence holds the explanation's quoted word (else any of its content words)."""
+    quoted = re.findall(r"'([a-z']+)'", explanation.lower())
+    words = set(quoted) if quoted else _content_words(explanation) - {"sentences", "sentence", "word", "words"}
+    return "yes" if words & _content_words(sentence) else "no"
+
+
 def _default_text(req: GenerationRequest) -> str:
     m = req.meta
+    if m.get("kind") == "explanation" and "firing" in m:
+        return fake_explanation(list(m["firing"]), list(m.get("contrast", ())))
+    if m.get("kind") == "detection" and "explanation" in m and "sentence" in m:
+        return fake_detection(str(m["explanation"]), str(m["sentence"]))
     if m.get("kind") == "descriptors" and "sentence" in m:
         items = fake_descriptors(str(m["sentence"])) or ["other"]
         return "\n".join(f"{i}. {d}" for i, d in enumerate(items, 1))
@@ -122,6 +154,9 @@ def _default_text(req: GenerationRequest) -> str:
     digest = hashlib.sha256(blob.encode()).hexdigest()[:8]
     last = next((x["content"] for x in reversed(req.messages) if x["role"] == "user"), "")
     return f"Fake reply {digest} to: {' '.join(last.split())[:80]}"
+
+
+default_reply = _default_text  # what the default writer answers: for scripts that handle some requests only
 
 
 def _truncate(text: str, max_tokens: int) -> tuple[str, str, int]:

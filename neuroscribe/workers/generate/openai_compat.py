@@ -5,8 +5,12 @@ and ``repetition_penalty`` (an extra field ``vllm serve`` accepts; strict server
 Up to ``spec.batch_size`` requests are in flight at once (threads sharing one ``httpx.Client``).
 429, 5xx and connection errors/timeouts are retried with exponential backoff (``Retry-After``
 honoured); other failures raise ``GenerationError`` naming the HTTP status and a body excerpt.
-An API key, when the settings hold one (``Settings.llm_api_key``), is sent as Bearer; it is never
-recorded. The only module of the package that imports httpx.
+An API key, when the settings hold one (``Settings.llm_api_key``), is sent as Bearer -- only to an
+http(s) ``base_url`` among ``key_urls`` when those are given (the service passes its configured
+``llm_endpoints``: a job cannot send the key elsewhere; redirects are not followed); it is never
+recorded. A ``base_url`` that is
+not http or https (``file://``...) is refused (``InvalidInput``). The only module of the package that
+imports httpx.
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ from typing import Any, Sequence
 import httpx
 from tqdm.auto import tqdm
 
-from neuroscribe.errors import GenerationError
+from urllib.parse import urlsplit
+
+from neuroscribe.errors import GenerationError, InvalidInput
 from neuroscribe.jobs import GeneratorSpec
 
 from neuroscribe.workers.generate.base import Generation, GenerationRequest
@@ -45,14 +51,17 @@ class OpenAIBackend:
 
     def __init__(self, spec: GeneratorSpec, *, timeout: float = 300.0, max_attempts: int = 4,
                  backoff: float = 1.0, max_backoff: float = 30.0, api_key: str | None = None,
-                 transport: httpx.BaseTransport | None = None):
+                 key_urls: tuple[str, ...] | None = None, transport: httpx.BaseTransport | None = None):
         if not spec.base_url:
             raise GenerationError("the openai backend needs base_url, e.g. openai:MODEL@http://127.0.0.1:8000/v1")
+        if urlsplit(spec.base_url.strip()).scheme.lower() not in ("http", "https"):
+            raise InvalidInput("generator.base_url", f"{spec.base_url!r}: only http and https URLs")
         self.spec = spec
-        self.base_url = spec.base_url.rstrip("/")
+        self.base_url = spec.base_url.strip().rstrip("/")
         self.max_attempts = max(1, max_attempts)
         self.backoff, self.max_backoff = backoff, max_backoff
-        key = api_key
+        # the key belongs to its endpoints: never sent elsewhere (redirects are not followed either)
+        key = api_key if key_urls is None or self.base_url in {u.strip().rstrip("/") for u in key_urls} else None
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         self._client = httpx.Client(timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)), headers=headers,
                                     transport=transport)

@@ -7,7 +7,10 @@
 ``mean``       ``h_u <- values[layer][u]`` (e.g. the dataset mean of the unit's pooled responses);
 ``translate``  ``h_u <- h_u + beta * (target_mean[layer][u] - source_mean[layer][u])``: the class
                means of the unit's responses, moving the unit from the source class toward the target
-               class (the authors' code: ``h -= beta * q_source; h += beta * q_target``, beta = 8).
+               class. The authors' code (``ablate(..., translation=True)`` in Antverg & Belinkov's
+               ``interventions.py``) does ``h[:, units] -= alpha * avg[label]; h[:, units] +=
+               alpha * avg[next_label]`` with alpha = beta = 8 and ``next_label`` the next class in
+               its list, cyclically: the same sign (tests/unit/workers/rank/test_positive_control.py).
 
 Per-unit vectors (``values``, ``source_mean``, ``target_mean``) map a layer to either ``n_units``
 numbers (indexed by unit; also when every unit is chosen) or ``len(layer_units[layer])`` numbers
@@ -146,23 +149,25 @@ def intervene(model, model_type: str | None, site: str, layer_units: UnitMap, mo
         yield
 
 
-def random_units(layer_units: UnitMap, n_units: int, *, n_random: int = 1,
-                 seed: int | Sequence[int] = 0) -> list[dict[int, np.ndarray]]:
-    """``n_random`` draws of as many units per layer as ``layer_units`` has, never one of those (sorted)."""
+def random_units(layer_units: UnitMap, n_units: int, *, n_random: int = 1, seed: int | Sequence[int] = 0,
+                 size: int | None = None) -> list[dict[int, np.ndarray]]:
+    """``n_random`` draws of ``size`` units per layer (default: as many as ``layer_units`` has), never
+    one of ``layer_units`` (sorted)."""
     if int(n_random) < 1:
         raise InvalidInput("n_random", f"need at least one random draw, got {n_random}")
     given = {int(L): check_units(u, L, None, n_units, f"layer_units:{L}") for L, u in layer_units.items()}
+    want = {L: len(idx) if size is None else int(size) for L, idx in given.items()}
     for layer, idx in given.items():
-        if n_units - len(idx) < len(idx):
+        if n_units - len(idx) < want[layer]:
             raise InvalidInput(f"layer_units:{layer}", f"{len(idx)} units leave only {n_units - len(idx)} "
-                                                       f"others to draw as many random ones from")
+                                                       f"others to draw {want[layer]} random ones from")
     try:
         rng = np.random.default_rng(seed)
     except (TypeError, ValueError):
         raise InvalidInput("seed", f"expected a non-negative integer, got {seed!r}") from None
     draws = []
     for _ in range(int(n_random)):
-        draws.append({L: np.sort(rng.choice(np.setdiff1d(np.arange(n_units), given[L]), size=len(given[L]),
+        draws.append({L: np.sort(rng.choice(np.setdiff1d(np.arange(n_units), given[L]), size=want[L],
                                             replace=False)).astype(np.int64) for L in sorted(given)})
     return draws
 

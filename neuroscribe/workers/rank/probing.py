@@ -121,13 +121,15 @@ def _fit_score(probe: str, random_state: int, X_tr, y_tr, X_te, y_te) -> float:
 
 def probe_curve(X, y, rankings: Mapping[str, np.ndarray], ks: Sequence[int], *, probe: str = "logreg",
                 seeds: int = 5, test_size: float = 0.3, seed: int = 0,
-                same_probe: Mapping[str, FitPredict] | None = None) -> ProbeCurve:
+                same_probe: Mapping[str, FitPredict] | None = None,
+                bottom: Mapping[str, Mapping[int, np.ndarray]] | None = None) -> ProbeCurve:
     """Held-out accuracy of a separate ``probe`` on the top-k / bottom-k / random-k units.
 
     ``X`` (n, n_units) responses, ``y`` (n,) class labels (at least two classes, each with at least
     ``MIN_PER_CLASS`` rows), ``rankings`` name -> order (a permutation of all units, best first),
     ``ks`` the k values (deduplicated and sorted), ``probe`` a name in ``PROBES``, ``seeds`` the
-    number of paired splits, ``same_probe`` name -> ``fit_predict`` of that ranking's own probe.
+    number of paired splits, ``same_probe`` name -> ``fit_predict`` of that ranking's own probe,
+    ``bottom`` name -> k -> the bottom-k units (``selections.bottom_sets``; default: the order's last k).
     """
     X, y, classes = check_data(X, y, test_size, seeds)
     n_units = X.shape[1]
@@ -161,7 +163,9 @@ def probe_curve(X, y, rankings: Mapping[str, np.ndarray], ks: Sequence[int], *, 
         random_k = np.array([score(i, rand[i][:k]) for i in range(len(states))])
         for name, order in orders.items():
             acc[(name, "top", k)] = np.array([score(i, order[:k]) for i in range(len(states))])
-            acc[(name, "bottom", k)] = np.array([score(i, order[-k:]) for i in range(len(states))])
+            low = (bottom or {}).get(name, {}).get(k)
+            low = order[-k:] if low is None else np.asarray(low)
+            acc[(name, "bottom", k)] = np.array([score(i, low) for i in range(len(states))])
             acc[(name, "random", k)] = random_k
             if name in same:
                 units = np.sort(order[:k])

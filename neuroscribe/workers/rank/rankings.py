@@ -7,9 +7,10 @@ order, higher = better; ``order`` sorts them descending, ties by lower unit inde
 (JSON-friendly). Methods, one registry entry each (:data:`RANKERS`):
 
 ``linear``    elastic-net logistic probe on all standardised units (multinomial for 3+ classes;
-              sklearn ``LogisticRegression(solver="saga", l1_ratio=..., C=...)``, the >= 1.8 API
-              without the deprecated ``penalty``); score = sum over classes of |weight| (binary: |w|).
-              Not converging within ``max_iter`` is recorded as ``params["converged"] = False``.
+              sklearn ``LogisticRegression(solver="saga", l1_ratio=..., C=..., tol=...)``, the >= 1.8
+              API without the deprecated ``penalty``), run to convergence (``tol`` 1e-4, at most
+              ``max_iter`` 20,000 epochs); score = sum over classes of |weight| (binary: |w|).
+              ``params``: ``n_iter``, ``converged`` (False when ``max_iter`` was reached), ``nonzero``.
 ``gaussian``  greedy forward selection under a Gaussian class-conditional probe (Torroba Hennigen et
               al. 2020): per-class means and a per-class full covariance (``covariance="full"``, or
               ``"shared"``: the pooled within-class one) of the selected standardised units plus
@@ -17,8 +18,10 @@ order, higher = better; ``order`` sorts them descending, ties by lower unit inde
               the training log-likelihood of the labels, sum_i log p(y_i | x_i,S) (equivalently the
               plug-in mutual-information estimate H(Y) + mean log-likelihood, kept per step in
               ``params["mi_bits"]``; training accuracy in ``params["accuracy"]``). Ties: lower unit.
-              After ``max_k`` steps the units never chosen follow, ordered by the objective they
-              would reach as the next unit. Score = n_units - position in ``order``.
+              After ``max_k`` steps the units never chosen follow, ordered by the objective each
+              reaches *alone* (the first step's objective), which is also the ranking's ``relevance``
+              (what bottom-k is taken from): a unit's gain given the selected units would call a
+              unit redundant with them irrelevant. Score = n_units - position in ``order``.
 ``probeless`` sum over class pairs of |mean_a - mean_b| of the raw responses (Antverg & Belinkov).
 ``ap``        one-vs-rest: max over classes of max(AP(x), AP(-x)) (``experts.average_precision``,
               vectorised over units): how well the unit alone, in either direction, retrieves some class.
@@ -63,10 +66,16 @@ class Ranking:
     order: np.ndarray
     scores: np.ndarray
     params: dict = field(default_factory=dict)
+    relevance: np.ndarray | None = None  # per unit, when bottom-k is not read from ``scores`` (gaussian)
 
     def top(self, k: int) -> np.ndarray:
         """The k best units."""
         return self.order[:k]
+
+    @property
+    def least_relevant_by(self) -> np.ndarray:
+        """Per unit, the relevance bottom-k is the lowest of (``scores`` unless ``relevance`` is set)."""
+        return self.scores if self.relevance is None else self.relevance
 
 
 class _Data:
@@ -132,7 +141,9 @@ def _by_order(method: str, order: np.ndarray, params: dict) -> Ranking:
 # --------------------------------------------------------------------------- one-pass methods
 
 
-def _check_linear(d: _Data, *, seed: int, l1_ratio: float, C: float, max_iter: int) -> None:
+def _check_linear(d: _Data, *, seed: int, l1_ratio: float, C: float, max_iter: int, tol: float) -> None:
+    if not 0 < tol <= 1:
+        raise InvalidInput("tol", f"must be in (0, 1], got {tol}")
     if not 0.0 <= l1_ratio <= 1.0:
         raise InvalidInput("l1_ratio", f"must be in [0, 1], got {l1_ratio}")
     if not C > 0:
@@ -141,22 +152,23 @@ def _check_linear(d: _Data, *, seed: int, l1_ratio: float, C: float, max_iter: i
         raise InvalidInput("max_iter", f"must be an integer >= 1, got {max_iter!r}")
 
 
-def _linear(d: _Data, *, seed: int, l1_ratio: float = 0.5, C: float = 1.0, max_iter: int = 500) -> Ranking:
+def _linear(d: _Data, *, seed: int, l1_ratio: float = 0.5, C: float = 1.0, max_iter: int = 20000,
+            tol: float = 1e-4) -> Ranking:
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
 
-    _check_linear(d, seed=seed, l1_ratio=l1_ratio, C=C, max_iter=max_iter)
-    probe = LogisticRegression(C=C, l1_ratio=l1_ratio, solver="saga", max_iter=int(max_iter), random_state=seed)
+    _check_linear(d, seed=seed, l1_ratio=l1_ratio, C=C, max_iter=max_iter, tol=tol)
+    probe = LogisticRegression(C=C, l1_ratio=l1_ratio, solver="saga", max_iter=int(max_iter), tol=float(tol),
+                               random_state=seed)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
         probe.fit(d.z, d.codes)
     converged = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
-    for w in caught:  # anything else is the caller's business
-        if not issubclass(w.category, ConvergenceWarning):
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    for w in (w for w in caught if not issubclass(w.category, ConvergenceWarning)):  # the caller's business
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     scores = np.abs(probe.coef_).sum(axis=0)
-    params = dict(l1_ratio=float(l1_ratio), C=float(C), max_iter=int(max_iter), n_iter=int(np.max(probe.n_iter_)),
-                  converged=converged, nonzero=int(np.count_nonzero(scores)))
+    params = dict(l1_ratio=float(l1_ratio), C=float(C), tol=float(tol), max_iter=int(max_iter),
+                  n_iter=int(np.max(probe.n_iter_)), converged=converged, nonzero=int(np.count_nonzero(scores)))
     return _by_scores("linear", scores, params)
 
 
@@ -178,7 +190,6 @@ def _ap(d: _Data) -> Ranking:
 
 def _random(d: _Data, *, seed: int) -> Ranking:
     return _by_order("random", np.random.default_rng(seed).permutation(d.x.shape[1]), dict(seed=int(seed)))
-
 
 # --------------------------------------------------------------------------- gaussian
 
@@ -278,8 +289,11 @@ def _greedy(d: _Data, max_k: int, ridge: float, covariance: str, *, rest: bool) 
     state = _Greedy(d, max_k, ridge, covariance)
     picks, mi, acc = [], [], []
     h_y = float(-(d.counts / d.counts.sum() * np.log(d.counts / d.counts.sum())).sum())
+    alone = None
     for _ in range(max_k):
-        s = int(np.argmax(state.objective()))
+        objective = state.objective()
+        alone = objective.copy() if alone is None else alone  # each unit alone: the first step's objective
+        s = int(np.argmax(objective))
         state.add(s)
         picks.append(s)
         ll, a = state.label_loglik()
@@ -287,18 +301,21 @@ def _greedy(d: _Data, max_k: int, ridge: float, covariance: str, *, rest: bool) 
         acc.append(a)
     order = np.asarray(picks, np.int64)
     if rest and max_k < d.x.shape[1]:
-        nxt = state.objective()
         others = np.flatnonzero(~state.selected)
-        order = np.concatenate([order, others[np.argsort(-nxt[others], kind="stable")]])
-    return order, dict(mi_bits=mi, accuracy=acc)
+        order = np.concatenate([order, others[np.argsort(-alone[others], kind="stable")]])
+    return order, dict(mi_bits=mi, accuracy=acc, alone=alone)
 
 
 def _gaussian(d: _Data, *, max_k: int = 50, ridge: float = 1e-2, covariance: str = "full") -> Ranking:
     max_k = _check_gaussian(d, max_k=max_k, ridge=ridge, covariance=covariance)
     order, path = _greedy(d, max_k, ridge, covariance, rest=True)
+    alone = path.pop("alone")
     params = dict(max_k=max_k, ridge=float(ridge), covariance=covariance,
-                  objective="training log-likelihood of the labels", selected=order[:max_k].tolist(), **path)
-    return _by_order("gaussian", order, params)
+                  objective="training log-likelihood of the labels", selected=order[:max_k].tolist(),
+                  rest="the units not selected follow by the objective each reaches alone (also bottom-k's relevance)",
+                  **path)
+    r = _by_order("gaussian", order, params)
+    return Ranking(r.method, r.order, r.scores, r.params, relevance=alone)
 
 
 def gaussian_select(X, y, max_k: int = 50, *, ridge: float = 1e-2, covariance: str = "full") -> np.ndarray:
@@ -332,13 +349,9 @@ def gaussian_select_naive(X, y, max_k: int = 50, *, ridge: float = 1e-2, covaria
     max_k = _check_gaussian(d, max_k=max_k, ridge=ridge, covariance=covariance)
     picks: list[int] = []
     for _ in range(max_k):
-        best, pick = -np.inf, -1
-        for j in range(d.x.shape[1]):
-            if j not in picks:
-                value = _refit_loglik(d, picks + [j], ridge, covariance)
-                if value > best:
-                    best, pick = value, j
-        picks.append(pick)
+        values = [_refit_loglik(d, picks + [j], ridge, covariance) if j not in picks else -np.inf
+                  for j in range(d.x.shape[1])]
+        picks.append(int(np.argmax(values)))  # the first maximum: ties to the lower unit
     return np.asarray(picks, np.int64)
 
 
@@ -361,7 +374,7 @@ def _options(fn: Callable) -> set[str]:
 def rank(X, y, methods: Iterable[str] = tuple(RANKERS), seed: int = 0, max_k: int = 50, **opts) -> dict[str, Ranking]:
     """Rank every unit of ``X`` (samples, units) for labels ``y`` by each method, in the order given.
 
-    ``opts`` go to the methods that take them: ``l1_ratio``, ``C``, ``max_iter`` (linear), ``ridge``,
+    ``opts`` go to the methods that take them: ``l1_ratio``, ``C``, ``max_iter``, ``tol`` (linear), ``ridge``,
     ``covariance`` (gaussian). ``max_k`` (gaussian only) must be at most the number of units.
     Raises ``InvalidInput`` naming the field: ``methods``, ``X``, ``y``, ``max_k`` or an option."""
     methods = [methods] if isinstance(methods, str) else list(methods)

@@ -3,10 +3,12 @@ the service's workers call the same functions (activate -> analyse).
 
 * ``check_rank_subject``: layer, site, k and the intervention task, from the config and tokenizer
   only (before any weights load);
-* ``responses_stage``: (examples, units) responses of the layer, sentence or token level;
-* ``analysis_stage``: rankings (C.1), probing with a separate probe and the same-probe confound
-  (C.2), interventions on the top-k against random-k (C.3), agreement between rankings ->
-  ``RankResult``.
+* ``responses_stage``: (examples, units) responses of the layer, sentence or token level (read from
+  the rank cache when an earlier run computed them: ``rank_cache``);
+* ``analysis_stage``: rankings (C.1; cached per method), their bottom-k (``selections``) and
+  stability, probing with a separate probe and the same-probe confound (C.2), interventions on the
+  top-k against random k-sets shared by the rankings (C.3, ``intervention_stage``), agreement
+  between rankings -> ``RankResult``.
 
 The intervention measures the model's own behaviour: decoders, the log-odds of the label-bearing
 ``continuations``; models with a masked-LM head on a token-level attribute, the masked-word
@@ -26,13 +28,13 @@ import numpy as np
 
 from neuroscribe.errors import InvalidInput
 from neuroscribe.jobs import Provenance, RankJob, RankResult
-from neuroscribe.jobs.rank import AgreementRow, EffectRow, ProbeRow, RankingReport, SameProbeRow
+from neuroscribe.jobs.rank import (AgreementRow, BottomRow, ProbeRow, RankingReport, SameProbeRow,
+                                   StabilityRow)
+from neuroscribe.workers.rank.intervention_stage import DEFAULT_LABEL_TEXTS, interventions_stage
+from neuroscribe.workers.rank.rank_cache import RankCache, digest, rank_responses_key
 
 __all__ = ["RankPlan", "check_rank_subject", "responses_stage", "analysis_stage", "rank_data_sha256",
-           "split_rows", "DEFAULT_LABEL_TEXTS"]
-
-# sentence encoders judged on the packaged sentiment data: label descriptions for the zero-shot choice
-DEFAULT_LABEL_TEXTS = {"1": "A positive review.", "0": "A negative review."}
+           "split_rows", "rankings_stage", "DEFAULT_LABEL_TEXTS"]
 
 
 @dataclass(frozen=True)
@@ -91,36 +93,37 @@ def check_rank_subject(job: RankJob, shape) -> RankPlan:
     return RankPlan(layer=layer, units=units, task=task, model_type=shape.model_type)
 
 
-def responses_stage(job: RankJob, subject, plan: RankPlan, *, progress: bool = True) -> np.ndarray:
+def responses_stage(job: RankJob, subject, plan: RankPlan, *, progress: bool = True,
+                    cache_dir=None) -> tuple[np.ndarray, str, bool]:
+    """(responses, their cache key, True when read from the cache under ``cache_dir``)."""
     from neuroscribe.workers.rank.attributes import attribute_responses
 
     spec = job.model
-    return attribute_responses(subject, job.dataset, plan.layer, site=spec.site, pooling=spec.pooling.value,
-                               batch_size=spec.batch_size, max_length=spec.max_length, progress=progress)
+    key = rank_responses_key(subject, job.dataset.texts, site=spec.site, pooling=spec.pooling.value, layer=plan.layer,
+                             max_length=spec.max_length, word_index=job.dataset.word_index)
+    X, hit = RankCache(cache_dir).responses(key, lambda: attribute_responses(
+        subject, job.dataset, plan.layer, site=spec.site, pooling=spec.pooling.value, batch_size=spec.batch_size,
+        max_length=spec.max_length, progress=progress))
+    return X, key, hit
 
 
-def _same_probe_fns(job: RankJob, seed: int) -> dict:
-    """The rankings' own probes as ``fit_predict(X_train, y_train, X_test)``: the elastic-net
-    logistic regression of ``linear`` and the Gaussian class-conditional probe for
-    ``gaussian`` (per-class full covariance of the standardised units plus a ridge, like the ranking's)."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+def rankings_stage(job: RankJob, X: np.ndarray, y: np.ndarray, methods, seed: int, max_k: int,
+                   cache: RankCache) -> tuple[dict, list[str]]:
+    """Each method's ranking of ``X`` for ``y`` ({method: Ranking}), read from ``cache`` when the same
+    responses, labels, options and seed were ranked before; and the methods that were."""
+    from neuroscribe.workers.rank.rankings import rank
 
-    def linear(xtr, ytr, xte):
-        m = make_pipeline(StandardScaler(), LogisticRegression(solver="saga", l1_ratio=0.5, C=1.0, max_iter=500,
-                                                               random_state=seed))
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return m.fit(xtr, ytr).predict(xte)
-
-    def gaussian(xtr, ytr, xte):
-        return _gaussian_probe(xtr, ytr, xte, ridge=0.01)
-
-    fns = {"linear": linear, "gaussian": gaussian}
-    return {m: fns[m] for m in job.methods if m in fns}
+    spec = job.ranking
+    opts = {"linear": dict(tol=spec.linear_tol, max_iter=spec.linear_max_iter), "gaussian": dict(max_k=max_k)}
+    data_key = digest(np.ascontiguousarray(X), [str(v) for v in y])
+    out, reused = {}, []
+    for m in methods:
+        key = digest(data_key, m, opts.get(m, {}), int(seed) if m in ("linear", "random") else None)
+        out[m], hit = cache.ranking(key, lambda m=m: rank(X, y, methods=[m], seed=seed, max_k=max_k,
+                                                           **({} if m != "linear" else opts["linear"]))[m])
+        if hit:
+            reused.append(m)
+    return out, reused
 
 
 def split_rows(job: RankJob) -> tuple[np.ndarray, np.ndarray, str | None]:
@@ -150,138 +153,51 @@ def split_rows(job: RankJob) -> tuple[np.ndarray, np.ndarray, str | None]:
     return np.sort(np.concatenate(rank_rows)), np.sort(np.concatenate(eval_rows)), None
 
 
-def _gaussian_probe(xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray, *, ridge: float) -> np.ndarray:
-    """The gaussian ranking's probe as a classifier: per class the mean and full covariance of the
-    standardised units plus ``ridge`` * I, class priors = frequencies; the most likely class."""
-    mu, sd = xtr.mean(axis=0), xtr.std(axis=0)
-    sd[sd == 0] = 1.0
-    a, b = (xtr - mu) / sd, (xte - mu) / sd
-    classes = np.unique(ytr)
-    scores = np.empty((len(b), len(classes)))
-    for j, c in enumerate(classes):
-        xc = a[ytr == c]
-        cov = np.atleast_2d(np.cov(xc, rowvar=False, bias=True)) + ridge * np.eye(a.shape[1])
-        chol = np.linalg.cholesky(cov)
-        z = np.linalg.solve(chol, (b - xc.mean(axis=0)).T)
-        scores[:, j] = -0.5 * (z * z).sum(axis=0) - np.log(np.diag(chol)).sum() + math.log(len(xc) / len(a))
-    return classes[scores.argmax(axis=1)]
-
-
-def _subsample(job: RankJob, rows: np.ndarray) -> np.ndarray:
-    """The evaluation rows scored by the interventions: all, or a seeded stratified subsample."""
-    cap = job.interventions.max_examples
-    if len(rows) <= cap:
-        return rows
-    from sklearn.model_selection import train_test_split
-
-    y = np.asarray(job.dataset.labels)[rows]
-    keep, _ = train_test_split(rows, train_size=cap, stratify=y, random_state=job.seed)
-    return np.sort(keep)
-
-
-def interventions_stage(job: RankJob, plan: RankPlan, X: np.ndarray, rankings: dict, rank_rows: np.ndarray,
-                        eval_rows: np.ndarray, *, device: str = "cpu",
-                        log=lambda _m: None) -> tuple[list[EffectRow], str | None]:
-    """Per ranking, mode and k: the effect of the top-k units against random-k on the model's own
-    behaviour (``plan.task``), on evaluation examples; the means (mean, translate) come from the
-    ranking examples. Returns the rows and the measure's name."""
-    from neuroscribe.workers.rank.interventions import EncoderTask, LabelTask, MaskedTask, intervention_effects, response_means
-
-    if job.interventions is None or plan.task is None:
-        return [], None
-    spec, data = job.interventions, job.dataset
-    rows = _subsample(job, eval_rows)
-    texts = [data.texts[i] for i in rows]
-    labels = [data.labels[i] for i in rows]
-    unit_means, class_means = response_means({plan.layer: X[rank_rows]}, [data.labels[i] for i in rank_rows])
-    model, tokenizer = _load_with_head(job, plan, device)
-    if plan.task == "label":
-        task = LabelTask(texts, labels, dict(data.continuations))
-    elif plan.task == "masked":
-        task = MaskedTask(texts, [data.word_index[i] for i in rows], labels)
-    else:
-        task = EncoderTask(texts, labels, dict(data.label_texts or DEFAULT_LABEL_TEXTS))
-    out: list[EffectRow] = []
-    measure = None
-    for name, ranking in rankings.items():
-        log(f"interventions: {name}")
-        eff = intervention_effects(model, tokenizer, task, {plan.layer: ranking.order}, job.ks, modes=spec.modes,
-                                   site=job.model.site, model_type=plan.model_type, unit_means=unit_means,
-                                   class_means=class_means, beta=spec.beta, n_random=spec.n_random, seed=job.seed,
-                                   batch_size=job.model.batch_size)
-        measure = eff.measure
-        for (mode, k, m), e in eff.effects.items():
-            if m != eff.measure:
-                continue
-            s = e.summary()
-            out.append(EffectRow(ranking=name, mode=mode, k=k, measure=m, n_examples=s["n_examples"],
-                                 mean_ranked=_nan_none(s["mean_ranked"]),
-                                 ci_ranked=tuple(map(_nan_none, s["ci_ranked"])),
-                                 mean_random=_nan_none(s["mean_random"]),
-                                 ci_random=tuple(map(_nan_none, s["ci_random"])),
-                                 mean_difference=_nan_none(s["mean_difference"]),
-                                 ci_difference=tuple(map(_nan_none, s["ci_difference"])),
-                                 random_draws=tuple(_nan_none(float(v)) for v in e.random_draws.mean(axis=1)),
-                                 p_random=_p_random(e.mean_ranked, e.random_draws.mean(axis=1))))
-    return out, measure
-
-
-def _p_random(ranked: float, draws: np.ndarray) -> float | None:
-    """Two-sided empirical p of the ranked effect among the random sets' effects (see ``EffectRow``)."""
-    draws = np.asarray(draws, dtype=float)
-    if not draws.size or not math.isfinite(ranked) or not np.isfinite(draws).all():
-        return None
-    centre = float(draws.mean())
-    extreme = int(np.count_nonzero(np.abs(draws - centre) >= abs(ranked - centre)))
-    return (1 + extreme) / (1 + draws.size)
-
-
-def _load_with_head(job: RankJob, plan: RankPlan, device: str):
-    """The model as the task needs it: with its LM head (decoder / masked) or the base encoder."""
-    if plan.task == "label":
-        from neuroscribe.workers.experts.causal import load_causal_lm
-
-        return load_causal_lm(job.model.name, revision=job.model.revision, device=device,
-                              trust_remote_code=job.model.trust_remote_code)
-    from neuroscribe.workers.activations import load_subject_model
-
-    if plan.task == "encoder":
-        s = load_subject_model(job.model.name, revision=job.model.revision, device=device,
-                               trust_remote_code=job.model.trust_remote_code)
-        return s.model, s.tokenizer
-    from transformers import AutoModelForMaskedLM
-
-    from neuroscribe.workers.models.hub import resolve_model
-
-    s = load_subject_model(job.model.name, revision=job.model.revision, device=device,
-                           trust_remote_code=job.model.trust_remote_code)
-    src = resolve_model(job.model.name, revision=job.model.revision)
-    model = AutoModelForMaskedLM.from_pretrained(src.load_from, **src.pretrained_kwargs(job.model.trust_remote_code))
-    return model.to(s.device).eval(), s.tokenizer
-
-
 def analysis_stage(job: RankJob, plan: RankPlan, X: np.ndarray, subject_info: dict, *, neuroscribe_version: str,
-                   device: str = "cpu", log=lambda _m: None) -> tuple[RankResult, dict]:
-    """Rankings, probing, interventions, agreement; returns the result and the objects the result
-    folder's figures need (``{"rankings", "probe_curve", "agreement"}``)."""
+                   device: str = "cpu", log=lambda _m: None, cache_dir=None) -> tuple[RankResult, dict]:
+    """Rankings, bottom-k, stability, probing, interventions, agreement; returns the result and what
+    the result folder holds beside it (``{"rankings", "probe_curve", "agreement", "responses", "split",
+    "reused"}``: what came from the rank cache; the result itself does not depend on it).
+    ``cache_dir``: the rank cache (rankings and edited passes computed before are read back)."""
+    from neuroscribe.jobs.rank import BOTTOM_K, MIN_PER_CLASS
     from neuroscribe.workers.rank.probing import agreement, probe_curve
-    from neuroscribe.workers.rank.rankings import rank
+    from neuroscribe.workers.rank.same_probe import same_probe_fns
+    from neuroscribe.workers.rank.selections import bottom_sets, stability
 
     data = job.dataset
     y = np.asarray(data.labels)
+    cache = RankCache(cache_dir)
     rank_rows, eval_rows, split_warning = split_rows(job)
     warnings: list[str] = [split_warning] if split_warning else []
+    reused = ["responses"] if subject_info.get("responses_cached") else []
     log(f"ranking {plan.units} units of layer {plan.layer} on {len(rank_rows)} examples: {', '.join(job.methods)}")
-    rankings = rank(X[rank_rows], y[rank_rows], methods=job.methods, seed=job.seed,
-                    max_k=min(max(job.ks), plan.units))
+    max_k = min(max(job.ks), plan.units)
+
+    def rank_fn(Xs, ys, methods, seed):
+        return rankings_stage(job, Xs, ys, methods, seed, max_k, cache)[0]
+
+    rankings, hits = rankings_stage(job, X[rank_rows], y[rank_rows], job.methods, job.seed, max_k, cache)
+    reused += [f"ranking {m}" for m in hits]
     for name, r in rankings.items():
         if r.params.get("converged") is False:
-            warnings.append(f"the {name} probe did not converge within its iterations; its ranking is approximate")
-    log(f"probing on the other {len(eval_rows)} examples: top-, bottom- and random-k with a separate probe")
+            warnings.append(f"the {name} probe did not converge within {r.params.get('max_iter')} iterations (tol "
+                            f"{r.params.get('tol')}); its ranking is approximate: raise --linear-max-iter")
+    stable = []
+    if job.ranking.stability:
+        log("stability: the rankings again with another seed and on two halves of the ranking examples")
+        stable = [StabilityRow(**r) for r in stability(X[rank_rows], y[rank_rows], rankings, job.ks, seed=job.seed,
+                                                       rank_fn=rank_fn, min_per_class=MIN_PER_CLASS)]
+    bottoms = bottom_sets(rankings, job.ks, job.seed)
+    bottom_rows = [BottomRow(ranking=n, k=k, by="gaussian objective of the unit alone" if rankings[n].relevance
+                             is not None else "score", units=tuple(int(u) for u in b.units),
+                             boundary=_nan_none(b.boundary), tied=b.tied, tied_in_bottom=b.tied_in_bottom)
+                   for n, per in bottoms.items() for k, b in per.items()]
+    log(f"probing on the other {len(eval_rows)} examples: top-, bottom- and random-k with a separate probe ({BOTTOM_K})")
     p = job.probing
     curve = probe_curve(X[eval_rows], y[eval_rows], {n: r.order for n, r in rankings.items()}, job.ks,
-                        probe=p.probe, seeds=p.seeds,
-                        test_size=p.test_size, seed=job.seed, same_probe=_same_probe_fns(job, job.seed))
+                        probe=p.probe, seeds=p.seeds, test_size=p.test_size, seed=job.seed,
+                        same_probe=same_probe_fns(job, job.seed),
+                        bottom={n: {k: b.units for k, b in per.items()} for n, per in bottoms.items()})
     probing = [ProbeRow(ranking=r["ranking"], selection=r["selection"], probe=r["probe"], k=int(r["k"]),
                         accuracy=_nan_none(r["accuracy"]), ci_low=_nan_none(r["ci_low"]),
                         ci_high=_nan_none(r["ci_high"]), n_seeds=int(r["n_seeds"])) for r in curve.to_rows()]
@@ -290,7 +206,9 @@ def analysis_stage(job: RankJob, plan: RankPlan, X: np.ndarray, subject_info: di
     agree = agreement({n: r.order for n, r in rankings.items()}, job.ks, n_units=plan.units)
     agreement_rows = [AgreementRow(a=r["a"], b=r["b"], k=int(r["k"]), overlap=float(r["overlap"]),
                                    jaccard=float(r["jaccard"]), chance=float(agree.chance[r["k"]])) for r in agree.rows]
-    effects, measure = interventions_stage(job, plan, X, rankings, rank_rows, eval_rows, device=device, log=log)
+    effects, measure = interventions_stage(job, plan, X, rankings, rank_rows, eval_rows, device=device, log=log,
+                                           cache=cache if cache_dir is not None else None, subject=subject_info,
+                                           reused=reused)
     provenance = Provenance(
         neuroscribe_version=neuroscribe_version, model=subject_info["model_id"], revision=subject_info["revision"],
         requested_revision=job.model.revision, weight_sha256=subject_info["weight_sha256"],
@@ -302,11 +220,16 @@ def analysis_stage(job: RankJob, plan: RankPlan, X: np.ndarray, subject_info: di
         classes=data.class_counts(), n_ranking_examples=len(rank_rows), n_evaluation_examples=len(eval_rows),
         layer=plan.layer, units=plan.units, ks=job.ks,
         rankings=tuple(RankingReport(method=n, order=tuple(int(u) for u in r.order),
-                                     scores=tuple(float(s) for s in r.scores), params=_jsonable(r.params))
+                                     scores=tuple(float(s) for s in r.scores), params=_jsonable(r.params),
+                                     relevance=None if r.relevance is None else tuple(map(float, r.relevance)))
                        for n, r in rankings.items()),
+        bottom=tuple(bottom_rows), stability=tuple(stable),
         probing=tuple(probing), same_probe=tuple(same), interventions=tuple(effects), intervention_measure=measure,
-        agreement=tuple(agreement_rows), provenance=provenance, warnings=tuple(warnings))
-    return result, {"rankings": rankings, "probe_curve": curve, "agreement": agree}
+        agreement=tuple(agreement_rows), label_names=data.label_names, provenance=provenance,
+        warnings=tuple(warnings))
+    split = {"ranking_rows": rank_rows.tolist(), "evaluation_rows": eval_rows.tolist()}
+    return result, {"rankings": rankings, "probe_curve": curve, "agreement": agree, "responses": X, "split": split,
+                    "reused": reused}
 
 
 def _jsonable(params: dict) -> dict:

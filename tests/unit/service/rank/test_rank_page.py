@@ -333,3 +333,27 @@ def test_a_failed_rebuild_keeps_the_old_figures(tmp_path, monkeypatch):
         rebuild_rank_page(folder)
     assert _files(folder) == before
     assert sorted(p.name for p in folder.iterdir() if p.name.startswith(".")) == []
+
+
+def test_bottom_k_ties_stability_p_floor_and_label_names_are_shown(tmp_path):
+    from neuroscribe.jobs.rank import BottomRow, StabilityRow
+    from neuroscribe.service.rank.files import format_rank_summary
+
+    res = _result().model_copy(update={
+        "label_names": {"1": "positive"},
+        "bottom": (BottomRow(ranking="linear", k=2, by="score", units=(28, 9), boundary=0.0, tied=17,
+                             tied_in_bottom=2),),
+        "stability": (StabilityRow(ranking="linear", k=8, kind="seed", overlap=0.75, chance=8 / UNITS),
+                      StabilityRow(ranking="linear", k=8, kind="halves", overlap=0.5, chance=8 / UNITS)),
+        "interventions": tuple(e.model_copy(update={"p_random": 1 / 21, "p_floor": 1 / 21}) for e in _effects())})
+    page = write_rank_page(tmp_path, res).read_text(encoding="utf-8")
+    encoded = _section(page, "Encoded information")
+    assert "least relevant" in encoded and "linear bottom-2: 17 units at 0, 2 drawn" in encoded
+    assert "0.75" in encoded and "halves" in encoded
+    used = _section(page, "Used information")
+    assert "0.0476 (floor 0.0476)" in used and "not a test" in used
+    assert "positive (1): 30" in _section(page, "Summary")
+    summary = format_rank_summary(res)
+    assert "bottom-2 of linear: 17 units tied at score 0, 2 drawn at random" in summary
+    assert "linear 0.75 across seeds, 0.50 across halves" in summary
+    assert "p 0.047619 (floor 0.047619)" in summary and "positive (1): 30" in summary

@@ -64,3 +64,41 @@ def test_rerun_is_served_by_the_cache(tmp_path):
 def test_empty_dataset_is_an_error():
     with pytest.raises(InvalidInput, match="dataset"):
         generate_descriptors(FakeBackend(_script), [], progress=False)
+
+
+def test_each_sample_has_its_own_seed_and_sample_zero_keeps_the_single_sample_seed():
+    one, three = Counting(_script), Counting(_script)
+    generate_descriptors(one, ["a sentence here"], seed=5, progress=False)
+    got = generate_descriptors(three, ["a sentence here"], seed=5, samples=3, progress=False)
+    seeds = [r.sampling.seed for r in three.requests]
+    assert len(seeds) == len(set(seeds)) == 3
+    assert one.requests[0].sampling.seed == seeds[0]  # a 1-sample run's cache serves sample 0
+    assert len(got.samples[0]) == 3 and got.descriptors[0] == ("a", "sentence", "here")
+
+
+def _flaky(req):
+    """Fails on the first attempt of every sample (seed parity stands for a sampling accident),
+    except for sentences that always fail."""
+    if "broken" in req.meta["sentence"]:
+        return "I am sorry, I cannot help with that."
+    return "1. word" if req.key.endswith(".1") else ""
+
+
+def test_failed_generations_are_retried_with_another_seed():
+    b = Counting(_flaky)
+    got = generate_descriptors(b, ["fine sentence", "broken sentence"], retries=1, progress=False)
+    assert got.descriptors == [("word",), None]
+    assert got.n_retried == 2 and got.n_recovered == 1
+    assert got.failures == Counter({"no list items": 1})  # counted by its last reason
+    first, retry = b.calls[0], b.calls[1]
+    assert {r.meta["sentence"] for r in retry} == {"fine sentence", "broken sentence"}
+    assert {r.sampling.seed for r in retry}.isdisjoint({r.sampling.seed for r in first})
+    none = generate_descriptors(Counting(_flaky), ["fine sentence"], retries=0, progress=False)
+    assert none.descriptors == [None] and none.failures == Counter({"empty": 1})
+
+
+def test_samples_and_retries_must_be_sane():
+    with pytest.raises(InvalidInput, match="samples"):
+        generate_descriptors(FakeBackend(_script), ["x y"], samples=0, progress=False)
+    with pytest.raises(InvalidInput, match="retries"):
+        generate_descriptors(FakeBackend(_script), ["x y"], retries=-1, progress=False)

@@ -147,7 +147,8 @@ def test_sentence_level_equals_capture(arch):
         got = attribute_responses(s, data, layer, pooling="mean", batch_size=5)
         want = capture_responses(s, list(data.texts), pooling="mean", layers=[layer], progress=False)
         assert got.dtype == np.float32 and got.shape == (12, 37)
-        np.testing.assert_array_equal(got, want.arrays[layer].astype(np.float32))
+        # float16 responses: another batch size pads differently, which may move a value by one float16 step
+        np.testing.assert_allclose(got, want.arrays[layer].astype(np.float32), rtol=2 ** -10, atol=1e-4)
     raises("layer", attribute_responses, s, data, 2)
     raises("layer", attribute_responses, s, data, -1)
 

@@ -97,13 +97,14 @@ def test_incremental_objective_equals_refit_log_likelihood(covariance):
         state.add(picks[-1])
 
 
-def test_unchosen_units_follow_by_next_step_objective():
+def test_unchosen_units_follow_by_their_objective_alone_which_is_the_relevance():
+    # the tail (and bottom-k's relevance) is each unit's objective alone, not its gain given the chosen units
     x, y = weak()
     r = rank(x, y, methods=["gaussian"], max_k=3)["gaussian"]
     d = rankings._Data(x, y)
-    chosen = r.order[:3].tolist()
-    nxt = {j: rankings._refit_loglik(d, chosen + [j], 1e-2, "full") for j in r.order[3:]}
-    assert list(r.order[3:]) == sorted(nxt, key=lambda j: (-nxt[j], j))
+    alone = {j: rankings._refit_loglik(d, [j], 1e-2, "full") for j in range(x.shape[1])}
+    assert list(r.order[3:]) == sorted(r.order[3:], key=lambda j: (-alone[j], j))
+    np.testing.assert_allclose(r.relevance, [alone[j] for j in range(x.shape[1])], rtol=1e-8)
 
 
 def test_probeless_and_ap_scores_follow_their_definitions():
@@ -176,7 +177,7 @@ def test_small_class_message_names_the_class_and_its_count():
 
 
 def test_max_k_is_checked_before_any_method_runs(monkeypatch):
-    def linear(d, *, seed, l1_ratio=0.5, C=1.0, max_iter=500):
+    def linear(d, *, seed, l1_ratio=0.5, C=1.0, max_iter=500, tol=1e-4):
         pytest.fail("linear ran before max_k was checked")
 
     monkeypatch.setitem(RANKERS, "linear", linear)
