@@ -312,10 +312,10 @@ class DescribeJob(JobBase):
                                                        "fewer successful samples counts as failed.")
     retries: int = Field(1, ge=0, le=8, description="Ask a failed descriptor generation again, with another seed, "
                                                     "up to this many times.")
-    explain_units: int = Field(20, ge=0, le=10_000, description="Units the LLM explains in one sentence, scored on "
+    explain_units: int = Field(10, ge=0, le=10_000, description="Units the LLM explains in one sentence, scored on "
                                                                "the held-out half (verified units first, then the "
                                                                "top-firing ones; 0: none; docs/methods.md#b7).")
-    detection_sentences: int = Field(10, ge=1, le=500, description="Held-out sentences per class (firing, not firing) "
+    detection_sentences: int = Field(5, ge=1, le=500, description="Held-out sentences per class (firing, not firing) "
                                                                    "the LLM judges per explained unit.")
 
     @model_validator(mode="after")

@@ -19,7 +19,8 @@ Protocol: JSON messages over a pipe (``send_bytes``, never pickle):
     worker -> executor  {"type": "run", "job_id", "stage", "attempt", "job", "handoff"}  (only after ready)
     executor -> worker  {"type": "progress", "done", "total", "message"}
                         {"type": "done", "handoff"} or {"type": "done", "result"}
-                        {"type": "error", "reason", "retry"}  (retry false: dead-letter at once)
+                        {"type": "error", "reason", "retry", "user"}  (retry false: dead-letter at once;
+                        user true, the job's own fault (InvalidInput): failed at once, not dead-lettered)
 
 Handlers: ``MODULE:NAME`` names a mapping ``{stage: handler}`` (default: ``service.registry.HANDLERS``,
 which dispatches to the job's kind); ``handler(ctx) -> dict`` returns
@@ -161,7 +162,7 @@ def _run_one(msg: dict, handlers: dict, state: dict, settings: Settings, conn) -
     except ValidationError as e:
         first = e.errors()[0]
         loc = ".".join(str(x) for x in first["loc"]) or "job"
-        return {"type": "error", "reason": f"not a valid job: {loc}: {first['msg']}", "retry": False}
+        return {"type": "error", "reason": f"not a valid job: {loc}: {first['msg']}", "retry": False, "user": True}
     job_id = msg["job_id"]
     if not (len(job_id) == 32 and all(c in "0123456789abcdef" for c in job_id)):
         return {"type": "error", "reason": f"not a valid job id: {job_id!r}", "retry": False}
@@ -169,7 +170,7 @@ def _run_one(msg: dict, handlers: dict, state: dict, settings: Settings, conn) -
     refused = text_refusals(msg["job"]) or limit_refusals(job, settings) or policy.refusals(job, settings)
     if refused:
         return {"type": "error", "reason": f"refused by this server: {refused[0].field}: {refused[0].msg}",
-                "retry": False}
+                "retry": False, "user": True}
     ctx = StageContext(job_id=job_id, stage=stage, attempt=int(msg.get("attempt", 1)), job=job,
                        handoff=msg.get("handoff"), artefacts=Path(settings.artefacts) / job_id,
                        settings=settings, state=state,
@@ -181,7 +182,8 @@ def _run_one(msg: dict, handlers: dict, state: dict, settings: Settings, conn) -
             raise TypeError(f"handler for {stage!r} returned {type(out).__name__}, not a dict with handoff or result")
         json.dumps(out)  # JSON only on the wire
     except InvalidInput as e:  # the reason reaches the client: no path of this machine in it (detail: the log's)
-        return {"type": "error", "reason": policy.redact_paths(str(e)), "retry": False, "detail": str(e)}
+        return {"type": "error", "reason": policy.redact_paths(str(e)), "retry": False, "user": True,
+                "detail": str(e)}
     except Exception as e:  # noqa: BLE001 - reported to the queue, which retries it
         tb = traceback.format_exception_only(type(e), e)[-1].strip()
         return {"type": "error", "reason": policy.redact_paths(tb), "retry": True, "detail": tb}

@@ -215,7 +215,8 @@ class Worker:
                 return "committed" if ok else "not_committed"
             elif kind == "error":
                 retry = bool(msg.get("retry"))
-                self._retrying(q.fail, d, msg.get("reason", "unknown error"), retry=retry)
+                self._retrying(q.fail, d, msg.get("reason", "unknown error"), retry=retry,
+                               user_error=bool(msg.get("user")))
                 self.log(f"worker {self.consumer}: job {d.job_id} failed: {msg.get('reason')}")
                 return "failed" if retry else "invalid"
             elif kind == "died":

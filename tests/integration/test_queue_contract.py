@@ -146,6 +146,20 @@ def test_failures_retry_with_backoff_then_dead_letter(queue):
     assert [x.job_id for x in dead] == [rec.id] and "boom 3" in dead[0].reason
 
 
+def test_a_user_error_fails_the_job_at_once_and_is_no_dead_letter(queue):
+    """A job whose own field is wrong (the worker's InvalidInput) is the user's to fix, not the
+    operator's: failed with the reason on its first attempt, never retried, never dead-lettered."""
+    _fast(queue)
+    rec = queue.submit(JOB)
+    d = queue.claim("generate", "w", block_s=0.2)
+    queue.fail(d, "model.layers: layer 99 out of range (6 layers)", retry=False, user_error=True)
+    time.sleep(0.1)
+    assert queue.claim("generate", "w", block_s=0.1) is None
+    final = queue.get(rec.id)
+    assert final.status == JobStatus.failed and "layer 99" in final.error and "invalid job" in final.error
+    assert queue.dead_letters("generate") == [] and queue.pending("generate") == 0
+
+
 def test_non_retryable_failure_and_dead_letter_keep_later_jobs_flowing(queue):
     bad, good = queue.submit(JOB), queue.submit(JOB)
     d = queue.claim("generate", "w", block_s=0.2)

@@ -92,9 +92,9 @@ _OPTIONS = [
     click.option("--samples", type=int, default=1, show_default=True, help=_doc(DescribeJob, "samples")),
     click.option("--min-votes", type=int, default=1, show_default=True, help=_doc(DescribeJob, "min_votes")),
     click.option("--retries", type=int, default=1, show_default=True, help=_doc(DescribeJob, "retries")),
-    click.option("--explain-units", type=int, default=20, show_default=True, metavar="N",
+    click.option("--explain-units", type=int, default=10, show_default=True, metavar="N",
                  help=_doc(DescribeJob, "explain_units")),
-    click.option("--detection-sentences", type=int, default=10, show_default=True, metavar="N",
+    click.option("--detection-sentences", type=int, default=5, show_default=True, metavar="N",
                  help=_doc(DescribeJob, "detection_sentences")),
     click.option("--gen-batch-size", type=int, default=16, show_default=True, help=_doc(GeneratorSpec, "batch_size")),
     click.option("--gen-threads", type=int, default=None, metavar="N",
@@ -111,7 +111,7 @@ def build_describe_job(*, model, revision, dataset, text_col, label_col, label_n
                        top_percent, threshold, fdr, fdr_family, min_cluster_size, min_samples, cluster_selection, reduce_to,
                        consistency, ks, generator, gen_batch_size, gen_threads=None, batch_size, max_length, device, seed,
                        trust_remote_code, min_valid=5, min_valid_fraction=0.5, verify_fdr=0.05, samples=1,
-                       min_votes=1, retries=1, explain_units=20, detection_sentences=10) -> DescribeJob:
+                       min_votes=1, retries=1, explain_units=10, detection_sentences=5) -> DescribeJob:
     """The ``DescribeJob`` of the command line; every error names its field, before any model runs.
     ``text_col`` / ``label_col``: None when not given (a .txt file or 'amazon' takes neither)."""
     from neuroscribe.service.describe.dataset import load_dataset_spec

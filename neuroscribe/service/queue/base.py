@@ -274,8 +274,10 @@ class JobQueue(abc.ABC):
         """Give the delivery back unfinished (a worker shutting down): claimable again at once."""
 
     @abc.abstractmethod
-    def fail(self, delivery: Delivery, reason: str, *, retry: bool = True) -> None:
-        """Retry later with backoff while attempts remain (and ``retry``), else dead-letter the job."""
+    def fail(self, delivery: Delivery, reason: str, *, retry: bool = True, user_error: bool = False) -> None:
+        """Retry later with backoff while attempts remain (and ``retry``), else dead-letter the job.
+        ``user_error``: the job itself is wrong (a field the user gave): it fails at once, with the
+        reason, and is not dead-lettered (dead letters are for what an operator must look at)."""
 
     @abc.abstractmethod
     def dead_letter(self, delivery: Delivery, reason: str) -> None:

@@ -282,7 +282,7 @@ class InMemoryQueue(JobQueue):
                 self._jobs[m.job_id].status = JobStatus.queued
                 self._lock.notify_all()
 
-    def fail(self, delivery: Delivery, reason: str, *, retry: bool = True) -> None:
+    def fail(self, delivery: Delivery, reason: str, *, retry: bool = True, user_error: bool = False) -> None:
         with self._lock:
             m = self._held(delivery)
             if m is None:
@@ -291,6 +291,8 @@ class InMemoryQueue(JobQueue):
             rec = self._jobs[m.job_id]
             if rec.cancel_requested:
                 self._finish(rec, JobStatus.cancelled, error="cancelled while running")
+            elif user_error:
+                self._finish(rec, JobStatus.failed, error=f"invalid job at {m.stage}: {reason}")
             elif retry and m.deliveries < self.max_attempts:
                 m.consumer, m.due = None, time.monotonic() + self.backoff_s(m.deliveries)
                 rec.status, rec.error, rec.updated_at = JobStatus.queued, reason, time.time()

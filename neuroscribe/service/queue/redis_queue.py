@@ -233,11 +233,11 @@ class RedisQueue(RedisLifecycle, JobQueue):
                                  args=[GROUP, delivery.delivery_id, delivery.consumer, int(self.lease_s * 1000) + 1,
                                        repr(time.time())])
 
-    def fail(self, delivery: Delivery, reason: str, *, retry: bool = True) -> None:
+    def fail(self, delivery: Delivery, reason: str, *, retry: bool = True, user_error: bool = False) -> None:
         failures_before = delivery.attempt  # this delivery counts as a failure now
         member = ""
         due = 0
-        if retry and delivery.attempt < self.max_attempts:
+        if retry and not user_error and delivery.attempt < self.max_attempts:
             member = json.dumps({"job": delivery.job_id, "data": json.dumps(delivery.payload),
                                  "failures": failures_before, "at": time.time()})
             due = int((time.time() + self.backoff_s(delivery.attempt)) * 1000)
@@ -245,7 +245,7 @@ class RedisQueue(RedisLifecycle, JobQueue):
             keys=[self._stream(delivery.stage), self._job(delivery.job_id), self._delayed(delivery.stage),
                   self._dead(delivery.stage)],
             args=[GROUP, delivery.delivery_id, delivery.consumer, repr(time.time()), reason, member, due,
-                  delivery.stage, json.dumps(delivery.payload)])
+                  delivery.stage, json.dumps(delivery.payload), "1" if user_error else ""])
 
     def dead_letter(self, delivery: Delivery, reason: str) -> None:
         self._discard(delivery.stage, delivery.delivery_id, delivery.job_id, reason,

@@ -113,7 +113,8 @@ return 1
 """
 
 # KEYS: stream, job hash, delayed zset, dead stream
-# ARGV: group, id, consumer, now, reason, retry member ('' = no retry), due ms, stage, data
+# ARGV: group, id, consumer, now, reason, retry member ('' = no retry), due ms, stage, data, user error ('1': failed,
+# not dead-lettered)
 FAIL = _OWNER + _ACK + """
 if ARGV[6] ~= '' then
   redis.call('ZADD', KEYS[3], ARGV[7], ARGV[6])
@@ -121,6 +122,13 @@ if ARGV[6] ~= '' then
   return 1
 end
 local job = redis.call('HGET', KEYS[2], 'id') or ''
+if ARGV[10] == '1' then
+  if job ~= '' then
+    redis.call('HSET', KEYS[2], 'status', 'failed', 'stage', '',
+               'error', 'invalid job at ' .. ARGV[8] .. ': ' .. ARGV[5], 'updated_at', ARGV[4])
+  end
+  return 3
+end
 redis.call('XADD', KEYS[4], '*', 'job', job, 'stage', ARGV[8], 'reason', ARGV[5], 'data', ARGV[9])
 if job ~= '' then
   redis.call('HSET', KEYS[2], 'status', 'failed', 'stage', '',
