@@ -44,7 +44,8 @@ sweep-demo: $(STAMP)
 describe-demo: $(STAMP)
 	$(VENV)/bin/neuroscribe describe --model minilm --dataset amazon --out $(DESCRIBE_OUT) --force
 
-# neuron rankings of MiniLM's last layer for sentiment on the same sentences (METHODS part C), ~11 min on CPU
+# neuron rankings of MiniLM's last layer for sentiment on the same sentences (METHODS part C), ~13 min on a
+# busy 2-core CPU with an empty cache, under a minute when re-run (responses, rankings, edits cached)
 rank-demo: $(STAMP)
 	$(VENV)/bin/neuroscribe rank --model minilm --dataset amazon --k 10 --k 50 --n-random 20 --max-examples 100 --out $(RANK_OUT) --force
 

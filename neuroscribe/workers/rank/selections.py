@@ -10,7 +10,8 @@ is not reversed: it breaks ties by unit index, which made linear bottom-k the hi
 zero-weight units.
 
 **Stability** (``stability``): a ranking computed again (``rank`` with the same options) with
-another seed on the same examples, and on two disjoint stratified halves of the ranking examples;
+another seed on the same examples, and on two disjoint stratified halves of the ranking examples
+(one seed each);
 reported as the top-k overlap ``|A & B| / k`` beside chance ``k / units``. A method with no
 randomness gives 1 across seeds; the halves show how much its top units depend on the examples.
 """
@@ -76,7 +77,8 @@ def half_split(y, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 def stability(X, y, rankings: Mapping, ks: Sequence[int], *, seed: int, rank_fn, min_per_class: int) -> list[dict]:
     """Rows ``{ranking, k, kind, overlap, chance}``: ``seed`` (``rank_fn(X, y, methods, seed + 1)`` against the
-    rankings given), ``halves`` (``rank_fn`` on each half of the rows, same seed; skipped when a class
+    rankings given), ``halves`` (``rank_fn`` on each half of the rows, seeds seed and seed + 1, so the
+    random ranking gives chance there rather than itself; skipped when a class
     has fewer than ``2 * min_per_class`` rows). ``rank_fn(X, y, methods, seed) -> {method: Ranking}``."""
     X, y = np.asarray(X), np.asarray(y)
     n_units = X.shape[1]
@@ -91,7 +93,7 @@ def stability(X, y, rankings: Mapping, ks: Sequence[int], *, seed: int, rank_fn,
     _, counts = np.unique(y, return_counts=True)
     if counts.min() >= 2 * min_per_class:
         a, b = half_split(y, seed)
-        ra, rb = rank_fn(X[a], y[a], methods, seed), rank_fn(X[b], y[b], methods, seed)
+        ra, rb = rank_fn(X[a], y[a], methods, seed), rank_fn(X[b], y[b], methods, seed + 1)
         rows += [dict(ranking=m, k=int(k), kind="halves", overlap=top_overlap(ra[m].order, rb[m].order, k),
                       chance=k / n_units) for m in methods for k in ks]
     return rows
