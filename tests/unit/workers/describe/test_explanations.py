@@ -93,7 +93,8 @@ def test_planted_units_are_explained_by_their_word_and_beat_the_shuffled_baselin
     for u in rep.units:
         word = PLANTED[u.unit]
         assert u.verified and f"'{word}'" in u.explanation
-        assert u.detection.balanced_accuracy == 1.0 and u.detection.n_pos == u.detection.n_neg == 10
+        n = case[0].detection_sentences
+        assert u.detection.balanced_accuracy == 1.0 and u.detection.n_pos == u.detection.n_neg == n
         assert u.shuffled_from != (u.layer, u.unit) and word not in u.shuffled_explanation
         assert u.shuffled_detection.balanced_accuracy < 0.7
         assert u.embedding_auroc > 0.8 > u.shuffled_embedding_auroc + 0.2
