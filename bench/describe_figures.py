@@ -18,21 +18,11 @@ import json
 from pathlib import Path
 
 from neuroscribe.jobs import DescribeResult
+from neuroscribe.service.describe.chance_text import chance_difference, pct_interval
 
 
 def _pct(x) -> str:
     return "—" if x is None else f"{100 * x:.0f}%"
-
-
-def _iv(ci) -> str:
-    return "" if not ci else f" [{100 * ci[0]:.0f}–{100 * ci[1]:.0f}]"
-
-
-def _verdict(d) -> str:
-    if d is None:
-        return "—"
-    v = "below chance" if d[1] < 0 else "above" if d[0] > 0 else "not told apart"
-    return f"{v} ({100 * d[0]:+.0f} to {100 * d[1]:+.0f})"
 
 
 def _score(s) -> str:
@@ -57,11 +47,11 @@ def rows(r: DescribeResult) -> dict[str, str]:
         out["units verified"] = f"{vr.n_units_verified} of {vr.n_units_tested}"
     if e is not None:
         for j, k in enumerate(e.ks):
-            ci = e.precision_ci[j] if e.precision_ci else None
-            bci = e.baseline_precision_ci[j] if e.baseline_precision_ci else None
             diff = e.precision_minus_chance_ci[j] if e.precision_minus_chance_ci else None
             base = e.baseline_precision[j] if e.baseline_precision else None
-            out[f"P@{k} / chance"] = f"{_pct(e.precision[j])}{_iv(ci)} / {_pct(base)}{_iv(bci)}: {_verdict(diff)}"
+            out[f"P@{k} / chance"] = (f"{_pct(e.precision[j])}{pct_interval(e.precision_ci, j)} / {_pct(base)}"
+                                      f"{pct_interval(e.baseline_precision_ci, j)}: "
+                                      + ("—" if diff is None else chance_difference(diff)))
     if c is not None:
         k = " and ".join(map(str, c.n_exemplars_per_half)) or "?"
         out["consistency (mean Jaccard)"] = "undefined" if c.mean is None else f"{c.mean:.3f} (k = {k} per half)"

@@ -89,7 +89,6 @@ def _job_id(job_id: str) -> str:
 JobIdDep = Annotated[str, Depends(_job_id)]
 
 
-_call = call_queue
 
 
 # --------------------------------------------------------------------------- errors
@@ -209,7 +208,7 @@ def create_app(queue: JobQueue, *, artefacts_dir: Path | str, api_key: str | Non
             raise HTTPException(422, [{"loc": ["header", "Idempotency-Key"], "type": "value_error",
                                        "msg": f"Idempotency-Key: {idempotency_key!r} is empty; send a key or "
                                               "no header"}])
-        rec, created = _call(q.submit_new, job.model_dump(mode="json"), idempotency_key=idempotency_key,
+        rec, created = call_queue(q.submit_new, job.model_dump(mode="json"), idempotency_key=idempotency_key,
                              owner=auth.submitter(request))
         log.info("job submitted" if created else "job resubmitted", extra={"job_id": rec.id, "kind": rec.kind})
         return JSONResponse(jsonable_encoder(rec), status_code=201 if created else 200)
@@ -217,26 +216,26 @@ def create_app(queue: JobQueue, *, artefacts_dir: Path | str, api_key: str | Non
     @app.get("/v1/jobs", response_model=list[JobRecord], tags=["jobs"])
     def list_jobs(q: QueueDep, request: Request, limit: Annotated[int, Query(ge=1, le=1000)] = 100):
         """The most recent jobs first."""
-        return _call(q.list, limit=limit, owner=auth.owner_filter(request))
+        return call_queue(q.list, limit=limit, owner=auth.owner_filter(request))
 
     @app.get("/v1/jobs/{job_id}", response_model=JobRecord, tags=["jobs"], responses=_NOT_FOUND)
     def get_job(job_id: JobIdDep, q: QueueDep, request: Request):
         """Status, current stage and progress per stage."""
-        return auth.visible(request, _call(q.get, job_id))
+        return auth.visible(request, call_queue(q.get, job_id))
 
     @app.post("/v1/jobs/{job_id}/cancel", response_model=JobRecord, tags=["jobs"], responses=_NOT_FOUND)
     def cancel_job(job_id: JobIdDep, q: QueueDep, request: Request):
         """Cancel: a queued job never starts; a running one stops and publishes nothing."""
-        auth.visible(request, _call(q.get, job_id))
-        return _call(q.cancel, job_id)
+        auth.visible(request, call_queue(q.get, job_id))
+        return call_queue(q.cancel, job_id)
 
     @app.get("/v1/jobs/{job_id}/result", tags=["jobs"],
              responses={**_NOT_FOUND, 200: {"model": AnyResult, "description": "The result (`neuroscribe.jobs`)."},
                         409: {"description": "The job has not succeeded (yet)."}})
     def get_result(job_id: JobIdDep, q: QueueDep, request: Request) -> Response:
         """The job's result, once it has succeeded."""
-        rec = auth.visible(request, _call(q.get, job_id))
-        text = _call(q.result, job_id) if rec.status == JobStatus.succeeded else None
+        rec = auth.visible(request, call_queue(q.get, job_id))
+        text = call_queue(q.result, job_id) if rec.status == JobStatus.succeeded else None
         stored = result_path(request.app.state.artefacts_dir, job_id)
         if rec.status == JobStatus.succeeded and text is None and stored.is_file():
             return FileResponse(stored, media_type="application/json")  # streamed from disk
@@ -250,14 +249,14 @@ def create_app(queue: JobQueue, *, artefacts_dir: Path | str, api_key: str | Non
     @app.get("/v1/jobs/{job_id}/artefacts", response_model=list[str], tags=["artefacts"], responses=_NOT_FOUND)
     def list_artefacts(job_id: JobIdDep, q: QueueDep, root: ArtefactsDep, request: Request):
         """Relative paths of the job's files (empty until a stage writes some)."""
-        auth.visible(request, _call(q.get, job_id))
+        auth.visible(request, call_queue(q.get, job_id))
         return _list_artefacts(_artefact_root(root, job_id))
 
     @app.get("/v1/jobs/{job_id}/artefacts/{path:path}", tags=["artefacts"], response_class=FileResponse,
              responses={**_NOT_FOUND, 400: {"description": "A path leaving the job's folder."}})
     def get_artefact(job_id: JobIdDep, path: str, q: QueueDep, root: ArtefactsDep, request: Request):
         """One file of the job's folder."""
-        auth.visible(request, _call(q.get, job_id))
+        auth.visible(request, call_queue(q.get, job_id))
         target = _safe_artefact(_artefact_root(root, job_id), path)
         return FileResponse(target, filename=target.name)
 

@@ -25,9 +25,10 @@ from typing import Callable
 
 from neuroscribe.jobs import DescribeJob, DescribeResult
 from neuroscribe.service.artefacts import csv_text as _csv, summary_tail, write_json, write_text
+from neuroscribe.service.describe.chance_text import chance_lines, pct_interval
 from neuroscribe.service.describe.explanation_view import explanation_lines, write_explanations_csv
 
-__all__ = ["write_describe_files", "format_describe_summary", "verification_line"]
+__all__ = ["write_describe_files", "format_describe_summary", "verification_line", "chance_lines"]
 
 
 def _fmt(x) -> str:
@@ -61,13 +62,13 @@ def format_describe_summary(result: DescribeResult, out: Path | None = None, tim
                      "paper 0.95")
     e = result.evaluation
     if e is not None:
-        pr = ", ".join(f"P@{k} {_pct(p)}{_ci(e.precision_ci, j)} R@{k} {_pct(r)}{_ci(e.recall_ci, j)}"
+        pr = ", ".join(f"P@{k} {_pct(p)}{pct_interval(e.precision_ci, j)} R@{k} {_pct(r)}{pct_interval(e.recall_ci, j)}"
                        for j, (k, p, r) in enumerate(zip(e.ks, e.precision, e.recall)))
         lines.append(f"  evaluation vs labels ({e.n_units} units, recall over {e.n_recall_units}): {pr}; "
                      "paper P@2 75% R@2 50%")
         if e.baseline_sets:
-            base = ", ".join(f"P@{k} {_pct(p)}{_ci(e.baseline_precision_ci, j)} R@{k} {_pct(r)}"
-                             f"{_ci(e.baseline_recall_ci, j)}"
+            base = ", ".join(f"P@{k} {_pct(p)}{pct_interval(e.baseline_precision_ci, j)} R@{k} {_pct(r)}"
+                             f"{pct_interval(e.baseline_recall_ci, j)}"
                              for j, (k, p, r) in enumerate(zip(e.ks, e.baseline_precision, e.baseline_recall)))
             lines.append(f"  chance: {e.baseline_sets} random exemplar sets ({e.baseline_n_units} described): {base}")
             lines += chance_lines(e)
@@ -88,34 +89,6 @@ def verification_line(result: DescribeResult) -> str:
     return (f"verified descriptions: {vr.n_verified} of {vr.n_pairs} made on the calibration half ({vr.n_testable} "
             f"testable; {vr.n_units_verified} of {vr.n_units_tested} units) predict the unit on the {vr.n_heldout} "
             f"held-out sentences at FDR {vr.fdr:g}; chance alone (responses permuted): {null}")
-
-
-def chance_lines(e) -> list[str]:
-    """"below chance" for every P@K under its chance row, and whether the interval of the
-    difference tells them apart."""
-    out = []
-    diffs = e.precision_minus_chance_ci or (None,) * len(e.ks)
-    below = [f"P@{k}" for k, p, b in zip(e.ks, e.precision, e.baseline_precision)
-             if p is not None and b is not None and p < b]
-    if below:
-        out.append(f"  below chance: {', '.join(below)} (the descriptions match the labels less often than random "
-                   "exemplar sets do)")
-    parts = []
-    for k, d in zip(e.ks, diffs):
-        if d is None:
-            continue
-        verdict = "below chance" if d[1] < 0 else "above chance" if d[0] > 0 else "not told apart from chance"
-        parts.append(f"P@{k} {verdict} ({100 * d[0]:+.1f} to {100 * d[1]:+.1f} points)")
-    if parts:
-        out.append("  P@K minus chance: " + "; ".join(parts))
-    return out
-
-
-def _ci(cis, j: int) -> str:
-    if not cis or j >= len(cis) or cis[j] is None:
-        return ""
-    lo, hi = cis[j]
-    return f" [{100 * lo:.0f}–{100 * hi:.0f}]"
 
 
 def _pct(x) -> str:

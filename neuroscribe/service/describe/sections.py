@@ -17,6 +17,7 @@ from pathlib import Path
 
 from neuroscribe.jobs import DescribeResult
 from neuroscribe.jobs.describe import UnitReport
+from neuroscribe.service.describe.chance_text import chance_difference, pct_interval
 from neuroscribe.service.describe.figures import consistency_histogram, precision_recall_figure
 from neuroscribe.service.report.html import Section, esc, provenance_section, table
 
@@ -134,18 +135,12 @@ def evaluation_section(result: DescribeResult, fig_dir: Path) -> Section | None:
     fig = precision_recall_figure(result, fig_dir)
     none = (None,) * len(e.ks)
 
-    def ci(cis, j):
-        return "" if not cis or cis[j] is None else f" [{100 * cis[j][0]:.0f}–{100 * cis[j][1]:.0f}]"
-
     def diff(j):
         d = (e.precision_minus_chance_ci or none)[j]
-        if d is None:
-            return ""
-        verdict = "below chance" if d[1] < 0 else "above chance" if d[0] > 0 else "not told apart"
-        return f"{verdict} ({100 * d[0]:+.1f} to {100 * d[1]:+.1f})"
+        return "" if d is None else chance_difference(d)
 
-    rows = [(k, _pct(p) + ci(e.precision_ci, j), _pct(r) + ci(e.recall_ci, j),
-             _pct(bp) + ci(e.baseline_precision_ci, j), _pct(br) + ci(e.baseline_recall_ci, j), diff(j),
+    rows = [(k, _pct(p) + pct_interval(e.precision_ci, j), _pct(r) + pct_interval(e.recall_ci, j),
+             _pct(bp) + pct_interval(e.baseline_precision_ci, j), _pct(br) + pct_interval(e.baseline_recall_ci, j), diff(j),
              f"{100 * e.paper_precision_at_2:.0f}%" if k == 2 else "", f"{100 * e.paper_recall_at_2:.0f}%" if k == 2 else "")
             for j, (k, p, r, bp, br) in enumerate(zip(e.ks, e.precision, e.recall, e.baseline_precision or none,
                                                       e.baseline_recall or none))]

@@ -19,6 +19,7 @@ import numpy as np
 from scipy.stats import rankdata
 
 from neuroscribe.jobs.explanations import DetectionScore, ScoreSummary
+from neuroscribe.workers.describe.intervals import percentile_interval
 
 __all__ = ["detection_score", "auroc", "derangement", "summarise", "verdict", "BOOTSTRAP", "CONFIDENCE", "CHANCE"]
 
@@ -63,11 +64,6 @@ def derangement(n: int, seed) -> np.ndarray:
     return p
 
 
-def _interval(draws: np.ndarray, confidence: float) -> tuple[float, float]:
-    a = (1 - confidence) / 2
-    return float(np.quantile(draws, a)), float(np.quantile(draws, 1 - a))
-
-
 def verdict(mean: float | None, difference_ci: tuple[float, float] | None, chance: float = CHANCE,
             ci: tuple[float, float] | None = None) -> str:
     """"below chance" when the mean is under chance (saying so when its interval still holds
@@ -101,16 +97,16 @@ def summarise(values: Sequence[float | None], shuffled: Sequence[float | None], 
         if not alone.size:
             return ScoreSummary(n_units=0, chance=chance, verdict=verdict(None, None, chance))
         mean = float(alone.mean())
-        ci = _interval(_boot(alone, n_boot, seed), confidence)
+        ci = percentile_interval(_boot(alone, n_boot, seed), confidence)
         return ScoreSummary(n_units=int(alone.size), chance=chance, mean=mean, ci=ci,
                             verdict=verdict(mean, None, chance, ci))
     v, s = v[both], s[both]
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, v.size, size=(n_boot, v.size))
     dv, ds = v[idx].mean(axis=1), s[idx].mean(axis=1)
-    diff_ci, ci = _interval(dv - ds, confidence), _interval(dv, confidence)
+    diff_ci, ci = percentile_interval(dv - ds, confidence), percentile_interval(dv, confidence)
     return ScoreSummary(n_units=int(v.size), chance=chance, mean=float(v.mean()), ci=ci,
-                        shuffled_mean=float(s.mean()), shuffled_ci=_interval(ds, confidence),
+                        shuffled_mean=float(s.mean()), shuffled_ci=percentile_interval(ds, confidence),
                         difference_mean=float((v - s).mean()), difference_ci=diff_ci,
                         verdict=verdict(float(v.mean()), diff_ci, chance, ci))
 

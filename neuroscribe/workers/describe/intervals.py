@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["PRIntervals", "pr_intervals", "difference_intervals", "BOOTSTRAP", "CONFIDENCE"]
+__all__ = ["PRIntervals", "pr_intervals", "difference_intervals", "percentile_interval", "chance_verdict", "BOOTSTRAP",
+           "CONFIDENCE"]
 
 BOOTSTRAP = 1000
 CONFIDENCE = 0.95
@@ -44,13 +45,20 @@ def _draws(values: np.ndarray, rng: np.random.Generator, n_boot: int) -> np.ndar
     return out
 
 
-def _percentiles(draws: np.ndarray, confidence: float) -> tuple[tuple[float, float] | None, ...]:
+def percentile_interval(draws: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """The central ``confidence`` percentile interval of bootstrap draws."""
     a = (1 - confidence) / 2
-    out = []
-    for j in range(draws.shape[1]):
-        col = draws[:, j]
-        out.append(None if np.isnan(col).all() else (float(np.quantile(col, a)), float(np.quantile(col, 1 - a))))
-    return tuple(out)
+    return float(np.quantile(draws, a)), float(np.quantile(draws, 1 - a))
+
+
+def _percentiles(draws: np.ndarray, confidence: float) -> tuple[tuple[float, float] | None, ...]:
+    return tuple(None if np.isnan(col).all() else percentile_interval(col, confidence) for col in draws.T)
+
+
+def chance_verdict(difference_ci: tuple[float, float]) -> str:
+    """Where the interval of a score minus its chance row puts it."""
+    lo, hi = difference_ci
+    return "below chance" if hi < 0 else "above chance" if lo > 0 else "not told apart from chance"
 
 
 def pr_intervals(pr, *, n_boot: int = BOOTSTRAP, confidence: float = CONFIDENCE, seed: int = 0) -> PRIntervals:

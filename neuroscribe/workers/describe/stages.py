@@ -120,7 +120,7 @@ def vocabulary_stage(job: DescribeJob, descriptors: DescriptorsArtefact, embed=N
     words = keep if job.dataset.label_word_match else []
 
     def names(d, extra=True) -> set[str]:  # one sample's names (and the label names its descriptors hold as words)
-        got = set(vocab.names(d))
+        got = vocab.names(d)
         return got | {r for r in words if any(f" {r} " in f" {x} " for x in d)} if extra else got
 
     samples = descriptors.sample_lists()
