@@ -29,6 +29,9 @@ Operations (service/retention.py, service/auth.py, service/logs.py; README "Oper
     local_trial          NEUROSCRIBE_LOCAL_TRIAL        0: ... unless this says it is a local trial
     log_format           NEUROSCRIBE_LOG_FORMAT         json (or text)
     log_level            NEUROSCRIBE_LOG_LEVEL          INFO
+    atlas_url            NEUROSCRIBE_ATLAS_URL          sqlite:///<artefacts>/../atlas.sqlite: the neuron atlas
+                                                        (docs/atlas.md); every finished job is indexed into it
+                                                        (``auto_index``, NEUROSCRIBE_AUTO_INDEX, 1; 0: never)
 
 Server policy and bounds (service/policy.py, service/limits.py; README "What a job may ask for"):
 lists are comma-separated; model and generator entries are shell-style patterns (fnmatch).
@@ -67,9 +70,10 @@ _OPS_VARS = (("job_ttl_s", "NEUROSCRIBE_JOB_TTL"), ("idempotency_ttl_s", "NEUROS
              ("result_inline_bytes", "NEUROSCRIBE_RESULT_INLINE_BYTES"), ("api_keys_file", "NEUROSCRIBE_API_KEYS_FILE"),
              ("rate_limit", "NEUROSCRIBE_RATE_LIMIT"), ("rate_burst", "NEUROSCRIBE_RATE_BURST"),
              ("require_auth", "NEUROSCRIBE_REQUIRE_AUTH"), ("local_trial", "NEUROSCRIBE_LOCAL_TRIAL"),
-             ("log_format", "NEUROSCRIBE_LOG_FORMAT"), ("log_level", "NEUROSCRIBE_LOG_LEVEL"))
+             ("log_format", "NEUROSCRIBE_LOG_FORMAT"), ("log_level", "NEUROSCRIBE_LOG_LEVEL"),
+             ("atlas_url", "NEUROSCRIBE_ATLAS_URL"), ("auto_index", "NEUROSCRIBE_AUTO_INDEX"))
 _TYPED = (("job_ttl_s", float), ("idempotency_ttl_s", float), ("dead_letter_ttl_s", float), ("gc_interval_s", float),
-          ("result_inline_bytes", int), ("rate_limit", float), ("rate_burst", int), ("require_auth", bool),
+          ("result_inline_bytes", int), ("rate_limit", float), ("rate_burst", int), ("require_auth", bool), ("auto_index", bool),
           ("local_trial", bool))
 # the policy settings (service/policy.py, service/limits.py): (field, variable); lists and integers
 _POLICY_VARS = (("models", "NEUROSCRIBE_MODELS"), ("remote_code_models", "NEUROSCRIBE_REMOTE_CODE_MODELS"),
@@ -135,6 +139,8 @@ class Settings:
     local_trial: bool = False
     log_format: str = "json"
     log_level: str = "INFO"
+    atlas_url: str | None = None
+    auto_index: bool = True
     models: tuple[str, ...] = ("minilm", "smollm2")
     remote_code_models: tuple[str, ...] = ()
     generators: tuple[str, ...] = ("llamacpp:smollm2", "transformers:smollm2", "fake:*", "openai:*")

@@ -46,6 +46,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 
 from neuroscribe import __version__
+from neuroscribe.atlas.api import is_ui_path, router as atlas_router, ui_router
 from neuroscribe.jobs import AnyResult, JobStatus
 from neuroscribe.service import admission, auth, registry
 from neuroscribe.service.api_ops import call_queue, router as ops_router
@@ -149,10 +150,11 @@ def _list_artefacts(root: Path) -> list[str]:
 
 def create_app(queue: JobQueue, *, artefacts_dir: Path | str, api_key: str | None = None,
                keys: auth.KeyRing | None = None, rate_limiter: auth.RateLimiter | None = None,
-               settings: Settings | None = None) -> FastAPI:
+               settings: Settings | None = None, atlas=None) -> FastAPI:
     """The API over ``queue``; artefacts served from ``artefacts_dir/<job id>/``; ``api_key``
     (when set, non-empty) required on every route but ``/healthz``. It accepts the jobs of every
-    kind registered (``service.registry``) when it is created."""
+    kind registered (``service.registry``) when it is created. ``atlas``: the neuron atlas's engine
+    (``atlas.store.open_store``) for its routes and web UI (``atlas.api``); without it they answer 503."""
     app = FastAPI(title="neuroscribe", version=__version__,
                   description="Expert neurons and neuron descriptions as a service. See `neuroscribe.jobs`.")
     app.state.queue = queue
@@ -161,14 +163,16 @@ def create_app(queue: JobQueue, *, artefacts_dir: Path | str, api_key: str | Non
     app.add_middleware(BodyLimit, max_bytes=app.state.settings.max_body_bytes)  # 413 before any parsing
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.state.metrics = ApiMetrics(queue)
+    app.state.atlas = atlas
     ring = keys if keys is not None else auth.KeyRing.build(api_key)
     if ring:
         app.add_middleware(auth.KeyAuth, ring=ring, limiter=rate_limiter or auth.RateLimiter(),
-                           open_paths=frozenset({"/healthz"}))
+                           open_paths=frozenset({"/healthz"}), is_open=is_ui_path)
         _document_key(app)
     app.add_middleware(app.state.metrics.middleware)
     app.add_middleware(RequestLog)  # outermost: every line of a request carries its id
     app.include_router(ops_router)
+    app.include_router(atlas_router)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict:
@@ -261,6 +265,7 @@ def create_app(queue: JobQueue, *, artefacts_dir: Path | str, api_key: str | Non
         return FileResponse(target, filename=target.name)
 
     admission.install(app)  # the kinds registered now; the submit route's body in the OpenAPI schema
+    app.include_router(ui_router)  # last: its catch-all paths must not shadow the API's
     return app
 
 

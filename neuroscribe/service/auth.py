@@ -30,6 +30,7 @@ import math
 import re
 import threading
 import time
+from typing import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -160,11 +161,14 @@ class KeyAuth:
     """Pure ASGI middleware: every HTTP request but ``open_paths`` needs a known key (401), within
     its rate (429 with Retry-After)."""
 
-    def __init__(self, app, *, ring: KeyRing, limiter: RateLimiter, open_paths: frozenset[str]):
+    def __init__(self, app, *, ring: KeyRing, limiter: RateLimiter, open_paths: frozenset[str],
+                 is_open: Callable[[str], bool] | None = None):
         self.app, self.ring, self.limiter, self.open_paths = app, ring, limiter, open_paths
+        self.is_open = is_open  # e.g. the web UI's static pages (they hold no data)
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope["path"] in self.open_paths:
+        if scope["type"] != "http" or scope["path"] in self.open_paths or (
+                self.is_open is not None and scope["method"] == "GET" and self.is_open(scope["path"])):
             return await self.app(scope, receive, send)
         who = next((p for p in (self.ring.lookup(t) for t in _tokens(scope["headers"])) if p is not None), None)
         if who is None:

@@ -1,5 +1,5 @@
 """The ``neuroscribe`` command line: the service's commands (``serve``, ``worker``, ``submit``,
-``status``, ``wait``, ``result``), ``report DIR``, and each job kind's own commands, registered
+``status``, ``wait``, ``result``), ``report DIR``, the atlas's ``index DIR...`` and ``ui``, and each job kind's own commands, registered
 from ``service.registry`` (``service/<kind>/cli.py``).
 
 Bad input prints one line ``neuroscribe: error: --FLAG: PROBLEM`` and exits with code 2, before any
@@ -14,6 +14,7 @@ import click
 
 from neuroscribe.errors import InvalidInput
 from neuroscribe.service import registry
+from neuroscribe.service.cli_atlas import register as register_atlas
 from neuroscribe.service.cli_common import user_errors
 from neuroscribe.service.cli_service import register as register_service
 from neuroscribe.service.kinds import load_object
@@ -51,6 +52,7 @@ def build_cli() -> click.Group:
         """neuroscribe: what do the neurons of a language model respond to?"""
 
     group.add_command(report_cmd)
+    register_atlas(group)
     submit = register_service(group)
     for kind in registry.kinds().values():
         if kind.cli:

@@ -113,8 +113,11 @@ def register(cli: click.Group) -> click.Group:
                                                       "NEUROSCRIBE_LOCAL_TRIAL=1 for a trial on this machine only")
         s.artefacts.mkdir(parents=True, exist_ok=True)
         queue = make_queue(s.queue_url, retention=retention_of(s))
+        from neuroscribe.atlas.store import default_url, open_store
+
         app = create_app(queue, artefacts_dir=s.artefacts, keys=keys,
-                         rate_limiter=RateLimiter(s.rate_limit, s.rate_burst), settings=s)
+                         rate_limiter=RateLimiter(s.rate_limit, s.rate_burst), settings=s,
+                         atlas=open_store(default_url(s)))
         if s.gc_interval_s > 0:
             Collector(queue, s.artefacts, s.gc_interval_s).start()
         run_server(app, host=s.host, port=s.port, log_config=None)

@@ -41,6 +41,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from neuroscribe.atlas.store import default_url
 from neuroscribe.service import logs
 from neuroscribe.service.executor import DEFAULT_HANDLERS, Executor
 from neuroscribe.service.queue.base import Delivery, JobQueue
@@ -109,9 +110,11 @@ class Worker:
                 delay = min(delay * 2, 5.0)
 
     # ---------------------------------------------------------------- loop
-    def run(self, *, max_jobs: int | None = None) -> int:
-        signal.signal(signal.SIGTERM, self.stop)
-        signal.signal(signal.SIGINT, self.stop)
+    def run(self, *, max_jobs: int | None = None, signals: bool = True) -> int:
+        """Serve until stopped (``stop``, or SIGTERM / SIGINT when ``signals``: the main thread only)."""
+        if signals:
+            signal.signal(signal.SIGTERM, self.stop)
+            signal.signal(signal.SIGINT, self.stop)
         prune = getattr(self.queue, "prune_consumers", None)
         if prune is not None:
             self._retrying(prune, self.stage, keep=self.consumer)
@@ -177,8 +180,14 @@ class Worker:
             return self._retrying(self.queue.complete, d, handoff=msg.get("handoff"))
         kind = d.payload["job"]["kind"]
         inline = offload(self.settings.artefacts, d.job_id, result, self.settings.result_inline_bytes)
-        return self._retrying(self.queue.complete, d, handoff=msg.get("handoff"), result=inline,
-                              summary=summarize(kind, result))
+        ok = self._retrying(self.queue.complete, d, handoff=msg.get("handoff"), result=inline,
+                            summary=summarize(kind, result))
+        folder = self.settings.artefacts / d.job_id
+        if ok and self.settings.auto_index and (folder / "result" / "job.json").is_file():
+            from neuroscribe.atlas.ingest import index_quietly  # the job stands whether or not this works
+
+            index_quietly(default_url(self.settings), folder / "result", log=self.log)
+        return ok
 
     def _run(self, d: Delivery) -> str:
         q = self.queue

@@ -10,6 +10,7 @@ import click
 from neuroscribe.jobs.describe import VocabularySpec
 from neuroscribe.errors import InvalidInput
 from neuroscribe.jobs import DescribeJob, GeneratorSpec, Pooling, SubjectModelSpec
+from neuroscribe.service.cli_atlas import index_after_run
 from neuroscribe.service.cli_common import apply_options, run_options, MODEL_FIELDS, as_field, doc as _doc, parse_layers, silence_libraries, user_errors
 from neuroscribe.service.cli_service import submit_and_print, submit_options
 from neuroscribe.settings import Settings
@@ -158,7 +159,9 @@ def register(cli: click.Group, submit: click.Group) -> None:
         if quiet:
             silence_libraries()
         job = build_describe_job(**options)
-        run_describe_job(job, out, force=force, progress=not quiet, settings=Settings.from_env(cache_dir=cache_dir))
+        settings = Settings.from_env(cache_dir=cache_dir)
+        run_describe_job(job, out, force=force, progress=not quiet, settings=settings)
+        index_after_run(out, settings, quiet)
 
     @submit.command("describe")
     @describe_job_options

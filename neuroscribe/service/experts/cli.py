@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from neuroscribe.errors import InvalidInput
 from neuroscribe.jobs import ConceptSpec, ExpertsJob, GeneratorSpec, Pooling, SamplingSpec, SubjectModelSpec
 from neuroscribe.jobs.experts_suite import AlignmentSpec, CausalSpec, PairSpec, StabilitySpec, SweepTarget
+from neuroscribe.service.cli_atlas import index_after_run
 from neuroscribe.service.cli_common import (MODEL_FIELDS, apply_options, as_field, doc as _doc, parse_layers,
                                             run_options, silence_libraries, user_errors, validation_message)
 from neuroscribe.service.cli_service import submit_and_print, submit_options
@@ -218,7 +219,9 @@ def register(cli: click.Group, submit: click.Group) -> None:
             gen_batch_size=gen_batch_size, gen_threads=gen_threads, batch_size=batch_size, max_length=max_length, device=device,
             seed=seed, trust_remote_code=trust_remote_code,
         )
-        run_experts_job(job, out, force=force, progress=not quiet, settings=Settings.from_env(cache_dir=cache_dir))
+        settings = Settings.from_env(cache_dir=cache_dir)
+        run_experts_job(job, out, force=force, progress=not quiet, settings=settings)
+        index_after_run(out, settings, quiet)
 
     @submit.command("experts")
     @experts_job_options

@@ -9,6 +9,7 @@ import click
 
 from neuroscribe.errors import InvalidInput
 from neuroscribe.jobs import Pooling, RankJob, SubjectModelSpec
+from neuroscribe.service.cli_atlas import index_after_run
 from neuroscribe.service.cli_common import apply_options, run_options, MODEL_FIELDS, as_field, doc as _doc, silence_libraries, user_errors
 from neuroscribe.service.cli_service import submit_and_print, submit_options
 from neuroscribe.settings import Settings
@@ -154,7 +155,9 @@ def register(cli: click.Group, submit: click.Group) -> None:
 
         if quiet:
             silence_libraries()
-        run_rank_job(build_rank_job(**options), out, force=force, progress=not quiet, settings=Settings.from_env())
+        settings = Settings.from_env()
+        run_rank_job(build_rank_job(**options), out, force=force, progress=not quiet, settings=settings)
+        index_after_run(out, settings, quiet)
 
     @submit.command("rank")
     @rank_job_options
