@@ -32,7 +32,8 @@ from neuroscribe.atlas.search_results import with_neurons
 __all__ = ["router", "ui_router", "WEB", "is_ui_path"]
 
 WEB = Path(__file__).with_name("web")
-router = APIRouter(prefix="/v1/atlas", tags=["atlas"])
+router = APIRouter(prefix="/v1/atlas", tags=["atlas"],
+                   responses={503: {"description": "This server was started without an atlas."}})
 ui_router = APIRouter(include_in_schema=False)
 _UI_EXACT = frozenset({"/", "/jobs", "/concepts", "/search", "/models"})
 _UI_PREFIXES = ("/models/", "/neurons/", "/concepts/", "/static/atlas/")

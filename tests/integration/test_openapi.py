@@ -27,7 +27,10 @@ JOB_ROUTES = [("get", "/v1/jobs/{job_id}"), ("post", "/v1/jobs/{job_id}/cancel")
 
 
 def _app(root):
-    return create_app(InMemoryQueue(), artefacts_dir=root, settings=Settings.build(cache_dir=root / "cache"))
+    from neuroscribe.atlas.store import open_store
+
+    return create_app(InMemoryQueue(), artefacts_dir=root, settings=Settings.build(cache_dir=root / "cache"),
+                      atlas=open_store(f"sqlite:///{root / 'atlas.sqlite'}"))  # empty: every key is a 404
 
 
 @pytest.fixture(scope="module")
