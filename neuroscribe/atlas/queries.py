@@ -17,7 +17,8 @@ __all__ = ["list_models", "list_jobs", "list_neurons", "list_concepts", "concept
 
 SORTS = ("unit", "layer", "max_activation", "mean_activation", "firing_density", "n_descriptors", "n_verified",
          "best_ap", "best_rank")
-STATUSES = ("described", "dead", "rare", "too_few_valid", "no_descriptor")
+STATUSES = ("described", "no descriptor passed", "too few valid exemplars", "rare", "dead")  # jobs.describe.UnitStatus
+SUMMARY_IN_LIST = 600  # characters of a job's summary in lists (the whole of it: one job)
 
 
 class NotFound(LookupError):
@@ -49,10 +50,12 @@ def list_models(engine: Engine) -> list[dict]:
     return out
 
 
-def job_dict(r) -> dict:
+def job_dict(r, summary_chars: int | None = None) -> dict:
+    summary = r.summary if summary_chars is None or r.summary is None else r.summary[:summary_chars]
+    prov = dict(r.provenance or {})
     return {"key": r.key, "kind": r.kind, "result_dir": r.result_dir, "created_at": r.created_at,
-            "indexed_at": r.indexed_at, "summary": r.summary, "parameters": r.parameters,
-            "provenance": r.provenance, "service_job": len(r.key) == 32}
+            "indexed_at": r.indexed_at, "summary": summary, "parameters": r.parameters, "provenance": prov,
+            "models": prov.pop("atlas_models", []), "service_job": len(r.key) == 32}
 
 
 def list_jobs(engine: Engine, limit: int = 50, offset: int = 0) -> dict:
@@ -60,7 +63,10 @@ def list_jobs(engine: Engine, limit: int = 50, offset: int = 0) -> dict:
     with engine.connect() as conn:
         total = conn.execute(select(func.count()).select_from(t.jobs)).scalar()
         rows = conn.execute(select(t.jobs).order_by(j.id.desc()).limit(limit).offset(offset)).all()
-    return {"total": total, "items": [job_dict(r) for r in rows]}
+    items = [job_dict(r, SUMMARY_IN_LIST) for r in rows]
+    for item in items:
+        item.pop("parameters")  # the job as submitted: on the neuron page's jobs and in the result folder
+    return {"total": total, "items": items}
 
 
 def _latest_stats():

@@ -49,6 +49,7 @@ from neuroscribe import __version__
 from neuroscribe.atlas.api import is_ui_path, router as atlas_router, ui_router
 from neuroscribe.jobs import AnyResult, JobStatus
 from neuroscribe.service import admission, auth, registry
+from neuroscribe.service.api_data import router as data_router
 from neuroscribe.service.api_ops import call_queue, router as ops_router
 from neuroscribe.service.logs import RequestLog
 from neuroscribe.service.metrics import ApiMetrics
@@ -173,6 +174,7 @@ def create_app(queue: JobQueue, *, artefacts_dir: Path | str, api_key: str | Non
     app.add_middleware(RequestLog)  # outermost: every line of a request carries its id
     app.include_router(ops_router)
     app.include_router(atlas_router)
+    app.include_router(data_router)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict:

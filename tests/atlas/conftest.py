@@ -13,7 +13,11 @@ PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 @pytest.fixture(scope="session")
 def results(tmp_path_factory):
-    return make_results(tmp_path_factory.mktemp("atlas-results"))
+    # session-scoped: made before the root conftest's per-test environment, so it sets its own
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("NEUROSCRIBE_AUTO_INDEX", "0")
+        mp.setenv("NEUROSCRIBE_CACHE", str(tmp_path_factory.mktemp("atlas-results-cache")))
+        return make_results(tmp_path_factory.mktemp("atlas-results"))
 
 
 def _pg_admin():

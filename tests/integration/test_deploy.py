@@ -166,7 +166,7 @@ def test_one_image_built_once(compose):
     services = compose["services"]
     built = [n for n, s in services.items() if "build" in s]
     assert len(built) == 1 and services[built[0]]["image"] == IMAGE
-    assert set(image_services(compose)) == set(services) - {"redis"}
+    assert set(image_services(compose)) == set(services) - {"redis", "postgres"}
     for name, s in services.items():
         assert s.get("restart") == "unless-stopped", name
 
@@ -329,7 +329,8 @@ def local(tmp_path):
     client = redis.Redis.from_url(redis_url())
     env = dict(os.environ, NEUROSCRIBE_CACHE=str(tmp_path / "cache"), NEUROSCRIBE_ARTEFACTS=str(tmp_path / "artefacts"),
                HF_HUB_OFFLINE="1")
-    yield {"env": env, "queue": f"{redis_url()}?prefix={prefix}", "prefix": prefix, "redis": client}
+    yield {"env": env, "queue": f"{redis_url()}?prefix={prefix}", "prefix": prefix, "redis": client,
+           "atlas": f"sqlite:///{tmp_path / 'atlas.sqlite'}"}
     delete_prefix(client, prefix)
 
 
@@ -337,6 +338,10 @@ def _service_env(service: dict, local: dict) -> dict[str, str]:
     env = dict(local["env"], **env_of(service))
     assert env["NEUROSCRIBE_QUEUE"].startswith("redis://redis:")
     env["NEUROSCRIBE_QUEUE"] = local["queue"]
+    # the compose network's PostgreSQL: here a SQLite file (tests/atlas runs the same store on PostgreSQL)
+    assert env["NEUROSCRIBE_ATLAS_URL"].startswith("postgresql+psycopg://") and "@postgres:5432/atlas" in \
+        env["NEUROSCRIBE_ATLAS_URL"]
+    env["NEUROSCRIBE_ATLAS_URL"] = local["atlas"]
     return env
 
 
