@@ -317,6 +317,9 @@ class DescribeJob(JobBase):
                                                                "top-firing ones; 0: none; docs/methods.md#b7).")
     detection_sentences: int = Field(5, ge=1, le=500, description="Held-out sentences per class (firing, not firing) "
                                                                    "the LLM judges per explained unit.")
+    token_evidence: bool = Field(True, description="Write every unit's per-token activations on its exemplars and on "
+                                                   "sentences at its response quantiles, its mean and a display "
+                                                   "histogram (token_evidence.npz/.json; docs/methods.md#b3).")
 
     @model_validator(mode="after")
     def _votes(self) -> "DescribeJob":

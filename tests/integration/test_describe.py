@@ -16,7 +16,7 @@ from neuroscribe.service.cli import cli
 from neuroscribe.service.describe.embedded import run_describe_job
 from neuroscribe.workers.describe.quality import precision_recall_at_k
 from neuroscribe.workers.generate import FakeBackend
-from neuroscribe.workers.generate.fake import default_reply
+from atlas_results import far_apart_embed, fake_descriptors
 from tiny_models import make_planted_neox, tiny_model_dir
 
 PLANTED = (0, 5)
@@ -42,23 +42,7 @@ def _sentences():
     return out
 
 
-def _script(req):
-    """Descriptors of a sentence: its nouns and its opinion (explanations and detection: the fake's own)."""
-    if req.meta.get("kind") in ("explanation", "detection"):
-        return default_reply(req)
-    s = req.meta["sentence"]
-    words = [w for w in s.split() if w in NOUNS + ["cat"]]
-    words.append("positive" if ("good" in s or "great" in s) else "negative")
-    return "\n".join(f"{i}. {w}" for i, w in enumerate(words, 1))
-
-
-def _embed(words):
-    """Every descriptor far from every other: nothing clusters, each stays itself."""
-    out = []
-    for w in words:
-        v = np.random.default_rng(sum(map(ord, w))).normal(0, 1, 64)
-        out.append(10 * v / np.linalg.norm(v))
-    return np.array(out)
+_script, _embed = fake_descriptors, far_apart_embed  # its nouns and opinion; nothing clusters
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +120,10 @@ def test_dead_unit_is_reported_never_described(run):
     assert "units fire" in (out / "summary.txt").read_text() and "1 duplicate sentences collapsed" in \
         (out / "summary.txt").read_text()
     page = (out / "descriptions.html").read_text()
-    assert f'id="u{DEAD[0]}-{DEAD[1]}"><summary><b>0:7</b> <i>dead' in page
+    # the page lists the described units only; the dead one is counted, not listed
+    assert f">{DEAD[0]}:{DEAD[1]}</a>" not in page
+    counted = page[page.index("units are not described"):]
+    assert "dead " in counted[:counted.index("</p>")]
 
 
 def test_result_counts_and_evaluation_agree_with_units(run):
@@ -358,3 +345,44 @@ def test_descriptions_are_verified_on_the_held_out_half(run):
     assert "chance alone (responses permuted)" in summary[0]
     units = (out / "units.csv").read_text()
     assert "cat (AUROC" in units
+
+
+def test_token_evidence_in_the_result_folder(run):
+    """token_evidence.npz/.json (docs/atlas.md): every unit, its exemplars as in descriptions.json, then a
+    sample at each quantile level; under max pooling the peak token is the pooled response, and the
+    planted unit's peak is on the word "cat"."""
+    from neuroscribe.workers.describe.token_evidence import LEVELS, TokenEvidence
+
+    job, res, out = run
+    assert (out / "token_evidence.npz").is_file() and (out / "token_evidence.json").is_file()
+    ev = TokenEvidence.load(out)
+    meta = json.loads((out / "token_evidence.json").read_text())
+    assert (meta["site"], meta["pooling"], meta["max_length"], tuple(meta["levels"])) == ("mlp_post", "max", 128, LEVELS)
+    k = res.n_exemplars
+    assert ev.rows.shape == (res.n_units, k + len(LEVELS)) and ev.values.size == ev.length.sum()
+    texts = job.dataset.texts
+    for i, u in enumerate(res.units):
+        assert (ev.layer[i], ev.unit[i]) == (u.layer, u.unit)
+        assert ev.rows[i, :k].tolist() == list(u.exemplars) and (ev.kind[i, :k] == 0).all()
+        np.testing.assert_array_equal(ev.activation[i, :k], np.float32(u.activations))
+        for e in range(ev.rows.shape[1]):
+            spans = ev.spans[int(ev.rows[i, e])]
+            assert len(spans) == ev.length[i, e] and all(0 <= a < b <= len(texts[ev.rows[i, e]]) for a, b in spans)
+            assert ev.tokens(i, e).astype(np.float32).max() == ev.activation[i, e]  # max pooling, float16 both
+    assert (np.diff(ev.activation[:, k:], axis=1) >= 0).all()  # samples ordered by level
+    i = next(i for i, u in enumerate(res.units) if (u.layer, u.unit) == PLANTED)
+    for e in range(k):
+        row = int(ev.rows[i, e])
+        a, b = ev.spans[row][int(np.argmax(ev.tokens(i, e)))]
+        assert texts[row][a:b] == "cat"
+    d = np.unique([" ".join(t.split()) for t in texts], return_index=True)[1]
+    assert len(d) == 80 and (ev.hist_counts.sum(axis=1) == 80).all()
+    assert ev.hist_edges[i, -1] == np.float32(res.units[i].max_activation)
+
+
+def test_token_evidence_can_be_skipped(planted, tmp_path):
+    job = _job(planted, token_evidence=False, consistency=False, explain_units=0)
+    run_describe_job(job, tmp_path / "o", progress=False, backend=FakeBackend(_script), embed=_embed,
+                     log=lambda m: None)
+    assert (tmp_path / "o" / "descriptions.json").is_file() and not (tmp_path / "o" / "token_evidence.npz").exists()
+    assert "token_evidence" not in (tmp_path / "o" / "summary.txt").read_text()

@@ -6,6 +6,7 @@ same result; explain_units 0 turns them off."""
 
 import csv
 
+import numpy as np
 import pytest
 
 from neuroscribe.jobs import DescribeResult, GeneratorSpec
@@ -88,6 +89,14 @@ def test_the_service_stages_give_the_embedded_result(embedded, tmp_path):
     assert _comparable(served) == _comparable(res)
     assert (tmp_path / "j1" / "stage" / "exemplars" / "calibration_sample.npz").is_file()
     assert (tmp_path / "j1" / "result" / "explanations.csv").is_file()
+    # the token evidence: made by the activate stage (model loaded), written by the last one as embedded
+    from neuroscribe.workers.describe.token_evidence import TokenEvidence
+
+    assert (tmp_path / "j1" / "stage" / "exemplars" / TokenEvidence.NPZ).is_file()
+    served_ev, embedded_ev = TokenEvidence.load(tmp_path / "j1" / "result"), TokenEvidence.load(embedded[2])
+    for name in TokenEvidence.ARRAYS:
+        np.testing.assert_array_equal(getattr(served_ev, name), getattr(embedded_ev, name), err_msg=name)
+    assert served_ev.spans == embedded_ev.spans
 
 
 def test_explain_units_zero_turns_them_off(planted, tmp_path):  # noqa: F811

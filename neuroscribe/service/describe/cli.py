@@ -86,6 +86,8 @@ _OPTIONS = [
     click.option("--verify-fdr", type=float, default=0.05, show_default=True, help=_doc(DescribeJob, "verify_fdr")),
     click.option("--consistency/--no-consistency", default=True, show_default=True,
                  help=_doc(DescribeJob, "consistency")),
+    click.option("--token-evidence/--no-token-evidence", default=True, show_default=True,
+                 help=_doc(DescribeJob, "token_evidence")),
     click.option("--k", "ks", type=int, multiple=True, help="K of precision@K / recall@K (repeatable) [default: 1 2 3]."),
     click.option("--generator", default="llamacpp:smollm2", show_default=True, metavar="SPEC",
                  help="LLM that writes the descriptors: BACKEND[:MODEL][@BASE_URL] (llamacpp, transformers, vllm, "
@@ -112,7 +114,8 @@ def build_describe_job(*, model, revision, dataset, text_col, label_col, label_n
                        top_percent, threshold, fdr, fdr_family, min_cluster_size, min_samples, cluster_selection, reduce_to,
                        consistency, ks, generator, gen_batch_size, gen_threads=None, batch_size, max_length, device, seed,
                        trust_remote_code, min_valid=5, min_valid_fraction=0.5, verify_fdr=0.05, samples=1,
-                       min_votes=1, retries=1, explain_units=10, detection_sentences=5) -> DescribeJob:
+                       min_votes=1, retries=1, explain_units=10, detection_sentences=5,
+                       token_evidence=True) -> DescribeJob:
     """The ``DescribeJob`` of the command line; every error names its field, before any model runs.
     ``text_col`` / ``label_col``: None when not given (a .txt file or 'amazon' takes neither)."""
     from neuroscribe.service.describe.dataset import load_dataset_spec
@@ -133,7 +136,7 @@ def build_describe_job(*, model, revision, dataset, text_col, label_col, label_n
                        threshold=threshold, fdr=fdr, fdr_family=fdr_family, consistency=consistency, seed=seed,
                        min_valid=min_valid, min_valid_fraction=min_valid_fraction, verify_fdr=verify_fdr,
                        samples=samples, min_votes=min_votes, retries=retries, explain_units=explain_units,
-                       detection_sentences=detection_sentences, **extra)
+                       detection_sentences=detection_sentences, token_evidence=token_evidence, **extra)
 
 
 def register(cli: click.Group, submit: click.Group) -> None:

@@ -48,9 +48,14 @@ def run_describe_job(job: DescribeJob, out: str | Path, *, force: bool = False, 
     exemplars = exemplars_stage(job, subject, vocab, progress=progress)
     from neuroscribe.workers.describe.calibration_sample import calibration_sample
     from neuroscribe.workers.describe.explanations import explain_stage
+    from neuroscribe.workers.describe.token_evidence import token_evidence_stage
 
     sample = calibration_sample(job, subject, vocab.halves)  # contrast for the explanations (None: not asked)
     t_ex = time.perf_counter()
+    if job.token_evidence:
+        log("token evidence: per-token activations of every unit's exemplars and quantile samples")
+    evidence = token_evidence_stage(job, subject, exemplars, progress=progress)
+    t_ev = time.perf_counter()
     result = analysis_stage(job, descriptors, vocab, exemplars, neuroscribe_version=__version__)
     t_an = time.perf_counter()
     if job.explain_units:
@@ -58,10 +63,10 @@ def run_describe_job(job: DescribeJob, out: str | Path, *, force: bool = False, 
             "held-out sentences each")
     result = explain_stage(job, result, vocab.halves, exemplars, sample, backend, embed, progress=progress)
     timings = {"descriptors_s": t_gen - t0, "vocabulary_s": t_voc - t_gen, "exemplars_s": t_ex - t_voc,
-               "analysis_s": t_an - t_ex}
+               **({"token_evidence_s": t_ev - t_ex} if evidence is not None else {}), "analysis_s": t_an - t_ev}
     if job.explain_units:
         timings["explain_s"] = time.perf_counter() - t_an
     with atomic_output_dir(out, force=force) as tmp:
-        summary = write_describe_files(tmp, job, descriptors, vocab, result, out, timings, log)
+        summary = write_describe_files(tmp, job, descriptors, vocab, result, out, timings, log, evidence=evidence)
     log(summary)
     return result

@@ -14,6 +14,13 @@ Result folder (DIR):
     explanations.csv       per explained unit: its explanation, detection and embedding scores on held-out
                            sentences beside the shuffled explanation's (docs/methods.md#b7)
     descriptions.html      one section per unit (``report/`` holds its figures, each PNG with a CSV)
+    token_evidence.npz     per unit: its top exemplars and one sentence at each of its response
+                           quantiles 0.5, 0.9, 0.99 (rows, kind, pooled activation), its activation at
+                           every real token of each (offset/length into the flat float16 ``values``),
+                           its mean response and a display histogram (docs/atlas.md, "Token-level
+                           evidence"; docs/methods.md#b3); absent when the job sets token_evidence false
+    token_evidence.json    the quantile levels, site, pooling, max_length and, per sentence used, the
+                           character spans [start, end) of its real tokens, in the order of ``values``
     summary.txt
 """
 
@@ -96,8 +103,9 @@ def _pct(x) -> str:
 
 
 def write_describe_files(tmp: Path, job: DescribeJob, descriptors, vocab, result: DescribeResult, out: Path | None,
-                         timings: dict | None, log: Callable[[str], None]) -> str:
-    """Every file of the result folder into ``tmp``; returns the summary."""
+                         timings: dict | None, log: Callable[[str], None], *, evidence=None) -> str:
+    """Every file of the result folder into ``tmp`` (the token evidence when ``evidence``, a
+    ``workers.describe.token_evidence.TokenEvidence``, is given); returns the summary."""
     texts, labels = job.dataset.texts, job.dataset.labels
     write_json(tmp / "job.json", job.model_dump(mode="json", exclude={"dataset": {"texts", "labels"}}))
     write_text(tmp / "descriptions.json", result.model_dump_json(indent=1) + "\n")
@@ -138,6 +146,8 @@ def write_describe_files(tmp: Path, job: DescribeJob, descriptors, vocab, result
     write_text(tmp / "summary.txt", format_describe_summary(result, None, timings) + "\n")  # no machine path
     summary = format_describe_summary(result, out, timings)
     write_explanations_csv(tmp, result)
+    if evidence is not None:
+        evidence.save(tmp)
     from neuroscribe.service.describe.page import write_describe_page
 
     write_describe_page(tmp, result, texts, labels, vdict)

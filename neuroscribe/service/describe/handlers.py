@@ -5,7 +5,8 @@ whole files only):
 
     <job>/stage/descriptors.json      (generate: descriptors of every sentence)
     <job>/stage/vocabulary.json       (cluster: vocabulary, per-sentence names, the halves)
-    <job>/stage/exemplars/            (activate: exemplar rows and responses per unit, the calibration sample)
+    <job>/stage/exemplars/            (activate: exemplar rows and responses per unit, the calibration sample,
+                                       the token evidence: token_evidence.npz/.json)
     <job>/stage/analysis.json         (analyse: the DescribeResult without explanations)
     <job>/result/                     (explain: explanations scored on the held-out half, docs/methods.md#b7,
                                        then the result folder, as `neuroscribe describe` writes it)
@@ -82,12 +83,17 @@ def activate(ctx: StageContext) -> dict:
     from neuroscribe.workers.describe.calibration_sample import calibration_sample
 
     sample = calibration_sample(ctx.job, subject, v.halves)  # contrast for the explanations (None: not asked)
+    from neuroscribe.workers.describe.token_evidence import token_evidence_stage
+
+    evidence = token_evidence_stage(ctx.job, subject, ex, progress=False)  # the model is loaded here only
     final = ctx.artefacts / STAGE_DIR / "exemplars"
     tmp = final.with_name(f".exemplars.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     ex.save(tmp)
     if sample is not None:
         sample.save(tmp)
+    if evidence is not None:
+        evidence.save(tmp)
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
     ctx.progress(n, n, f"{ex.rows.shape[0]} units, {ex.k} exemplars each")
@@ -115,6 +121,7 @@ def explain(ctx: StageContext) -> dict:
     from neuroscribe.jobs import DescribeResult
     from neuroscribe.workers.describe.calibration_sample import CalibrationSample
     from neuroscribe.workers.describe.stages import DescriptorsArtefact, ExemplarsArtefact, VocabularyArtefact
+    from neuroscribe.workers.describe.token_evidence import TokenEvidence
 
     job = ctx.job
     d = DescriptorsArtefact.from_json(_read(ctx, "descriptors.json"))
@@ -135,7 +142,8 @@ def explain(ctx: StageContext) -> dict:
                                backend, embed, progress=False)
     out = ctx.artefacts / RESULT_DIR
     with atomic_output_dir(out, force=True) as tmp:
-        write_describe_files(tmp, job, d, v, result, out, None, lambda _m: None)
+        write_describe_files(tmp, job, d, v, result, out, None, lambda _m: None,
+                             evidence=TokenEvidence.load(ctx.artefacts / STAGE_DIR / "exemplars"))
     ctx.progress(1, 1, "done")
     return {"result": result.model_dump(mode="json")}
 

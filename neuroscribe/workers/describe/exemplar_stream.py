@@ -38,7 +38,8 @@ of one window that belong to it are consecutive in the half's own numbering.
 
 The result holds global row indices (rows of ``texts``) for the whole dataset and for each half;
 ``ExemplarsArtefact`` (the describe job's exemplars stage) saves it: ``exemplars.npz`` (rows,
-responses, firing statistics), ``exemplars.json``, ``validation_responses.npy`` (the kept half).
+responses, firing statistics, each unit's mean and display histogram: ``unit_summary``),
+``exemplars.json``, ``validation_responses.npy`` (the kept half).
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ from neuroscribe.workers.activations import SubjectModel, capture_responses
 from neuroscribe.workers.activations.capture import check_layers
 from neuroscribe.workers.activations.sites import get_site
 from neuroscribe.workers.describe.exemplars import TopKExemplars, n_exemplars
+from neuroscribe.workers.describe.unit_summary import UnitMoments, UnitSummary
 
 __all__ = ["StreamedExemplars", "ExemplarsArtefact", "FiringStats", "ResponseHistogram", "bin_ceiling",
            "stream_exemplars", "text_key", "first_occurrences", "occurrences", "firing_rule", "FIRING_RULES", "QUANTILE_LEVELS",
@@ -256,6 +258,7 @@ class StreamedExemplars:
     n_saturated: int = 0
     firing: FiringStats | None = None
     heldout: np.ndarray | None = None  # (len(halves[keep]), U) float16
+    summary: UnitSummary | None = None  # mean and display histogram (unit_summary)
 
     @property
     def n_units(self) -> int:
@@ -277,13 +280,15 @@ class ExemplarsArtefact:
     subject: dict  # model_id, revision, weight_sha256, model_type, site, pooling, environment, n_saturated
     firing: FiringStats | None = None
     heldout: np.ndarray | None = None  # (len(halves[1]), U) float16
+    summary: UnitSummary | None = None
 
     HELDOUT_FILE = "validation_responses.npy"
 
     def save(self, directory: Path) -> None:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        arrays = {"rows": self.rows, "values": self.values, **(self.firing.arrays() if self.firing else {})}
+        arrays = {"rows": self.rows, "values": self.values, **(self.firing.arrays() if self.firing else {}),
+                  **(self.summary.arrays() if self.summary else {})}
         for i, (r, v) in enumerate(self.halves):
             arrays[f"half{i}_rows"], arrays[f"half{i}_values"] = r, v
         np.savez(directory / "exemplars.npz", **arrays)
@@ -304,7 +309,7 @@ class ExemplarsArtefact:
             halves = [(z[f"half{i}_rows"], z[f"half{i}_values"]) for i in range(meta["n_halves"])]
             firing = FiringStats.from_saved(meta["firing"], z) if meta.get("firing") else None
             return cls(meta["layers"], meta["units_per_layer"], meta["k"], z["rows"], z["values"], halves,
-                       meta["subject"], firing, heldout)
+                       meta["subject"], firing, heldout, UnitSummary.from_saved(z))
 
 
 def _check_halves(halves: Sequence[np.ndarray], n: int) -> list[np.ndarray]:
@@ -356,7 +361,7 @@ def stream_exemplars(subject: SubjectModel, texts: Sequence[str], *, top_percent
             if not trackers:
                 units_per_layer = chunk.shape[1] // len(chosen)
                 trackers = [TopKExemplars(chunk.shape[1], k) for k in ks]
-                hist = ResponseHistogram(chunk.shape[1])
+                hist, moments = ResponseHistogram(chunk.shape[1]), UnitMoments(chunk.shape[1])
                 if keep_half is not None:
                     kept = np.empty((len(halves[keep_half]), chunk.shape[1]), np.float16)
             for i, (d, m, t) in enumerate(zip(sets, member, trackers)):
@@ -365,6 +370,7 @@ def stream_exemplars(subject: SubjectModel, texts: Sequence[str], *, top_percent
                     t.update(int(np.searchsorted(d, start)), chunk[sel])
                     if i == 0:
                         hist.update(chunk[sel])
+                        moments.update(chunk[sel])
             if kept is not None:
                 h = halves[keep_half]
                 a, b = np.searchsorted(h, start), np.searchsorted(h, stop)
@@ -378,4 +384,5 @@ def stream_exemplars(subject: SubjectModel, texts: Sequence[str], *, top_percent
     (rows, values), out_halves = results[0], results[1:]
     firing = FiringStats.from_histogram(hist, values[:, 0], rule)
     return StreamedExemplars(layers=chosen, units_per_layer=units_per_layer, k=ks[0], rows=rows, values=values,
-                             halves=out_halves, n_saturated=saturated, firing=firing, heldout=kept)
+                             halves=out_halves, n_saturated=saturated, firing=firing, heldout=kept,
+                             summary=moments.summary(hist.counts, _tables()[1], values[:, 0]))

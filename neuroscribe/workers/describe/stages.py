@@ -155,7 +155,7 @@ def exemplars_stage(job: DescribeJob, subject, vocab: VocabularyArtefact, *, win
             "pooling": spec.pooling.value, "environment": subject.environment(), "n_saturated": ex.n_saturated,
             "firing_rule": rule}
     return ExemplarsArtefact(ex.layers, ex.units_per_layer, ex.k, ex.rows, ex.values, ex.halves, info, ex.firing,
-                             ex.heldout)
+                             ex.heldout, ex.summary)
 
 
 def vocabulary_warnings(v: Vocabulary) -> list[str]:
