@@ -1,13 +1,14 @@
 """The page of a ``neuroscribe describe`` result (docs/methods.md#b): ``DIR/descriptions.html``.
 
-One self-contained HTML file (the report kit's page shell: inline CSS, PNGs as base64 data URIs, no
-script, no network; every string from the user or the result escaped) and ``DIR/report/`` with its
-figures, each ``NAME.png`` beside ``NAME.csv`` (the numbers it plots; ``describe.figures``).
+One self-contained HTML file (the report kit's page shell: inline CSS, PNGs as base64 data URIs,
+nothing from the network; every string from the user or the result escaped) and ``DIR/report/``
+with its figures, each ``NAME.png`` beside ``NAME.csv`` (the numbers it plots; ``describe.figures``).
 
-Top to bottom: title, warnings, summary, consistency, evaluation, vocabulary, explanations (when
-asked: docs/methods.md#b7), then one ``<details>``
-element per unit (described units first, by layer then unit; then the undescribed ones), then the
-provenance (``describe.sections``).
+Top to bottom: title, the results at a glance (``describe.glance``: verified descriptions, units
+described, P@K, consistency and explanations, each beside its baseline), warnings, summary,
+consistency, evaluation, vocabulary, explanations (when asked: docs/methods.md#b7), the units (one
+sortable, filterable table of the described units, each linking to its atlas page; the others
+counted in one line: ``describe.unit_table``), then the provenance (``describe.sections``).
 
 ``write_describe_page`` is what the job calls; ``rebuild_describe_page`` writes the same page again
 from a finished result folder (``neuroscribe report DIR``).
@@ -17,22 +18,24 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from neuroscribe.errors import InvalidInput
 from neuroscribe.jobs import DescribeResult
 from neuroscribe.service.artefacts import write_text
+from neuroscribe.service.describe.glance import describe_glance
 from neuroscribe.service.describe.sections import (
-    UNIT_CSS,
     consistency_section,
     describe_provenance,
     evaluation_section,
     summary_section,
-    units_html,
     vocabulary_section,
 )
 from neuroscribe.service.describe.explanation_view import explanation_section
+from neuroscribe.service.describe.unit_table import UNIT_CSS, UNIT_SCRIPT, units_section
 from neuroscribe.service.report.folder import read_result, replace_page
+from neuroscribe.service.report.glance import glance_section
 from neuroscribe.service.report.html import esc, render_document, render_section, render_sections, warnings_block
 from neuroscribe.workers.textfiles import read_lines
 
@@ -41,8 +44,8 @@ __all__ = ["write_describe_page", "rebuild_describe_page", "DESCRIPTIONS_HTML", 
 
 DESCRIPTIONS_HTML = "descriptions.html"
 REPORT_DIR = "report"
-SENTENCE_BUDGET = 12_000_000  # characters of exemplar sentences on one page (default cut)
-MIN_SENTENCE_CHARS, MAX_SENTENCE_CHARS = 120, 400
+SENTENCE_BUDGET = 400_000  # characters of exemplar sentences on one page (default cut)
+MIN_SENTENCE_CHARS, MAX_SENTENCE_CHARS = 60, 240
 # members per cluster in the vocabulary the job gives the page (``Vocabulary.to_dict(examples=10)``;
 # vocabulary.json holds them all)
 PAGE_VOCABULARY_EXAMPLES = 10
@@ -53,22 +56,23 @@ def _count(n: int) -> str:
 
 
 def write_describe_page(out_dir: Path, result: DescribeResult, texts: Sequence[str], labels: Sequence[str] | None,
-                        vocabulary: dict, *, max_exemplars: int = 10, max_sentence_chars: int | None = None) -> Path:
+                        vocabulary: dict, *, max_exemplars: int = 1, max_sentence_chars: int | None = None) -> Path:
     """Write ``out_dir/descriptions.html`` and its figures into ``out_dir/report/``; returns the page's path.
 
     ``texts[row]`` (and ``labels[row]``) are the sentences the exemplar rows index; ``vocabulary`` is
-    shaped like ``Vocabulary.to_dict(examples=...)``. Each unit shows its first ``max_exemplars``
-    exemplars, each sentence cut at ``max_sentence_chars`` characters (the full texts are in
-    sentences.jsonl). The default cut spends about ``SENTENCE_BUDGET`` characters on sentences in
-    all (400 per sentence for a few units, 130 for 12 x 768), so a page of 9,216 units with 10
-    exemplars each stays under ~20 MB whatever the sentences' length.
+    shaped like ``Vocabulary.to_dict(examples=...)``. Each described unit shows its first
+    ``max_exemplars`` exemplars (the atlas page has them all), each sentence cut at
+    ``max_sentence_chars`` characters (the full texts are in sentences.jsonl). The default cut
+    spends about ``SENTENCE_BUDGET`` characters on sentences in all (240 per sentence for up to
+    ~1,600 described units, down to 60), so the page stays light whatever the sentences' length:
+    ~0.25 MB for 400 described units of 9,216, a few MB if all of them were described.
     """
     root = Path(out_dir)
     fig_dir = root / REPORT_DIR
     fig_dir.mkdir(parents=True, exist_ok=True)
     max_exemplars = max(0, int(max_exemplars))
     if max_sentence_chars is None:
-        shown = max(1, len(result.units) * max_exemplars)
+        shown = max(1, sum(1 for u in result.units if u.descriptors) * max_exemplars)
         max_sentence_chars = min(MAX_SENTENCE_CHARS, max(MIN_SENTENCE_CHARS, SENTENCE_BUDGET // shown))
     max_chars = max(2, int(max_sentence_chars))
     sections = [summary_section(result), consistency_section(result, fig_dir)]
@@ -78,7 +82,7 @@ def write_describe_page(out_dir: Path, result: DescribeResult, texts: Sequence[s
     sections.append(vocabulary_section(result, vocabulary))
     ex = explanation_section(result)
     if ex is not None:
-        sections.append(ex)
+        sections.append(replace(ex, anchor=ex.anchor or "explanations"))
     p = result.provenance
     rev = p.requested_revision or p.revision
     title = f"neuroscribe describe — {p.model}" + (f" @ {rev}" if rev else "") + f" on {result.dataset}"
@@ -87,11 +91,12 @@ def write_describe_page(out_dir: Path, result: DescribeResult, texts: Sequence[s
              f"layers {esc(', '.join(map(str, result.layers)))} × {_count(result.units_per_layer)} units; a unit "
              f"gets a descriptor held by ≥ t = {result.threshold:g}% of its top {result.top_k_percent:g}% "
              f"sentences (k = {_count(result.n_exemplars)}).</p>")
-    body = (warnings_block(result.warnings) + render_sections(sections, root)
-            + units_html(result, texts, labels, max_exemplars, max_chars)
+    body = (glance_section(describe_glance(result), n_warnings=len(result.warnings))
+            + warnings_block(result.warnings) + render_sections(sections, root)
+            + units_section(result, root, texts, labels, max_exemplars, max_chars)
             + render_section(describe_provenance(result, root), root))
     page = render_document(title, intro, body, version=p.neuroscribe_version, source="descriptions.json",
-                           css=UNIT_CSS)
+                           css=UNIT_CSS, script=UNIT_SCRIPT)
     out = root / DESCRIPTIONS_HTML
     write_text(out, page)
     return out

@@ -10,7 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from neuroscribe.jobs import ExpertsResult
+from neuroscribe.service.report.labels import place_labels
 from neuroscribe.service.report.plotting import (
+    MAX_WIDTH_IN,
     OKABE_ITO,
     csv_num,
     figure_paths,
@@ -38,7 +40,7 @@ def rho_text(rho, p_value, n: int) -> str:
     return f"ρ = {'—' if r is None else f'{r:.2f}'} (p = {_fmt_p(p_value)}, n = {n})"
 
 
-def _extremes(x: np.ndarray, y: np.ndarray, k: int = 3) -> list[int]:
+def _extremes(x: np.ndarray, y: np.ndarray, k: int = 5) -> list[int]:
     """Indices of the ``k`` points whose ranks disagree most (human vs model)."""
     if len(x) < 5:
         return []
@@ -49,8 +51,9 @@ def _extremes(x: np.ndarray, y: np.ndarray, k: int = 3) -> list[int]:
 
 def men_scatter(result: ExpertsResult, out_dir: Path, name: str = "men_scatter") -> FigureData | None:
     """Human score (x) against the model's similarity (y) of each word pair, one panel per method,
-    titled with Spearman's rho, its p-value and the pairs plotted; the three pairs whose ranks
-    disagree most are named. ``None`` without an alignment report, methods or pairs."""
+    titled with Spearman's rho, its p-value and the pairs plotted; up to five pairs whose ranks
+    disagree most are named, those whose label fits without touching another (``place_labels``).
+    ``None`` without an alignment report, methods or pairs."""
     al = result.alignment
     if al is None or not al.methods or not al.pairs:
         return None
@@ -58,9 +61,10 @@ def men_scatter(result: ExpertsResult, out_dir: Path, name: str = "men_scatter")
     n_m = len(methods)
     ncols = min(3, n_m)
     nrows = math.ceil(n_m / ncols)
-    fig = new_figure(3.7 * ncols + 0.3, 3.4 * nrows)
+    fig = new_figure(min(MAX_WIDTH_IN, 3.25 * ncols + 0.2), 3.3 * nrows)
     axes = fig.subplots(nrows, ncols, squeeze=False)
     human = np.array([p.human for p in al.pairs], dtype=float)
+    named = []
     for k, ax in enumerate(axes.flat):
         if k >= n_m:
             ax.set_visible(False)
@@ -71,15 +75,16 @@ def men_scatter(result: ExpertsResult, out_dir: Path, name: str = "men_scatter")
         x, y = human[ok], sim[ok]
         idx = np.flatnonzero(ok)
         ax.scatter(x, y, s=11, alpha=0.65, color=OKABE_ITO[4], edgecolors="none")
-        for i in _extremes(x, y):
-            p = al.pairs[idx[i]]
-            ax.annotate(plot_label(f"{p.word1}–{p.word2}", 24), (x[i], y[i]), fontsize=6, color="#444444",
-                        xytext=(3, 3), textcoords="offset points")
-        ax.set_title(f"{plot_label(m.method, 40)}\n{rho_text(m.rho, m.p_value, int(ok.sum()))}", fontsize=9)
+        worst = _extremes(x, y)
+        named.append((ax, [x[i] for i in worst], [y[i] for i in worst],
+                      [plot_label(f"{al.pairs[idx[i]].word1}–{al.pairs[idx[i]].word2}", 22) for i in worst]))
+        ax.set_title(f"{plot_label(m.method, 34)}\n{rho_text(m.rho, m.p_value, int(ok.sum()))}", fontsize=9)
         ax.set_xlabel(f"{plot_label(al.dataset)} human score", fontsize=8)
         ax.set_ylabel("model similarity", fontsize=8)
-        ax.tick_params(labelsize=7)
+        ax.tick_params(labelsize=7.5)
         ax.grid(alpha=0.3, linewidth=0.5)
+    for k, (ax, xs, ys, texts) in enumerate(named):
+        place_labels(ax, xs, ys, texts, fontsize=7.5, color="#333333", draw=k == 0)
     png, csv_path = figure_paths(out_dir, name)
     save_png(fig, png)
     header = ("word1", "word2", "human", *(m.method for m in methods))
@@ -88,5 +93,6 @@ def men_scatter(result: ExpertsResult, out_dir: Path, name: str = "men_scatter")
     write_csv(csv_path, header, rows)
     caption = (f"Each dot is one {al.dataset} word pair whose both words are concepts: its human similarity "
                "rating against the model's similarity of the two concepts, per method; ρ is Spearman's rank "
-               "correlation over the pairs. Named: the pairs whose ranks disagree most.")
+               "correlation over the pairs. Named: some of the pairs whose ranks disagree most (the CSV has "
+               "every pair).")
     return FigureData(name, f"{al.dataset} alignment", caption, png, csv_path, header, rows)

@@ -14,6 +14,7 @@ import numpy as np
 
 from neuroscribe.jobs import ExpertsResult
 from neuroscribe.service.report.plotting import (
+    MAX_WIDTH_IN,
     OKABE_ITO,
     FigureData,
     compact_number,
@@ -25,10 +26,13 @@ from neuroscribe.service.report.plotting import (
     plot_label,
     rotate_labels,
     save_png,
+    thin_ticks,
     write_csv,
 )
 
 __all__ = ["experts_per_concept", "experts_per_layer", "concept_overlap", "expert_sets"]
+
+_NAME = 18  # characters of a concept name on an axis (the CSV holds the full name)
 
 
 def expert_sets(result: ExpertsResult) -> dict[str, set[tuple[int, int]]]:
@@ -47,11 +51,13 @@ def experts_per_concept(result: ExpertsResult, out_dir: Path, name: str = "exper
     distinct = list(dict.fromkeys(cats))
     colours = dict(zip(distinct, palette(len(distinct))))
     n = len(concepts)
-    fig = new_figure(max(4.5, 0.45 * n + 2.0), 3.8)
+    width = min(MAX_WIDTH_IN, max(4.5, 0.4 * n + 2.0))
+    fig = new_figure(width, 3.8)
     ax = fig.add_subplot()
     x = np.arange(n)
     ax.bar(x, counts, color=[colours[c] for c in cats], edgecolor="#333333", linewidth=0.5)
-    ax.set_xticks(x, [plot_label(c.concept) for c in concepts], fontsize=label_size(n))
+    step = thin_ticks(width - 1.2, n)
+    ax.set_xticks(x[::step], [plot_label(c.concept, _NAME) for c in concepts][::step], fontsize=label_size(n))
     rotate_labels(ax.get_xticklabels(), n)
     ax.yaxis.set_major_locator(integer_locator())
     ax.yaxis.set_major_formatter(number_formatter())
@@ -62,9 +68,9 @@ def experts_per_concept(result: ExpertsResult, out_dir: Path, name: str = "exper
 
         ax.legend(handles=[Patch(color=colours[c], label=plot_label(c or "(none)")) for c in distinct],
                   title="category", fontsize=8, title_fontsize=8, frameon=False)
-    if n <= 30:
+    if (width - 1.2) / max(n, 1) >= 0.28:  # room for a count above each bar
         for xi, v in zip(x, counts):
-            ax.annotate(compact_number(v), (xi, v), ha="center", va="bottom", fontsize=7,
+            ax.annotate(compact_number(v), (xi, v), ha="center", va="bottom", fontsize=7.5,
                         xytext=(0, 1), textcoords="offset points")
     ax.margins(y=0.12)
     png, csv_path = out_dir / f"{name}.png", out_dir / f"{name}.csv"
@@ -88,38 +94,45 @@ def experts_per_layer(result: ExpertsResult, out_dir: Path, name: str = "experts
     counts = np.array([[c.counts_per_layer.get(layer, 0) for layer in layers] for c in concepts])
     n_c, n_l = len(concepts), len(layers)
     x = np.arange(n_l)
-    tick_fs = label_size(n_l) if n_l > 16 else 9
+    tick_fs = 9 if n_l <= 16 else 8
     if n_c > len(OKABE_ITO):
-        fig = new_figure(max(5.0, min(16.0, 0.32 * n_l + 3.5)), max(3.0, 0.24 * n_c + 1.6))
+        width = max(5.0, min(MAX_WIDTH_IN, 0.36 * n_l + 3.5))
+        height = max(3.0, 0.24 * n_c + 1.6)
+        fig = new_figure(width, height)
         ax = fig.add_subplot()
         im = ax.imshow(counts, cmap="viridis", aspect="auto", vmin=0)
-        ax.set_xticks(x, [str(layer) for layer in layers], fontsize=tick_fs)
-        ax.set_yticks(np.arange(n_c), [plot_label(c.concept) for c in concepts], fontsize=label_size(n_c))
-        if n_c * n_l <= 300:
+        xs = thin_ticks(width - 3.2, n_l, 0.3)  # numbers side by side
+        ax.set_xticks(x[::xs], [str(layer) for layer in layers][::xs], fontsize=tick_fs)
+        ys = thin_ticks(height - 1.4, n_c)
+        ax.set_yticks(np.arange(n_c)[::ys], [plot_label(c.concept, _NAME) for c in concepts][::ys],
+                      fontsize=label_size(n_c))
+        if (width - 3.2) / n_l >= 0.3:  # room for the count in each cell
             top = max(1, counts.max())
             for i in range(n_c):
                 for j in range(n_l):
-                    ax.text(j, i, compact_number(counts[i, j]), ha="center", va="center", fontsize=6,
+                    ax.text(j, i, compact_number(counts[i, j]), ha="center", va="center", fontsize=7.5,
                             color="white" if counts[i, j] < 0.6 * top else "black")
         cb = fig.colorbar(im, ax=ax, shrink=0.8, format=number_formatter())
         cb.ax.yaxis.set_major_locator(integer_locator())
         cb.set_label("experts", fontsize=8)
-        cb.ax.tick_params(labelsize=7)
+        cb.ax.tick_params(labelsize=7.5)
     else:
         colours = palette(n_c)
         bars = n_c * n_l <= 60
         width_in = (0.18 * n_c + 0.25) * n_l + 2.5 if bars else 0.3 * n_l + 3.0
-        fig = new_figure(max(5.0, min(14.0, width_in)) + 1.6, 3.8)  # + room for the legend
+        width = min(MAX_WIDTH_IN, max(5.0, width_in) + 1.6)  # + room for the legend
+        fig = new_figure(width, 3.8)
         ax = fig.add_subplot()
         width = 0.8 / n_c
         for i, c in enumerate(concepts):
-            label = plot_label(c.concept)
+            label = plot_label(c.concept, _NAME)
             if bars:
                 ax.bar(x - 0.4 + width * (i + 0.5), counts[i], width, color=colours[i], label=label,
                        edgecolor="#333333", linewidth=0.4)
             else:
                 ax.plot(x, counts[i], marker="o", markersize=3, color=colours[i], label=label, linewidth=1.2)
-        ax.set_xticks(x, [str(layer) for layer in layers], fontsize=tick_fs)
+        xs = thin_ticks(width - 3.0, n_l, 0.3)
+        ax.set_xticks(x[::xs], [str(layer) for layer in layers][::xs], fontsize=tick_fs)
         ax.set_ylabel("experts")
         ax.yaxis.set_major_locator(integer_locator())
         ax.yaxis.set_major_formatter(number_formatter())
@@ -154,9 +167,10 @@ def concept_overlap(result: ExpertsResult, out_dir: Path, name: str = "concept_o
     for i in range(1, n):
         grid[i - 1, :i] = mat[i, :i]
     masked = np.ma.masked_invalid(grid)
-    cell = max(0.28, min(0.6, 7.0 / n))
-    side = max(3.6, cell * (n - 1) + 2.4)
-    fig = new_figure(side + 1.0, side)
+    # the triangle, the names (~1.6 in) and the colour bar (~1 in) within the page's width
+    cell = max(0.17, min(0.5, (MAX_WIDTH_IN - 2.8) / (n - 1)))
+    side = max(3.6, cell * (n - 1) + 1.8)
+    fig = new_figure(side + 0.9, side + 0.4)  # + the colour bar; + the tilted names below
     ax = fig.add_subplot()
     from matplotlib import colormaps
 
@@ -167,8 +181,9 @@ def concept_overlap(result: ExpertsResult, out_dir: Path, name: str = "concept_o
     for r, c in undefined:  # both sets empty: hatched, so it is not read as 0
         ax.add_patch(_hatch(r, c))
     fs = label_size(n)
-    ax.set_xticks(np.arange(n - 1), [plot_label(s) for s in names[:-1]], fontsize=fs)
-    ax.set_yticks(np.arange(n - 1), [plot_label(s) for s in names[1:]], fontsize=fs)
+    step = thin_ticks(min(side, MAX_WIDTH_IN - 1.0) - 1.8, n - 1)
+    ax.set_xticks(np.arange(n - 1)[::step], [plot_label(s, _NAME) for s in names[:-1]][::step], fontsize=fs)
+    ax.set_yticks(np.arange(n - 1)[::step], [plot_label(s, _NAME) for s in names[1:]][::step], fontsize=fs)
     rotate_labels(ax.get_xticklabels(), 5)
     for spine in ax.spines.values():
         spine.set_visible(False)
@@ -178,11 +193,11 @@ def concept_overlap(result: ExpertsResult, out_dir: Path, name: str = "concept_o
             for j in range(i):
                 v = mat[i, j]
                 if np.isfinite(v):
-                    ax.text(j, i - 1, f"{v:.2f}", ha="center", va="center", fontsize=max(6.0, fs - 1),
+                    ax.text(j, i - 1, f"{v:.2f}", ha="center", va="center", fontsize=max(7.5, fs - 1),
                             color="white" if v < 0.6 * vmax else "black")
     cb = fig.colorbar(im, ax=ax, shrink=0.8)
     cb.set_label("Jaccard of expert sets", fontsize=8)
-    cb.ax.tick_params(labelsize=7)
+    cb.ax.tick_params(labelsize=7.5)
     ax.set_title("Concept overlap", fontsize=10)
     png, csv_path = out_dir / f"{name}.png", out_dir / f"{name}.csv"
     save_png(fig, png)

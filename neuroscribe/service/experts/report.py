@@ -1,9 +1,11 @@
 """``neuroscribe report DIR``: one self-contained HTML page for an experts result folder.
 
 Writes ``DIR/report.html`` (PNGs embedded as data URIs, no script, no network) and ``DIR/report/``
-with every figure as ``NAME.png`` next to ``NAME.csv``, the numbers it plots. The page is built from
-the section builders of ``report_sections.SECTIONS``: experts, overlap and, when the result carries them, the
-analysis suite's stability, human-alignment, sweep and causal sections (``suite_sections``).
+with every figure as ``NAME.png`` next to ``NAME.csv``, the numbers it plots. The page opens with the
+results at a glance (``experts.glance``: experts per concept against chance, stability, human
+alignment, causal check and sweep against their baselines), then the sections of
+``report_sections.SECTIONS``: experts, overlap and, when the result carries them, the analysis
+suite's stability, human-alignment, sweep and causal sections (``suite_sections``).
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from pathlib import Path
 from neuroscribe.errors import InvalidInput
 from neuroscribe.jobs import ExpertsResult
 from neuroscribe.service.artefacts import write_text
+from neuroscribe.service.experts.glance import experts_glance
 from neuroscribe.service.report.folder import read_result
+from neuroscribe.service.report.glance import glance_section
 from neuroscribe.service.report.html import esc, render_document, render_sections
 
 __all__ = ["write_report", "load_result", "REPORT_HTML", "REPORT_DIR"]
@@ -70,7 +74,8 @@ def _page(result: ExpertsResult, sections: list, root: Path) -> str:
     intro = (f"<p>{len(result.concepts)} concepts ({esc(names)}); site <code>{esc(p.site)}</code>, "
              f"{esc(p.pooling.value)} pooling, layers {esc(', '.join(map(str, result.layers)))} × "
              f"{esc(result.units_per_layer)} units; expert: AP ≥ tau = {esc(f'{result.tau:g}')}.</p>")
-    return render_document(title, intro, render_sections(sections, root), version=p.neuroscribe_version,
+    glance = glance_section(experts_glance(result), n_warnings=len(result.warnings))
+    return render_document(title, intro, glance + render_sections(sections, root), version=p.neuroscribe_version,
                            source="experts.json")
 
 

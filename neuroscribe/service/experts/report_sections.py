@@ -1,9 +1,10 @@
 """Section builders: ``(result, fig_dir) -> Section | None``, run in ``SECTIONS`` order.
 
 A builder returns ``None`` when the result holds nothing for it, so the page never shows empty
-placeholders. The page: the result's warnings (if any), experts per concept and per layer, concept
-overlap, then the analysis suite of ``suite_sections`` (stability, human alignment, sweep, causal
-check: each only when the result carries it), the top units and the provenance.
+placeholders. The page (after the results-at-a-glance box, ``experts.glance``): the result's
+warnings (if any), experts per concept and per layer, concept overlap, then the analysis suite of
+``suite_sections`` (stability, human alignment, sweep, causal check: each only when the result
+carries it), the top units (each linking to its atlas page) and the provenance.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from neuroscribe.errors import InvalidInput
 from neuroscribe.jobs import ExpertsResult
 from neuroscribe.service.experts.figures import concept_overlap, experts_per_concept, experts_per_layer
+from neuroscribe.service.report.atlas_links import ATLAS_NOTE, atlas_link, provenance_key
 from neuroscribe.service.report.html import Section, esc, provenance_list, table
 from neuroscribe.service.experts.suite_sections import (
     alignment_section,
@@ -29,7 +31,7 @@ N_PERMUTATIONS = 10_000
 
 def experts_section(result: ExpertsResult, fig_dir: Path) -> Section:
     return Section("Experts per concept and per layer",
-                   figures=(experts_per_concept(result, fig_dir), experts_per_layer(result, fig_dir)))
+                   figures=(experts_per_concept(result, fig_dir), experts_per_layer(result, fig_dir)), anchor="experts")
 
 
 def _category_aside(result: ExpertsResult, fig, fig_dir: Path) -> tuple[str, tuple[str, ...]]:
@@ -74,18 +76,29 @@ def overlap_section(result: ExpertsResult, fig_dir: Path) -> Section | None:
     if fig is None:  # one concept: nothing to compare
         return None
     aside, files = _category_aside(result, fig, fig_dir)
-    return Section("Concept overlap", figures=(fig,), aside=aside, files=files)
+    return Section("Concept overlap", figures=(fig,), aside=aside, files=files, anchor="overlap")
+
+
+def _units_table(result: ExpertsResult, c, key: str) -> str:
+    """A concept's top units; each unit links to its atlas page."""
+    experts = {(u.layer, u.unit) for u in c.experts}
+    body = "".join(
+        f'<tr><td class="num">{u.layer}</td><td class="num">{atlas_link(key, u.layer, u.unit, str(u.unit))}</td>'
+        f'<td class="num">{u.ap:.3f}</td><td>{"yes" if (u.layer, u.unit) in experts else ""}</td></tr>'
+        for u in c.top)
+    return ("<table><thead><tr><th>layer</th><th>unit</th><th>AP</th><th>expert</th></tr></thead>"
+            f"<tbody>{body}</tbody></table>")
 
 
 def top_units_section(result: ExpertsResult, fig_dir: Path) -> Section:
-    parts = []
+    key = provenance_key(result.provenance)
+    parts = [ATLAS_NOTE, '<div style="display:flex;flex-wrap:wrap;gap:0 2em">']
     for c in result.concepts:
-        experts = {(u.layer, u.unit) for u in c.experts}
-        rows = [(u.layer, u.unit, f"{u.ap:.3f}", "yes" if (u.layer, u.unit) in experts else "") for u in c.top]
         cat = f" <span class=\"muted\">({esc(c.category)})</span>" if c.category else ""
-        parts.append(f"<h3>{esc(c.concept)}{cat} — {len(c.experts)} experts</h3>"
-                     + table(("layer", "unit", "AP", "expert"), rows, {0, 1, 2}))
-    return Section("Top units per concept", body="".join(parts), files=("ap.csv", "experts.json"))
+        parts.append(f"<div><h3>{esc(c.concept)}{cat} — {len(c.experts)} experts</h3>{_units_table(result, c, key)}</div>")
+    parts.append("</div>")
+    files = tuple(f for f in ("ap.csv", "experts.json") if (fig_dir.parent / f).is_file())
+    return Section("Top units per concept", body="".join(parts), files=files, anchor="top-units")
 
 
 def provenance_section(result: ExpertsResult, fig_dir: Path) -> Section:
@@ -97,7 +110,9 @@ def provenance_section(result: ExpertsResult, fig_dir: Path) -> Section:
                                                                           set(range(1, len(reasons) + 1)))
     else:
         drops = '<p class="muted">No sentence drop counts (the sentences were given by the user).</p>'
-    return Section("Provenance", body=prov + drops, files=("job.json", "sentences.jsonl"))
+    root = fig_dir.parent
+    return Section("Provenance", body=prov + drops, anchor="provenance",
+                   files=tuple(f for f in ("job.json", "sentences.jsonl") if (root / f).is_file()))
 
 
 SECTIONS = (warnings_section, experts_section, overlap_section, stability_section, alignment_section, sweep_section,

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from neuroscribe.jobs import ExpertsResult
 from neuroscribe.service.report.plotting import (
+    MAX_WIDTH_IN,
     csv_num,
     figure_paths,
     FigureData,
@@ -59,7 +60,7 @@ def stability_curves(result: ExpertsResult, out_dir: Path, name: str = "stabilit
         return None
     n = len(st.concepts)
     styles = line_styles(n)
-    fig = new_figure(10.0 + (1.6 if n <= 30 else 3.2), 4.0)
+    fig = new_figure(MAX_WIDTH_IN, 4.0 if n <= 24 else 5.0)
     ax_j, ax_n = fig.subplots(1, 2, sharex=True)
     handles, labels = [], []
     for c, pts, (colour, ls, marker) in zip(st.concepts, per_concept, styles):

@@ -54,7 +54,8 @@ def warnings_section(result: ExpertsResult, fig_dir: Path) -> Section | None:
     if not result.warnings:
         return None
     items = "".join(f"<li>{esc(w)}</li>" for w in result.warnings)
-    return Section(f"Warnings ({len(result.warnings)})", body=f'<div class="note"><ul>{items}</ul></div>')
+    return Section(f"Warnings ({len(result.warnings)})", body=f'<div class="note"><ul>{items}</ul></div>',
+                   anchor="warnings")
 
 
 # --------------------------------------------------------------------------- stability
@@ -96,7 +97,7 @@ def stability_section(result: ExpertsResult, fig_dir: Path) -> Section | None:
                               for f in _SWEEP_FIELDS))
                 for c in st.concepts for p in c.sweep])
     return Section("Stability of the expert sets", figures=() if fig is None else (fig,),
-                   body=intro + note + folds, files=(_rel(out, fig_dir),))
+                   body=intro + note + folds, files=(_rel(out, fig_dir),), anchor="stability")
 
 
 # --------------------------------------------------------------------------- alignment
@@ -137,7 +138,7 @@ def alignment_section(result: ExpertsResult, fig_dir: Path) -> Section | None:
                    "(e.g. two empty expert sets):</p>"
                    + table(("word 1", "word 2", "reason"), [_dropped_row(d) for d in al.dropped_pairs]))
     return Section(f"Human alignment ({ds})", figures=() if fig is None else (fig,),
-                   body=intro + methods + skipped + dropped)
+                   body=intro + methods + skipped + dropped, anchor="alignment")
 
 
 # --------------------------------------------------------------------------- sweep
@@ -168,7 +169,7 @@ def sweep_section(result: ExpertsResult, fig_dir: Path) -> Section | None:
                  e.random_init, e.weight_sha256, e.n_params, e.n_layers, e.units_per_layer, e.total(), e.from_cache)
                 for e in sw.entries])
     return Section("Sweep across models and checkpoints", figures=figs, body=warning + intro + entries,
-                   files=(_rel(out, fig_dir),))
+                   files=(_rel(out, fig_dir),), anchor="sweep")
 
 
 # --------------------------------------------------------------------------- causal
@@ -180,7 +181,7 @@ def causal_section(result: ExpertsResult, fig_dir: Path) -> Section | None:
         return None
     title = "Causal check"
     if cs.skipped:
-        return Section(title, body=f'<p class="note">Not run: {esc(cs.skipped)}</p>')
+        return Section(title, body=f'<p class="note">Not run: {esc(cs.skipped)}</p>', anchor="causal")
     fig = causal_effect(result, fig_dir)
     level = f"{cs.confidence * 100:g}%"
     intro = (f"<p>Each concept's experts are fixed to their median response on the concept's positive "
@@ -197,4 +198,4 @@ def causal_section(result: ExpertsResult, fig_dir: Path) -> Section | None:
     tab = table(header, rows, {2, 3, 4, 5, 6, 7, 8, 9, 10}) if rows else '<p class="note">No concept.</p>'
     prompts = "".join(f"<li>{esc(p)}</li>" for p in cs.prompts)
     details = f"<details><summary>The {len(cs.prompts)} prompts</summary><ol>{prompts}</ol></details>"
-    return Section(title, figures=() if fig is None else (fig,), body=intro + tab + details)
+    return Section(title, figures=() if fig is None else (fig,), body=intro + tab + details, anchor="causal")

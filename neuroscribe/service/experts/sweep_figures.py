@@ -15,6 +15,7 @@ import numpy as np
 
 from neuroscribe.jobs import ExpertsResult
 from neuroscribe.jobs.experts_suite import SweepEntry
+from neuroscribe.service.report.labels import place_labels
 from neuroscribe.service.report.plotting import (
     MARKERS,
     compact_number,
@@ -217,16 +218,14 @@ def sweep_per_size(result: ExpertsResult, out_dir: Path, name: str = "sweep_per_
         groups.setdefault(e.requested_revision or "(default revision)", []).append(e)
     fig = new_figure(8.2, 4.0)
     ax = fig.add_subplot()
-    handles, labels = [], []
+    handles, labels, named = [], [], []
     for (rev, es), colour, (_, _, marker) in zip(groups.items(), palette(len(groups)), line_styles(len(groups))):
         es = sorted(es, key=lambda e: e.n_params)
         (h,) = ax.plot([e.n_params for e in es], [e.total() for e in es], color=colour, marker=marker, markersize=5,
                        linewidth=1.5)
         handles.append(h)
         labels.append(plot_label(rev, 32))
-        for e in es:
-            ax.annotate(plot_label(e.model.rsplit("/", 1)[-1], 20), (e.n_params, e.total()), fontsize=6,
-                        color="#444444", xytext=(3, 3), textcoords="offset points")
+        named += [(e.n_params, e.total(), plot_label(e.model.rsplit("/", 1)[-1], 20)) for e in es]
     rand = sorted((e for e in sw.entries if e.random_init), key=lambda e: e.n_params)
     if rand:
         (h,) = ax.plot([e.n_params for e in rand], [e.total() for e in rand], linestyle="--", color="#666666",
@@ -243,6 +242,10 @@ def sweep_per_size(result: ExpertsResult, out_dir: Path, name: str = "sweep_per_
     ax.grid(alpha=0.3, linewidth=0.5)
     ax.set_title("Experts by model size", fontsize=10)
     outside_legend(fig, handles, labels, len(handles))
+    seen = set()  # one label per model (its checkpoints sit on one x)
+    named = [t for t in named if not (t[2] in seen or seen.add(t[2]))]
+    place_labels(ax, [t[0] for t in named], [t[1] for t in named], [t[2] for t in named], fontsize=7.5,
+                 color="#444444")
     png, csv_path = figure_paths(out_dir, name)
     save_png(fig, png)
     header = ("label", "model", "requested_revision", "step", "random_init", "n_params", "experts")
@@ -250,5 +253,5 @@ def sweep_per_size(result: ExpertsResult, out_dir: Path, name: str = "sweep_per_
                   e.n_params, e.total()) for e in sorted(sw.entries, key=lambda e: (e.random_init, e.n_params)))
     write_csv(csv_path, header, rows)
     caption = (f"Experts (AP ≥ {sw.tau:g}, all concepts) of each model against its parameter count (log scale); "
-               "models of the same requested revision are joined.")
+               "models of the same requested revision are joined; a model is named where its label fits.")
     return FigureData(name, "Experts by model size", caption, png, csv_path, header, rows)

@@ -34,6 +34,7 @@ from neuroscribe.service.rank.result_view import (
     ranking_names,
 )
 from neuroscribe.service.report.plotting import (
+    MAX_WIDTH_IN,
     FigureData,
     compact_number,
     new_figure,
@@ -84,7 +85,7 @@ def probing_figure(result: RankResult, out_dir: Path, name: str = "probing_accur
     colours = dict(zip(names, palette(len(names))))
     same_names = list(dict.fromkeys(s.ranking for s in result.same_probe))
     two = bool(same_names)
-    fig = new_figure(11.5 if two else 7.2, 4.6)
+    fig = new_figure(MAX_WIDTH_IN if two else 7.2, 4.8)
     axes = fig.subplots(1, 2, sharey=True) if two else [fig.add_subplot()]
     ax = axes[0]
     rows: list[tuple] = []
@@ -124,7 +125,7 @@ def probing_figure(result: RankResult, out_dir: Path, name: str = "probing_accur
     seeds = n_seeds(result)
     ax.set_title("Encoded information: a separate probe on k units"
                  + (f" ({seeds} splits, 95% CI)" if seeds else ""), fontsize=10)
-    ax.legend(fontsize=7, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3)
+    ax.legend(fontsize=7.5, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2 if two else 3)
     if two:
         ax2 = axes[1]
         by = {(s.ranking, s.k): s for s in result.same_probe}
@@ -148,7 +149,7 @@ def probing_figure(result: RankResult, out_dir: Path, name: str = "probing_accur
         _k_axis(ax2, ks)
         ax2.yaxis.set_tick_params(labelleft=True)
         ax2.set_title("The confound: top-k judged by the ranking's own probe", fontsize=10)
-        ax2.legend(fontsize=7, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
+        ax2.legend(fontsize=7.5, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
     png, csv_path = out_dir / f"{name}.png", out_dir / f"{name}.csv"
     save_png(fig, png)
     header = ("panel", "ranking", "selection", "probe", "k", "accuracy", "ci_low", "ci_high", "n_seeds", "gap")
@@ -177,7 +178,7 @@ def interventions_figure(result: RankResult, out_dir: Path, name: str = "interve
     colours = dict(zip(every, palette(len(every))))  # the probing figure's colours
     names = [n for n in every if any(e.ranking == n for e in effects)]
     measure = measure_of(result)
-    fig = new_figure(max(5.0, 4.3 * len(modes) + 1.8), 4.0)
+    fig = new_figure(min(MAX_WIDTH_IN, max(5.0, 3.0 * len(modes) + 1.8)), 4.0)
     axes = fig.subplots(1, len(modes), squeeze=False)[0]
     by = {(e.mode, e.k, e.ranking): e for e in effects}
     slot = 0.8 / (2 * len(names))
@@ -214,7 +215,7 @@ def interventions_figure(result: RankResult, out_dir: Path, name: str = "interve
     handles += [Line2D([], [], marker="o", linestyle="none", color="#333333", label="ranked top-k"),
                 Line2D([], [], marker="o", linestyle="none", color="#333333", markerfacecolor="white",
                        label="random k-sets")]
-    axes[-1].legend(handles=handles, fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    axes[-1].legend(handles=handles, fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     png, csv_path = out_dir / f"{name}.png", out_dir / f"{name}.csv"
     save_png(fig, png)
     header = ("mode", "k", "ranking", "measure", "n_examples", "mean_ranked", "ci_ranked_low", "ci_ranked_high",
@@ -281,7 +282,7 @@ def agreement_figure(result: RankResult, out_dir: Path, k: int | None = None) ->
     cb = fig.colorbar(im, ax=ax, shrink=0.8)
     cb.ax.axhline(chance, color="#D55E00", linewidth=1.5)
     cb.set_label(f"top-{k} overlap (red: chance {chance:.3g})", fontsize=8)
-    cb.ax.tick_params(labelsize=7)
+    cb.ax.tick_params(labelsize=7.5)
     ax.set_title(f"Agreement of the top-{compact_number(k)} sets", fontsize=10)
     name = f"agreement_k{k}"
     png, csv_path = out_dir / f"{name}.png", out_dir / f"{name}.csv"

@@ -5,9 +5,11 @@ script, no network; every string from the user or the result escaped) and ``DIR/
 figures, each ``NAME.png`` beside ``NAME.csv`` (the numbers it plots; ``rank.figures``:
 ``probing_accuracy``, ``interventions``, ``agreement_k{K}``).
 
-Top to bottom: title, warnings, summary, encoded information, used information (only when the
-result has interventions), agreement, the rankings (per method its top ``TOP_UNITS`` units and
-params), provenance (``rank.sections``).
+Top to bottom: title, the results at a glance (``rank.glance``: probing top-k against random-k,
+interventions against random k-sets, agreement and stability against chance), warnings, summary,
+encoded information, used information (only when the result has interventions), agreement, the
+rankings (per method its top ``TOP_UNITS`` units, each linking to its atlas page, and params),
+provenance (``rank.sections``).
 
 ``write_rank_page`` is what the job calls; ``rebuild_rank_page`` writes the same page again from a
 finished result folder (``neuroscribe report DIR``).
@@ -19,6 +21,7 @@ from pathlib import Path
 
 from neuroscribe.jobs import RankResult
 from neuroscribe.service.artefacts import write_text
+from neuroscribe.service.rank.glance import rank_glance
 from neuroscribe.service.rank.sections import (
     RANK_CSS,
     TOP_UNITS,
@@ -30,6 +33,7 @@ from neuroscribe.service.rank.sections import (
     used_section,
 )
 from neuroscribe.service.report.folder import read_result, replace_page
+from neuroscribe.service.report.glance import glance_section
 from neuroscribe.service.report.html import esc, render_document, render_section, render_sections, warnings_block
 
 __all__ = ["write_rank_page", "rebuild_rank_page", "RANKINGS_HTML", "REPORT_DIR", "TOP_UNITS"]
@@ -60,7 +64,8 @@ def write_rank_page(out_dir: Path, result: RankResult, *, top_units: int = TOP_U
              f"of <code>{esc(result.dataset)}</code> ({_count(result.n_examples)} examples, "
              f"{len(result.classes)} classes) by {esc(', '.join(r.method for r in result.rankings))}; "
              f"judged at k = {esc(', '.join(str(k) for k in result.ks))}.</p>")
-    body = (warnings_block(result.warnings) + render_sections(sections, root)
+    body = (glance_section(rank_glance(result), n_warnings=len(result.warnings))
+            + warnings_block(result.warnings) + render_sections(sections, root)
             + render_section(rank_provenance(result, root), root))
     page = render_document(title, intro, body, version=p.neuroscribe_version, css=RANK_CSS)
     out = root / RANKINGS_HTML

@@ -23,6 +23,7 @@ from neuroscribe.service.rank.result_view import (
     random_rows,
     ranking_names,
 )
+from neuroscribe.service.report.atlas_links import ATLAS_NOTE, atlas_link, provenance_key
 from neuroscribe.service.report.html import Section, esc, provenance_section, table
 
 __all__ = ["summary_section", "encoded_section", "used_section", "agreement_section", "rankings_section",
@@ -107,13 +108,13 @@ def summary_section(result: RankResult) -> Section:
         ("majority-class accuracy", "—" if maj is None else _with_ci(maj.accuracy, maj.ci_low, maj.ci_high)),
         ("interventions", interventions),
     ]
-    return Section("Summary", body=table(("", "value"), rows))
+    return Section("Summary", body=table(("", "value"), rows), anchor="summary")
 
 
 def encoded_section(result: RankResult, fig_dir: Path) -> Section:
     fig = probing_figure(result, fig_dir)
     if fig is None:
-        return Section("Encoded information", body='<p class="muted">No probing in this result.</p>')
+        return Section("Encoded information", body='<p class="muted">No probing in this result.</p>', anchor="encoded")
     idx = probe_index(result)
     same = {(s.ranking, s.k): s for s in result.same_probe}
     rnd = {r.k: r for r in random_rows(result)}
@@ -160,7 +161,8 @@ def encoded_section(result: RankResult, fig_dir: Path) -> Section:
                     "and the gap is how much of the accuracy comes from the probe rather than from the units it "
                     "picked. Compare rankings by the separate probe's columns.</p>")
     numeric = set(range(1, len(header)))
-    return Section("Encoded information", figures=(fig,), body=intro + table(header, rows, numeric) + confound)
+    return Section("Encoded information", figures=(fig,), body=intro + table(header, rows, numeric) + confound,
+                   anchor="encoded")
 
 
 def _fields(row: ProbeRow | None) -> tuple:
@@ -202,12 +204,13 @@ def used_section(result: RankResult, fig_dir: Path) -> Section | None:
     tbl = table(("mode", "k", "ranking", "examples", "mean ranked [95% CI]", "mean random [95% CI]",
                  "random sets' means (min..max)", "p over sets (floor)", "difference [95% interval over examples]"),
                 rows, {1, 3, 4, 5, 6, 7, 8})
-    return Section("Used information", figures=(fig,), body=intro + tbl)
+    return Section("Used information", figures=(fig,), body=intro + tbl, anchor="used")
 
 
 def agreement_section(result: RankResult, fig_dir: Path) -> Section:
     if not result.agreement:
-        return Section("Agreement", body='<p class="muted">No agreement: the result has fewer than two rankings.</p>')
+        return Section("Agreement", body='<p class="muted">No agreement: the result has fewer than two rankings.</p>',
+                       anchor="agreement")
     fig = agreement_figure(result, fig_dir)
     names = ranking_names(result)
 
@@ -219,23 +222,31 @@ def agreement_section(result: RankResult, fig_dir: Path) -> Section:
     intro = ("<p>How many of their top-k units two rankings share: overlap = |A ∩ B| / k, Jaccard = |A ∩ B| / "
              f"|A ∪ B|; chance = k / units ({_count(result.units)} units), the expected overlap of two random top-k "
              "sets.</p>")
-    return Section("Agreement", figures=(fig,) if fig else (),
+    return Section("Agreement", figures=(fig,) if fig else (), anchor="agreement",
                    body=intro + table(("a", "b", "k", "overlap", "jaccard", "chance"), rows, {2, 3, 4, 5}))
 
 
+def _top_table(result: RankResult, r, top: int, key: str) -> str:
+    """A ranking's top units, best first; each unit links to its atlas page."""
+    body = "".join(
+        f'<tr><td class="num">{i + 1}</td><td class="num">{atlas_link(key, result.layer, u, str(u))}</td>'
+        f'<td class="num">{esc(_g(r.scores[u], 4) if 0 <= u < len(r.scores) else "—")}</td></tr>'
+        for i, u in enumerate(r.order[:top]))
+    return f"<table><thead><tr><th>rank</th><th>unit</th><th>score</th></tr></thead><tbody>{body}</tbody></table>"
+
+
 def rankings_section(result: RankResult, top: int) -> Section:
-    parts = [f"<p>Per method its top {top} units (of {_count(result.units)}), best first, with their scores (higher = "
-             "better); the full orders are in the result.</p>"]
+    parts = [f"<p>Per method its top {top} units (of {_count(result.units)}, layer {esc(result.layer)}), best first, "
+             "with their scores (higher = better); the full orders are in the result.</p>", ATLAS_NOTE]
+    key = provenance_key(result.provenance)
     for r in result.rankings:
-        units = list(r.order[:top])
-        rows = [(i + 1, u, _g(r.scores[u], 4) if 0 <= u < len(r.scores) else "—") for i, u in enumerate(units)]
         params = table(("parameter", "value"), [(k, _param_value(v)) for k, v in r.params.items()]) if r.params \
             else '<p class="muted">no parameters</p>'
         parts.append(f'<h3 id="ranking-{esc(r.method)}">{esc(r.method)}</h3>'
-                     f'<div class="rk">{table(("rank", "unit", "score"), rows, {0, 1, 2})}{params}</div>')
+                     f'<div class="rk">{_top_table(result, r, top, key)}{params}</div>')
     if not result.rankings:
         parts.append('<p class="muted">No rankings in this result.</p>')
-    return Section("Rankings", body="".join(parts))
+    return Section("Rankings", body="".join(parts), anchor="rankings")
 
 
 def rank_provenance(result: RankResult, root: Path) -> Section:

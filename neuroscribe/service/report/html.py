@@ -1,37 +1,49 @@
 """The report kit's page shell: one self-contained HTML file (inline CSS, PNGs as base64 data URIs,
-no script, no network), shared by the experts, describe and rank pages.
+nothing loaded from the network; a page may carry a few lines of its own inline script), shared by
+the experts, describe and rank pages.
 
 Every string that comes from the user or the result is escaped here, through ``esc``;
 ``Section.body`` and ``Section.aside`` are HTML that their builder already escaped. A page is
-``render_document(title, intro, render_sections(sections, root), ...)``: the shared CSS (plus the
-page's own), the title, the intro, the sections and a footer naming the neuroscribe version.
+``render_document(title, intro, glance + render_sections(sections, root), ...)``: the shared CSS
+(plus the page's own), the title, the intro, the results-at-a-glance box (``report.glance``), the
+sections and a footer naming the neuroscribe version.
+
+Figures: each ``<img>`` gets the CSS size of its PNG (``png_css_size``: the PNG's pixels over its
+dpi, times ``PX_PER_INCH``), so a figure is never scaled down on a page at its content width
+(``CONTENT_PX``) and its fonts read at the size they were drawn for; a figure beside an aside keeps
+its width (the aside wraps under it when both do not fit).
 """
 
 from __future__ import annotations
 
 import base64
 import html
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from neuroscribe.service.report.plotting import FigureData
+from neuroscribe.service.report.plotting import CONTENT_PX, PX_PER_INCH, FigureData
 
 __all__ = ["Section", "esc", "table", "render_section", "render_sections", "render_document", "provenance_list",
-           "provenance_section", "warnings_block"]
+           "provenance_section", "warnings_block", "png_css_size"]
 
 _CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;max-width:1100px;margin:2em auto;
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;max-width:%dpx;margin:2em auto;
 padding:0 1em;color:#222;line-height:1.45}
 h1{font-size:1.5em;margin-bottom:.2em} h2{font-size:1.2em;border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:2em}
-figure{margin:1em 0} figure img{max-width:100%;height:auto;border:1px solid #eee}
-figcaption{font-size:.9em;color:#444} .side{display:flex;gap:1.5em;flex-wrap:wrap;align-items:flex-start}
-.side>figure{flex:1 1 520px} .side>aside{flex:0 1 320px;font-size:.92em}
+figure{margin:1em 0} figure img{max-width:100%%;height:auto;border:1px solid #eee;display:block}
+figcaption{font-size:.9em;color:#444;max-width:60em} .side{display:flex;gap:1.5em;flex-wrap:wrap;align-items:flex-start}
+.side>figure{flex:0 0 auto;max-width:100%%} .side>aside{flex:1 1 260px;font-size:.92em}
 table{border-collapse:collapse;font-size:.88em;margin:.5em 0} th,td{border:1px solid #ddd;padding:.2em .5em;text-align:left}
 td.num{text-align:right;font-variant-numeric:tabular-nums} th{background:#f5f5f5}
 .note{color:#8a4b00;background:#fff6e5;padding:.4em .6em;border-left:3px solid #e69f00}
 .muted{color:#777} code{font-size:.92em} dl.prov{display:grid;grid-template-columns:max-content 1fr;gap:.15em 1em}
 dl.prov dt{font-weight:600} dl.prov dd{margin:0;word-break:break-all}
-"""
+section.glance{background:#f3f8fc;border:1px solid #9cc3e0;border-left:4px solid #0072b2;padding:.2em 1em .6em;
+margin:1em 0} section.glance h2{margin-top:.6em;border:0} section.glance table{font-size:.92em;background:#fff}
+td.below,td.above,td.same{font-weight:600} td.below{color:#b00020} td.above{color:#006b4f} td.same{color:#555}
+a.atlas{text-decoration-style:dotted}
+""" % CONTENT_PX
 
 
 def esc(value) -> str:
@@ -52,6 +64,7 @@ class Section:
     aside: str = ""
     body: str = ""
     files: tuple[str, ...] = field(default_factory=tuple)
+    anchor: str = ""  # the section's id, for links within the page ("": none)
 
 
 def table(header, rows, numeric: set[int] = frozenset()) -> str:
@@ -69,11 +82,34 @@ def _data_uri(png: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(png.read_bytes()).decode("ascii")
 
 
+def png_css_size(data: bytes) -> tuple[int, int] | None:
+    """The CSS size (width, height) of a PNG on the page: its pixels over its dpi (pHYs), times
+    ``PX_PER_INCH``; ``None`` when it is not a PNG or records no dpi."""
+    if data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR":
+        return None
+    width, height = struct.unpack(">II", data[16:24])
+    pos = 8
+    while pos + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        if kind == b"pHYs" and length >= 9:
+            ppu_x, ppu_y, unit = struct.unpack(">IIB", data[pos + 8:pos + 17])
+            if unit != 1 or not ppu_x or not ppu_y:
+                return None
+            dpi_x, dpi_y = ppu_x * 0.0254, ppu_y * 0.0254
+            return round(width / dpi_x * PX_PER_INCH), round(height / dpi_y * PX_PER_INCH)
+        if kind in (b"IDAT", b"IEND"):
+            return None
+        pos += 12 + length
+    return None
+
+
 def _figure(fig: FigureData, root: Path) -> str:
     csv_rel = fig.csv.relative_to(root).as_posix()
     png_rel = fig.png.relative_to(root).as_posix()
+    size = png_css_size(fig.png.read_bytes())
+    dims = f' width="{size[0]}" height="{size[1]}"' if size else ""
     return (
-        f'<figure id="{esc(fig.name)}"><img src="{_data_uri(fig.png)}" alt="{esc(fig.title)}">'
+        f'<figure id="{esc(fig.name)}"><img src="{_data_uri(fig.png)}"{dims} alt="{esc(fig.title)}">'
         f"<figcaption>{esc(fig.caption)} Numbers: <a href=\"{esc(csv_rel)}\">{esc(csv_rel)}</a>"
         f' · image: <a href="{esc(png_rel)}">{esc(png_rel)}</a></figcaption></figure>'
     )
@@ -96,7 +132,8 @@ def render_section(sec: Section, root: Path) -> str:
     if sec.files:
         links = ", ".join(f'<a href="{esc(f)}">{esc(f)}</a>' for f in sec.files)
         parts.append(f'<p class="muted">Files: {links}</p>')
-    return f"<section>{''.join(parts)}</section>"
+    ident = f' id="{esc(sec.anchor)}"' if sec.anchor else ""
+    return f"<section{ident}>{''.join(parts)}</section>"
 
 
 def render_sections(sections, root: Path) -> str:
@@ -105,10 +142,11 @@ def render_sections(sections, root: Path) -> str:
 
 
 def render_document(title: str, intro: str, body: str, *, version: str, source: str | None = None,
-                    css: str = "") -> str:
+                    css: str = "", script: str = "") -> str:
     """The whole page: ``title`` (escaped here) as its title and heading, then ``intro`` and ``body``
     (already escaped HTML); the shared CSS followed by the page's own ``css``; a footer naming the
-    neuroscribe ``version`` and, when given, the ``source`` file the page was written from."""
+    neuroscribe ``version`` and, when given, the ``source`` file the page was written from; the
+    page's own inline ``script`` (JavaScript, no ``</script>`` in it) last."""
     footer = f"Written by neuroscribe {esc(version)}" + (f" from {esc(source)}" if source else "") + "."
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
@@ -116,7 +154,8 @@ def render_document(title: str, intro: str, body: str, *, version: str, source: 
         f"<title>{esc(title)}</title><style>{_CSS}{css}</style></head><body>"
         f"<h1>{esc(title)}</h1>{intro}{body}"
         f'<p class="muted">{footer}</p>'
-        "</body></html>\n"
+        + (f"<script>{script}</script>" if script else "")
+        + "</body></html>\n"
     )
 
 
@@ -145,4 +184,4 @@ def warnings_block(warnings) -> str:
     if not warnings:
         return ""
     items = "".join(f"<li>{esc(w)}</li>" for w in warnings)
-    return f'<section><h2>Warnings ({len(warnings)})</h2><div class="note"><ul>{items}</ul></div></section>'
+    return f'<section id="warnings"><h2>Warnings ({len(warnings)})</h2><div class="note"><ul>{items}</ul></div></section>'

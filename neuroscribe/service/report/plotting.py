@@ -4,24 +4,38 @@ state, no display).
 A figure function saves ``NAME.png`` and ``NAME.csv`` (exactly the numbers it plots, same basename;
 ``figure_paths``, ``save_png``, ``write_csv``) and returns a ``FigureData`` holding those numbers.
 Counts on axes use ``compact_number`` (143k, not 143000; ``number_formatter``); colours come from
-the Okabe-Ito palette (colour-blind safe), then tab20 when more are needed (``palette``,
-``line_styles``). Undefined statistics (``None``, NaN) are ``nan`` in the CSVs (``csv_num``) and left
-out of the plots (``finite``).
+``PALETTE_24``, 24 fixed qualitative colours starting with the Okabe-Ito palette (colour-blind safe)
+(``palette``, ``line_styles``). Undefined statistics (``None``, NaN) are ``nan`` in the CSVs
+(``csv_num``) and left out of the plots (``finite``).
+
+Sizes: a figure inch is shown as ``PX_PER_INCH`` (96) CSS pixels on the page (``html`` sets the
+``<img>`` size from the PNG), so a font of s points reads as s * 96 / 72 CSS pixels; figures are at
+most ``MAX_WIDTH_IN`` wide (the page's content width) and are saved at ``DPI`` = 2 x 96 (sharp on
+high-density screens). ``save_png`` raises any text under ``MIN_FONT_PT`` (7 pt = 9.3 CSS px) and
+records the smallest font in the PNG (``FONT_KEY``), quantised to 256 colours to keep pages light.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = [
+    "CONTENT_PX",
+    "DPI",
+    "FONT_KEY",
     "FigureData",
-    "OKABE_ITO",
     "MARKERS",
+    "MAX_WIDTH_IN",
+    "MIN_FONT_PT",
     "NAN",
+    "OKABE_ITO",
+    "PALETTE_24",
+    "PX_PER_INCH",
     "compact_number",
     "csv_num",
     "figure_paths",
@@ -36,13 +50,24 @@ __all__ = [
     "plot_label",
     "rotate_labels",
     "save_png",
+    "thin_ticks",
     "write_csv",
 ]
 
 # Okabe & Ito (2008), "Color Universal Design"; black left out (it reads as text/edges)
 OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#999999")
+# Okabe-Ito, then 16 colours picked greedily from Tol's, Kelly's and tab10's palettes for the largest
+# smallest CIELAB distance to the colours before them (lightness 25-85): no two closer than 24 (dE76)
+PALETTE_24 = OKABE_ITO + ("#FF1493", "#800080", "#BE0032", "#663333", "#808000", "#F99379", "#2CA02C", "#225555",
+                          "#DDCC77", "#00CED1", "#225522", "#9467BD", "#8DB600", "#882255", "#A0522D", "#EE6677")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 NAN = float("nan")
+PX_PER_INCH = 96  # CSS pixels per figure inch on the page
+DPI = 2 * PX_PER_INCH  # PNG pixels per figure inch: 2x
+CONTENT_PX = 1000  # the page's content width (html.py's body max-width)
+MAX_WIDTH_IN = 9.8  # widest figure: the content width less the figure's border and a little room
+MIN_FONT_PT = 7.0  # 7 pt at 96 px per inch = 9.3 CSS px
+FONT_KEY = "neuroscribe:min-font-pt"  # PNG text chunk: the smallest font of the figure, in points
 _LINESTYLES = ("-", "--", ":", "-.")
 _SUFFIXES = ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k"))
 _MAX_LABEL = 28  # characters of a name shown on an axis (the CSV holds the full name)
@@ -107,23 +132,18 @@ def csv_num(v):
 
 
 def palette(n: int) -> list[str]:
-    """``n`` distinguishable colours: Okabe-Ito up to 8, tab20 up to 20, then tab20 repeated."""
-    if n <= len(OKABE_ITO):
-        return list(OKABE_ITO[:n])
-    from matplotlib import colormaps
-
-    tab = [colormaps["tab20"](i) for i in range(20)]
-    return [tab[i % 20] for i in range(n)]
+    """``n`` distinguishable colours: the first ``n`` of ``PALETTE_24`` (Okabe-Ito first), repeated
+    beyond 24."""
+    return [PALETTE_24[i % len(PALETTE_24)] for i in range(n)]
 
 
 def line_styles(n: int) -> list[tuple]:
-    """``n`` distinguishable ``(colour, linestyle, marker)``: the qualitative ``palette`` (Okabe-Ito,
-    then tab20) with solid lines up to 20; beyond 20 the colours repeat with another line style
-    and marker."""
-    if n <= 20:
+    """``n`` distinguishable ``(colour, linestyle, marker)``: the ``palette`` with solid lines up to
+    24; beyond 24 the colours repeat with another line style and marker."""
+    size = len(PALETTE_24)
+    if n <= size:
         return [(c, "-", MARKERS[i % len(MARKERS)] if n > 8 else "o") for i, c in enumerate(palette(n))]
-    colours = palette(n)  # tab20, repeated
-    return [(colours[i], _LINESTYLES[(i // 20) % len(_LINESTYLES)], MARKERS[(i // 20) % len(MARKERS)])
+    return [(PALETTE_24[i % size], _LINESTYLES[(i // size) % len(_LINESTYLES)], MARKERS[(i // size) % len(MARKERS)])
             for i in range(n)]
 
 
@@ -136,8 +156,9 @@ def plot_label(name: str, limit: int = _MAX_LABEL) -> str:
 
 
 def label_size(n: int) -> float:
-    """The font size of ``n`` tick labels side by side (10 for a few, down to 5)."""
-    return max(5.0, min(10.0, 160.0 / max(n, 1)))
+    """The font size of ``n`` tick labels side by side (9 for a few, down to ``MIN_FONT_PT``; past
+    that, ``thin_ticks`` labels fewer of them)."""
+    return max(MIN_FONT_PT + 0.5, min(9.0, 180.0 / max(n, 1)))
 
 
 def rotate_labels(labels, n: int) -> None:
@@ -147,6 +168,15 @@ def rotate_labels(labels, n: int) -> None:
             t.set_rotation(45)
             t.set_ha("right")
             t.set_rotation_mode("anchor")
+
+
+def thin_ticks(length_in: float, n: int, slot_in: float = 0.17) -> int:
+    """The step between labelled ticks so that ``n`` labels along ``length_in`` inches get at least
+    ``slot_in`` inches each (1: every tick). ``slot_in`` 0.17 fits a 7-8 pt label across its line
+    height (rotated labels, or labels stacked on a y axis)."""
+    if n <= 1 or length_in <= 0:
+        return 1
+    return max(1, math.ceil(n * slot_in / length_in))
 
 
 # --------------------------------------------------------------------------- axes
@@ -170,19 +200,23 @@ def outside_legend(fig, handles, labels, n: int) -> None:
     """The figure's legend outside the axes, top right (nothing without handles)."""
     if not handles:
         return
-    fs = 8 if n <= 12 else 7 if n <= 24 else 6
+    fs = 8 if n <= 12 else 7.5
     fig.legend(handles, labels, loc="outside right upper", fontsize=fs, frameon=False,
-               ncols=1 if n <= 30 else 2)
+               ncols=1 if n <= 26 else 2)
 
 
 # --------------------------------------------------------------------------- files
 
 
 def new_figure(width: float, height: float):
-    """A matplotlib ``Figure`` on the Agg canvas (inches; 110 dpi, constrained layout)."""
+    """A matplotlib ``Figure`` on the Agg canvas (inches, at most ``MAX_WIDTH_IN`` wide; ``DPI``,
+    constrained layout)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    return Figure(figsize=(width, height), dpi=110, layout="constrained")
+    fig = Figure(figsize=(min(width, MAX_WIDTH_IN), height), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
 
 
 def figure_paths(out_dir: Path, name: str) -> tuple[Path, Path]:
@@ -190,9 +224,41 @@ def figure_paths(out_dir: Path, name: str) -> tuple[Path, Path]:
     return out_dir / f"{name}.png", out_dir / f"{name}.csv"
 
 
+def _texts(fig):
+    from matplotlib.text import Text
+
+    return [t for t in fig.findobj(Text) if t.get_visible() and str(t.get_text()).strip()]
+
+
+def enforce_min_font(fig) -> float:
+    """Raise every text of ``fig`` under ``MIN_FONT_PT`` to it (tick labels through their axis, so
+    ticks made at the next draw follow) and return the smallest font size left, in points."""
+    fig.canvas.draw()  # the ticks and the layout exist from here on
+    for ax in fig.get_axes():
+        for axis in (ax.xaxis, ax.yaxis):
+            if any(t.get_fontsize() < MIN_FONT_PT for t in axis.get_ticklabels(which="both")):
+                axis.set_tick_params(which="both", labelsize=MIN_FONT_PT)
+    texts = _texts(fig)
+    for t in texts:
+        if t.get_fontsize() < MIN_FONT_PT:
+            t.set_fontsize(MIN_FONT_PT)
+    return min((t.get_fontsize() for t in texts), default=MIN_FONT_PT)
+
+
 def save_png(fig, png: Path) -> None:
-    """Save ``fig`` as a PNG without the Software tag (the same figure gives the same bytes)."""
-    fig.savefig(png, format="png", metadata={"Software": None})
+    """Save ``fig`` as a PNG at ``DPI``, quantised to 256 colours, with its smallest font size
+    (``FONT_KEY``) and no Software tag (the same figure gives the same bytes)."""
+    from PIL import Image, PngImagePlugin
+
+    smallest = enforce_min_font(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
+    buf.seek(0)
+    with Image.open(buf) as im:
+        img = im.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    info = PngImagePlugin.PngInfo()
+    info.add_text(FONT_KEY, f"{smallest:g}")
+    img.save(png, format="PNG", dpi=(DPI, DPI), pnginfo=info, optimize=True)
 
 
 def write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence]) -> None:

@@ -11,7 +11,7 @@ from neuroscribe.jobs.describe import (AssignedDescriptor, ConsistencyReport, De
                                          HubSentence, UnitReport, ValidityReport, VocabularyReport)
 from neuroscribe.jobs import DescribeResult, Provenance
 from neuroscribe.service.describe.page import write_describe_page
-from html_check import PageChecker, parse_page
+from html_check import PageChecker, figure_errors, link_errors, parse_page, script_errors
 
 TEXTS = [
     "The battery lasts all day.",
@@ -89,10 +89,6 @@ _Checker = PageChecker
 _parse = parse_page
 
 
-def _details(page: str) -> list[str]:
-    return re.findall(r"<details.*?</details>", page, flags=re.S)
-
-
 def _csv(path):
     with path.open(newline="", encoding="utf-8") as f:
         return list(csv.reader(f))
@@ -106,13 +102,24 @@ def written(tmp_path_factory):
     return out, path, path.read_text(encoding="utf-8")
 
 
+def _rows(page: str) -> list[str]:
+    """The rows of the units table."""
+    table = re.search(r'<table id="unit-table".*?<tbody>(.*?)</tbody>', page, flags=re.S)
+    return re.findall(r"<tr>.*?</tr>", table.group(1), flags=re.S) if table else []
+
+
+def _row(page: str, unit: str) -> str:
+    return next(r for r in _rows(page) if f">{unit}</a></td>" in r)
+
+
 def test_page_exists_parses_balanced_and_is_self_contained(written):
     out, path, page = written
     assert path == out / "descriptions.html" and path.is_file()
     p = _parse(page)
     assert p.errors == [] and p.stack == [], (p.errors, p.stack)
-    tags = {t for t, _ in p.tags}
-    assert "script" not in tags and "link" not in tags and "iframe" not in tags
+    tags = [t for t, _ in p.tags]
+    assert tags.count("script") == 1 and "link" not in tags and "iframe" not in tags  # the table's sorting only
+    assert script_errors(page) == [] and link_errors(page, out) == [] and figure_errors(page) == []
     imgs = [a["src"] for t, a in p.tags if t == "img"]
     assert len(imgs) == 2 and all(s.startswith("data:image/png;base64,") for s in imgs)
     assert "http://" not in page and "https://" not in page
@@ -121,7 +128,7 @@ def test_page_exists_parses_balanced_and_is_self_contained(written):
 
 def test_user_strings_are_escaped(written):
     _, _, page = written
-    assert "<script>" not in page
+    assert "<script>alert" not in page
     assert "&lt;script&gt;alert('x')&lt;/script&gt;" in page  # element content: &, <, > escaped
     assert "sound &lt;quality&gt;" in page and "<quality>" not in page
     assert "<b>.tsv" not in page
@@ -137,40 +144,95 @@ def test_warnings_and_summary(written):
         assert needle in text, needle
 
 
-def test_units_one_details_each_described_first_in_order(written):
+def test_glance_box_first_every_number_beside_its_baseline(written):
     _, _, page = written
-    details = _details(page)
-    assert len(details) == 6
-    ids = [re.search(r'id="(u[\d-]+)"', d).group(1) for d in details]
-    assert ids == ["u1-0", "u2-1", "u2-2", "u1-1", "u1-2", "u2-0"]
-    heading = page.index("Undescribed units (3)")
-    assert page.index('id="u2-2"') < heading < page.index('id="u1-1"')
-    assert "Described units (3)" in page
+    first = page.index("<section")
+    assert page[first:].startswith('<section id="glance" class="glance">')
+    glance = page[first:page.index("</section>", first)]
+    rows = glance.split("<tr>")[2:]
+    assert all(r.count("<td") == 4 for r in rows)
+    described = next(r for r in rows if "units described" in r)
+    assert "3 of 6 units (50.0%)" in described and "not computed" in described  # no chance sets in this result
+    p1 = next(r for r in rows if "precision@1" in r)
+    assert "50.0%" in p1 and "random exemplar sets" in p1
+    j = next(r for r in rows if "split-half Jaccard" in r)
+    assert "mean 0.625" in j and "the paper&#x27;s mean 0.95 (a reference, not chance)" in j
+    assert '<td class="below">below the paper&#x27;s (no interval)' in j
+    assert '<a href="#warnings">1 warning</a>' in glance
+    assert page.index("Results at a glance") < page.index("Warnings (1)") < page.index("<h2>Summary")
+
+
+def test_glance_verified_and_chance_rows(tmp_path):
+    from neuroscribe.jobs.describe import VerificationReport
+
+    res = _result()
+    ev = res.evaluation.model_copy(update={
+        "baseline_sets": 100, "baseline_n_units": 80, "baseline_precision": (0.6, 0.5, 0.4),
+        "precision_ci": ((0.4, 0.6), (0.3, 0.45), None), "baseline_precision_ci": ((0.55, 0.65),) * 3,
+        "precision_minus_chance_ci": ((-0.2, -0.02), (-0.2, 0.1), None)})
+    vr = VerificationReport(fdr=0.05, n_heldout=4, n_pairs=5, n_testable=5, n_verified=3, n_units_tested=3,
+                            n_units_verified=2, n_verified_null=0)
+    page = write_describe_page(tmp_path, res.model_copy(update={"evaluation": ev, "verification": vr}), TEXTS,
+                               LABELS, VOCAB).read_text(encoding="utf-8")
+    glance = page[page.index('<section id="glance"'):]
+    glance = glance[:glance.index("</section>")]
+    rows = glance.split("<tr>")[2:]
+    assert "3 of 5 descriptions" in rows[0] and "responses permuted across sentences: 0" in rows[0]
+    assert "above the permuted null" in rows[0]
+    described = next(r for r in rows if "units described" in r)
+    assert "80 of 100 described (80.0%)" in described and '<td class="below">below chance (no interval)' in described
+    p1 = next(r for r in rows if "precision@1" in r)
+    assert '<td class="below">below chance (difference -20.0 to -2.0 points)' in p1 and "[40–60]" in p1
+    p2 = next(r for r in rows if "precision@2" in r)
+    assert "not told apart from chance" in p2 and "paper P@2 75%" in p2
+    # the verified column of the units table
+    assert "<th>verified</th>" in page
+
+
+def test_units_table_lists_described_units_only_in_order(written):
+    _, _, page = written
+    assert "<details" not in page
+    rows = _rows(page)
+    units = [re.search(r'">(\d+:\d+)</a>', r).group(1) for r in rows]
+    assert units == ["1:0", "2:1", "2:2"]  # described only, by layer then unit
+    assert "Units: 3 of 6 described" in page
+    assert "3 units are not described (no descriptor at f ≥ t = 50%); they are counted here, not listed." in page
+    assert "1:1<" not in page and "2:0<" not in page
+
+
+def test_units_link_to_their_atlas_pages(written):
+    from neuroscribe.atlas.keys import model_key
+
+    _, _, page = written
+    key = model_key("tiny/bert", None, "ab" * 32)
+    links = [a["href"] for t, a in _parse(page).tags if t == "a" and a.get("class") == "atlas"]
+    assert links == [f"/neurons/{key}/1/0", f"/neurons/{key}/2/1", f"/neurons/{key}/2/2"]
+    assert "neuroscribe ui" in page  # said once: they open in the atlas
+
+
+def test_table_sorts_and_filters_without_a_library(written):
+    _, _, page = written
+    p = _parse(page)
+    assert any(t == "input" and a.get("id") == "unit-filter" for t, a in p.tags)
+    script = p.scripts[0]
+    assert "unit-table" in script and "unit-filter" in script and "sort" in script
+    heads = re.search(r'<table id="unit-table".*?<thead>(.*?)</thead>', page, flags=re.S).group(1)
+    assert [h for h in re.findall(r"<th>(.*?)</th>", heads)] == ["unit", "descriptors (f)", "enrichment", "J",
+                                                                 "reference", "best exemplars"]
+    assert 'data-s="1000000"' in _row(page, "1:0")  # the unit column sorts by layer, then unit
 
 
 def test_described_unit_shows_descriptors_exemplars_and_truncation(written):
     _, _, page = written
-    d = next(x for x in _details(page) if 'id="u1-0"' in x)
-    text = "".join(_parse(d).text)
-    assert "1:0" in text and "battery, negative" in text
-    assert "J 0.5" in text and "ref negative" in text
-    cells = [c.strip() for c in _parse(d.split("<ol")[0]).text]
-    assert ["battery", "100.0", "25.0", "4", "0.012"] == cells[cells.index("battery", 3):][:5]  # f, base, enr, p
-    assert "1 of 4 exemplars without descriptors" in text
-    # first 3 exemplars of rows (1, 0, 7, 3), with activation and label; the 4th is left to descriptions.json
+    row = _row(page, "1:0")
+    text = "".join(_parse(row).text)
+    assert "battery 100%, negative 50%" in text and "0.5" in text and "negative" in text
+    # first 3 exemplars of rows (1, 0, 7, 3), with activation and label; the 4th is left to the atlas
     assert "9.5 [0] Terrible sound, <script>alert('x')</script> avoid." in text
     assert "8.25 [1] The battery lasts all day." in text
     assert "Battery died quickly." in text
     assert "The charger broke after a week." not in text
-    assert "1 more exemplars in descriptions.json" in text
-    assert "<th>q</th>" not in d  # no FDR asked: no q column
-
-
-def test_undescribed_unit_has_exemplars_and_no_descriptor_table(written):
-    _, _, page = written
-    d = next(x for x in _details(page) if 'id="u2-0"' in x)
-    assert "<table" not in d and "<li>" in d
-    assert "J undefined" in d and "ref none" in d
+    assert "<th>q</th>" not in page  # no FDR asked: no q column
 
 
 def test_consistency_csv_holds_the_histogram(written):
@@ -226,9 +288,9 @@ def test_no_evaluation_no_warnings_no_labels(tmp_path):
     assert not (tmp_path / "report" / "precision_recall.csv").exists()
     assert (tmp_path / "report" / "consistency_hist.csv").exists()
     assert "Warnings" not in page and 'class="note"' not in page
-    assert "ref " not in "".join(_parse(page).text)
-    assert "[0]" not in page and "[1]" not in page  # no labels, none shown
-    assert "more exemplars in descriptions.json" not in page  # 4 exemplars, 10 shown at most
+    assert "<th>reference</th>" not in page
+    assert "<i>[0]</i>" not in page and "<i>[1]</i>" not in page  # no labels, none shown
+    assert "precision@" not in page
 
 
 def test_no_consistency_and_fdr_q_column(tmp_path):
@@ -239,9 +301,8 @@ def test_no_consistency_and_fdr_q_column(tmp_path):
     page = write_describe_page(tmp_path, res, TEXTS, LABELS, VOCAB).read_text(encoding="utf-8")
     assert _parse(page).errors == []
     assert "Not computed" in page and not (tmp_path / "report" / "consistency_hist.csv").exists()
-    d = next(x for x in _details(page) if 'id="u1-0"' in x)
-    assert "<th>q</th>" in d and "0.031" in d
-    assert "J " not in "".join(_parse(d).text)
+    assert "<th>q</th>" in page and "<th>J</th>" not in page
+    assert '<td class="num">0.031</td>' in _row(page, "1:0")
 
 
 def test_long_sentences_are_cut(tmp_path):
@@ -255,7 +316,7 @@ def test_default_cut_depends_on_the_number_of_units_shown(tmp_path):
     texts = list(TEXTS)
     texts[1] = "word " * 200  # 999 characters once its spaces are normalised
     page = write_describe_page(tmp_path, _result(), texts, LABELS, VOCAB).read_text("utf-8")
-    assert ("word " * 79 + "word…") in page and "word " * 81 not in page  # few units: 400 characters
+    assert ("word " * 47 + "word…") in page and "word " * 49 not in page  # few units: 240 characters
 
 
 # --------------------------------------------------------------------------- rebuilding from a result folder
@@ -305,7 +366,7 @@ def test_rebuild_gives_the_page_the_job_wrote(tmp_path, labels, evaluation):
     after = _files(folder)
     assert after["descriptions.html"] == before["descriptions.html"]  # the same HTML, byte for byte
     assert after == before  # and the same figures, CSVs and other files; nothing stale, nothing left over
-    assert ("[0]" in path.read_text(encoding="utf-8")) == (labels is not None)
+    assert ("<i>[0]</i>" in path.read_text(encoding="utf-8")) == (labels is not None)
 
 
 def test_rebuild_needs_a_describe_result_folder(tmp_path):
@@ -340,8 +401,33 @@ def test_unit_status_and_validity_summary(tmp_path):
     for needle in ("response > 0: 5 of 6 units fire", "dead 1, rare 1, too few valid exemplars 1",
                    "1 are exemplars of ≥ 5% of the units", "(4 units)", "dead 1, rare 1, too few valid exemplars 1"):
         assert needle in text, needle
-    assert "&lt;script&gt;" in page and "<script>" not in page
-    d = next(x for x in _details(page) if 'id="u2-0"' in x)
-    assert "<i>dead · J undefined" in d and "dead: fires on 3 sentences (37.5%) above 0; max 9.5" in d
-    d = next(x for x in _details(page) if 'id="u1-0"' in x)
-    assert "<i>J 0.5" in d  # a described unit's line shows no status
+    assert "&lt;script&gt;" in page and "<script>alert" not in page
+    assert "3 units are not described (no descriptor at f ≥ t = 50%): dead 1, rare 1, too few valid exemplars 1" in text
+    assert [re.search(r'">(\d+:\d+)</a>', r).group(1) for r in _rows(page)] == ["1:0", "2:1", "2:2"]
+
+
+def test_a_big_model_gives_a_light_page(tmp_path):
+    """9,216 units (6 x 1,536), 400 of them described, 10 exemplars each of 1,000 long sentences: the
+    page lists the 400 and counts the others, well under 1 MB (it was ~15 MB with one <details> per unit)."""
+    texts = [f"sentence {i} " + "with a fairly long review text about the product " * 6 for i in range(1000)]
+    labels = [str(i % 2) for i in range(1000)]
+    described = set(range(0, 9216, 23))  # 401 units
+    units = []
+    for i in range(9216):
+        layer, unit = divmod(i, 1536)
+        rows = tuple((i * 7 + j * 13) % 1000 for j in range(10))
+        units.append(UnitReport(
+            layer=layer, unit=unit, descriptors=(_desc("battery", 80.0), _desc("negative", 60.0)) if i in described
+            else (), exemplars=rows, activations=tuple(10.0 - j for j in range(10)),
+            consistency=0.5 if i in described else None, reference=("negative",), status="described"
+            if i in described else "rare"))
+    base = _result()
+    res = base.model_copy(update={"layers": tuple(range(6)), "units_per_layer": 1536, "n_units": 9216,
+                                  "n_described": len(described), "units": tuple(units), "n_sentences": 1000,
+                                  "n_exemplars": 10})
+    page = write_describe_page(tmp_path, res, texts, labels, VOCAB).read_text(encoding="utf-8")
+    size = len(page.encode("utf-8"))
+    assert size < 400_000, size
+    assert len(_rows(page)) == len(described) and "<details" not in page
+    assert f"{9216 - len(described):,} units are not described" in page
+    assert link_errors(page, tmp_path) == [] and figure_errors(page) == []

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from neuroscribe.jobs import ConceptExperts, ExpertsResult, ExpertUnit, Provenance
 from neuroscribe.service.cli import cli
 from neuroscribe.service.report.plotting import compact_number, plot_label
+from html_check import figure_errors, figure_text_px, link_errors, parse_page, script_errors
 
 LAYERS = (0, 1, 2)
 UNITS = 8
@@ -90,6 +91,32 @@ def test_page_exists_names_every_concept_escaped_and_is_self_contained(reported)
         assert key in page
 
 
+def test_glance_box_comes_first_with_the_chance_baseline(reported):
+    page = (reported / "report.html").read_text(encoding="utf-8")
+    first = page.index("<section")
+    assert page[first:].startswith('<section id="glance" class="glance">')
+    glance = page[first:page.index("</section>", first)]
+    assert "Results at a glance" in glance and "experts per concept (AP ≥ 0.9)" in glance
+    # every row has its baseline: units unrelated to the concept, from random rankings of its sentences
+    assert "units unrelated to the concept" in glance and "random rankings" in glance
+    assert "above chance for all 4 concepts" in glance  # 2-4 experts each, chance ~0 for n+ 20, n- 18
+    assert 'href="#experts"' in glance
+
+
+def test_links_figures_and_atlas_units(reported):
+    page = (reported / "report.html").read_text(encoding="utf-8")
+    assert link_errors(page, reported) == []
+    assert figure_errors(page) == [] and script_errors(page) == []
+    assert all(px >= 9 for _, px in figure_text_px(page))
+    atlas = [a["href"] for t, a in parse_page(page).tags if t == "a" and a.get("class") == "atlas"]
+    assert len(atlas) == 5 * len(EXPERTS)  # every top unit of every concept
+    from neuroscribe.atlas.keys import model_key
+
+    key = model_key("tiny/<model>", None, "f" * 64)  # no requested revision: the default one
+    assert f"/neurons/{key}/1/2" in atlas and all(h.startswith(f"/neurons/{key}/") for h in atlas)
+    assert "neuroscribe ui" in page
+
+
 def test_every_png_has_its_csv_linked(reported):
     pngs = sorted(p.stem for p in (reported / "report").glob("*.png"))
     assert pngs == ["concept_overlap", "experts_per_concept", "experts_per_layer"]
@@ -161,6 +188,8 @@ def test_rerun_replaces_the_report_and_many_concepts_render(tmp_path):
     assert _report(folder).exit_code == 0
     _, rows = _csv(folder / "report" / "concept_overlap.csv")
     assert len(rows) == math.comb(24, 2)
+    page = (folder / "report.html").read_text(encoding="utf-8")
+    assert figure_errors(page) == [] and link_errors(page, folder) == []
     assert sorted(p.name for p in folder.iterdir()) == ["ap.csv", "experts.json", "report", "report.html"]
 
 

@@ -25,7 +25,8 @@ from neuroscribe.jobs import ConceptExperts, ExpertsResult, ExpertUnit, Provenan
 from neuroscribe.service.cli import cli
 from neuroscribe.service.experts.report import write_report
 from neuroscribe.service.experts.alignment_figures import rho_text
-from neuroscribe.service.report.plotting import compact_number, line_styles
+from neuroscribe.service.report.plotting import PALETTE_24, compact_number, line_styles, palette
+from html_check import figure_errors, link_errors, script_errors
 
 LAYERS = (0, 1, 2)
 CONCEPTS = {"cat": {(0, 1), (1, 2)}, "dog": {(0, 1), (2, 5)}, "AT&T": set()}
@@ -196,11 +197,54 @@ def test_every_suite_section_has_its_pngs_and_csvs_in_order(full):
     assert "<script" not in page and "http" not in page
 
 
+def test_glance_box_first_every_number_beside_its_baseline(full):
+    folder, page = full
+    first = page.index("<section")
+    assert page[first:].startswith('<section id="glance" class="glance">')
+    glance = page[first:page.index("</section>", first)]
+    rows = glance.split("<tr>")[2:]  # header row left out
+    assert all(r.count("<td") == 4 for r in rows)
+    assert '<a href="#warnings">1 warning</a>' in glance
+    assert "not: AT&amp;T" in glance  # no expert: not above chance
+    stab = next(r for r in rows if "fold Jaccard" in r)
+    assert "random sets of the same sizes" in stab
+    men = next(r for r in rows if "MEN Spearman ρ: experts_jaccard" in r)
+    assert "0.412 [" in men and "shuffled pairings: 95% within ±" in men and "p = 0.0031" in men
+    assert "no alignment: ρ = 0" in men
+    assert next(r for r in rows if "embedding_cosine" in r).count("undefined") == 2
+    cat = next(r for r in rows if "Δ log P(cat)" in r)
+    assert "+1.25" in cat and "as many random units: +0.125" in cat and "above random units" in cat
+    dog = next(r for r in rows if "Δ log P(dog)" in r)
+    assert "not told apart from random units (no interval)" in dog
+    sweep = next(r for r in rows if "sweep: experts of pythia-70m@step143000" in r)
+    assert "random initialisation of the same architecture: 1" in sweep and "above the random" in sweep
+    for anchor in ("experts", "stability", "alignment", "causal", "sweep"):
+        assert f'href="#{anchor}"' in glance and f'<section id="{anchor}">' in page
+
+
+def test_links_and_figures_are_readable(full):
+    folder, page = full
+    assert link_errors(page, folder) == [] and figure_errors(page) == [] and script_errors(page) == []
+
+
+def test_palette_has_24_distinct_colours():
+    assert len(PALETTE_24) == 24 and len({c.upper() for c in PALETTE_24}) == 24
+    assert palette(24) == list(PALETTE_24) and palette(25)[24] == PALETTE_24[0]
+    assert palette(8) == list(PALETTE_24[:8])  # Okabe-Ito first: colour-blind safe for a few concepts
+
+    def rgb(c):
+        return tuple(int(c[i:i + 2], 16) for i in (1, 3, 5))
+
+    closest = min(sum((a - b) ** 2 for a, b in zip(rgb(x), rgb(y))) ** 0.5
+                  for i, x in enumerate(PALETTE_24) for y in PALETTE_24[i + 1:])
+    assert closest > 40  # no two nearly alike (RGB distance; 0-441)
+
+
 def test_warnings_are_shown_escaped_first(full):
     _, page = full
     sec = _section(page, "Warnings")
     assert "identical weights &lt;check&gt;" in sec and "<check>" not in page
-    assert page.index("Warnings (1)") < page.index("Experts per concept")
+    assert page.index("Results at a glance") < page.index("Warnings (1)") < page.index("Experts per concept")
 
 
 def test_stability_csv_holds_the_best_jaccard_per_tau(full):
@@ -345,7 +389,8 @@ def test_nan_statistics_in_memory_render_as_dash(tmp_path):
 def test_many_concepts_get_distinct_line_styles_and_render(tmp_path):
     styles = line_styles(45)
     assert len(set(styles)) == 45
-    assert {ls for _, ls, _ in styles[:20]} == {"-"} and styles[20][1] != "-"
+    assert {ls for _, ls, _ in styles[:24]} == {"-"} and styles[24][1] != "-"
+    assert len({c for c, _, _ in styles[:24]}) == 24  # 24 concepts, 24 colours
     names = [f"concept {i}" for i in range(25)]
     st = StabilityReport(spec=StabilitySpec(taus=TAUS), n_pos=(5,), n_neg=(5,), concepts=tuple(
         ConceptStability(concept=n, folds=FoldStability(tau=0.9, k=3, jaccard=0.5, n_pairs=3, n_experts=(1, 1, 1)),

@@ -10,7 +10,7 @@ import pytest
 from neuroscribe.jobs import Provenance, RankResult
 from neuroscribe.jobs.rank import AgreementRow, EffectRow, ProbeRow, RankingReport, SameProbeRow
 from neuroscribe.service.rank.page import write_rank_page
-from html_check import PageChecker, parse_page
+from html_check import PageChecker, figure_errors, link_errors, parse_page, script_errors
 
 UNITS = 30
 KS = (2, 4, 8)
@@ -118,7 +118,7 @@ def _csv(path):
 
 
 def _section(page: str, title: str) -> str:
-    m = re.search(rf"<section><h2>{re.escape(title)}</h2>.*?</section>", page, flags=re.S)
+    m = re.search(rf"<section(?: id=\"[a-z-]+\")?><h2>{re.escape(title)}</h2>.*?</section>", page, flags=re.S)
     assert m, title
     return m.group(0)
 
@@ -158,7 +158,7 @@ def test_user_strings_are_escaped(written):
 
 def test_page_order(written):
     _, _, page = written
-    marks = ["<h1>", "Warnings (1)", "<h2>Summary</h2>", "<h2>Encoded information</h2>",
+    marks = ["<h1>", "Results at a glance", "Warnings (1)", "<h2>Summary</h2>", "<h2>Encoded information</h2>",
              "<h2>Used information</h2>", "<h2>Agreement</h2>", "<h2>Rankings</h2>", "<h2>Provenance</h2>"]
     pos = [page.index(m) for m in marks]
     assert pos == sorted(pos)
@@ -224,14 +224,53 @@ def test_rankings_list_top_units_in_order(written):
     _, _, page = written
     sec = _section(page, "Rankings")
     m = re.search(r'<h3 id="ranking-linear">linear</h3>.*?<tbody>(.*?)</tbody>', sec, flags=re.S)
-    cells = re.findall(r"<tr><td[^>]*>(\d+)</td><td[^>]*>(\d+)</td>", m.group(1))
-    assert [int(u) for _, u in cells] == list(LINEAR_ORDER[:20])
-    assert [int(r) for r, _ in cells] == list(range(1, 21))
-    assert str(LINEAR_ORDER[20]) not in [u for _, u in cells]
+    cells = re.findall(r'<tr><td[^>]*>(\d+)</td><td[^>]*><a class="atlas" href="/neurons/tiny--gpt2/3/(\d+)">(\d+)</a></td>',
+                       m.group(1))
+    assert [int(u) for _, u, _ in cells] == list(LINEAR_ORDER[:20])
+    assert all(u == v for _, u, v in cells)  # each unit links to its own atlas page (layer 3)
+    assert [int(r) for r, _, _ in cells] == list(range(1, 21))
+    assert str(LINEAR_ORDER[20]) not in [u for _, u, _ in cells]
+    assert "neuroscribe ui" in sec
     text = "".join(_parse(sec).text)
     assert "converged" in text and "l1_ratio" in text
     assert "… (12 in all)" in text  # long lists shortened
     assert sec.index("ranking-linear") < sec.index("ranking-probeless") < sec.index("ranking-random")
+
+
+def test_glance_box_first_with_random_k_and_chance(written):
+    out, _, page = written
+    first = page.index("<section")
+    assert page[first:].startswith('<section id="glance" class="glance">')
+    glance = page[first:page.index("</section>", first)]
+    rows = glance.split("<tr>")[2:]
+    linear = next(r for r in rows if "linear: logreg probe on its top-k units" in r)
+    # top-k 81.2 / 85.2 / 89.2 [±5] against random-k 62 / 64 / 68 [±5]: apart at every k
+    assert "k=2: 83.2%" in linear and "random k units: k=2: 62.0%" in linear and "majority class 50.0%" in linear
+    assert "k=2: above chance; k=4: above chance; k=8: above chance" in linear
+    rnd = next(r for r in rows if "random: logreg probe" in r)
+    assert "k=2: not told apart from chance" in rnd and 'class="same"' in rnd  # 57% [52-62] vs 62% [57-67]
+    used = next(r for r in rows if "intervening on each ranking" in r)
+    # no random draws in this result: the interval of ranked − random (± 0.2 around ranked − random)
+    assert "ranked − random" in used and "linear 4 of 4; probeless 4 of 4" in used
+    agree = next(r for r in rows if "agreement of the top-8 sets" in r)
+    assert "k / units = 0.267" in agree
+    assert '<a href="#warnings">1 warning</a>' in glance
+
+
+def test_glance_says_below_chance(tmp_path):
+    res = _result(interventions=False)
+    probing = tuple(r.model_copy(update={"accuracy": 0.3, "ci_low": 0.28, "ci_high": 0.32})
+                    if r.ranking == "random" and r.selection == "top" else r for r in res.probing)
+    page = write_rank_page(tmp_path, res.model_copy(update={"probing": probing})).read_text(encoding="utf-8")
+    glance = page[page.index('<section id="glance"'):]
+    row = next(r for r in glance.split("<tr>") if "random: logreg probe" in r)
+    assert '<td class="below">k=2: below chance; k=4: below chance; k=8: below chance</td>' in row
+    assert "intervening" not in glance[:glance.index("</section>")]  # no interventions: no row
+
+
+def test_links_figures_and_script(written):
+    out, _, page = written
+    assert link_errors(page, out) == [] and figure_errors(page) == [] and script_errors(page) == []
 
 
 def test_provenance(written):
