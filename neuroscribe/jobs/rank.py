@@ -18,10 +18,11 @@ from neuroscribe.jobs.common import SCHEMA_VERSION, Frozen, JobBase, Pooling, Pr
 
 __all__ = ["RankJob", "RankResult", "AttributeDataSpec", "RankingSpec", "ProbingSpec", "InterventionSpec",
            "RankingReport", "BottomRow", "StabilityRow", "ProbeRow", "SameProbeRow", "EffectRow", "AgreementRow",
-           "MIN_PER_CLASS", "METHODS", "BOTTOM_K"]
+           "MIN_PER_CLASS", "METHODS", "BOTTOM_K", "EDIT_POSITIONS"]
 
 MIN_PER_CLASS = 5
 METHODS = ("linear", "gaussian", "probeless", "ap", "random")
+EDIT_POSITIONS = ("all", "attribute")
 BOTTOM_K = ("bottom-k: the k units the ranking considers least relevant (lowest relevance score), ties at the "
             "boundary broken at random with the job's seed; gaussian's relevance is each unit's score alone "
             "(the greedy objective before any unit is chosen), not its gain given the selected units")
@@ -114,6 +115,17 @@ class InterventionSpec(Frozen):
                                                         "none of any ranking's top-k); the p over sets has the floor "
                                                         "1 / (n_random + 1).")
     max_examples: int = Field(200, ge=2, description="Examples scored (a seeded stratified subsample beyond it).")
+    positions: tuple[Literal["all", "attribute"], ...] = Field(
+        ("all",), min_length=1, description="Where the units are edited, each reported on its own rows: 'all' (every "
+                                            "position) and/or 'attribute' (only the tokens of each example's target "
+                                            "word; token-level data only).")
+
+    @field_validator("positions")
+    @classmethod
+    def _positions(cls, v):
+        if len(set(v)) != len(v):
+            raise ValueError("positions must not repeat")
+        return v
 
 
 class RankingReport(Frozen):
@@ -170,6 +182,9 @@ class SameProbeRow(Frozen):
 class EffectRow(Frozen):
     ranking: str
     mode: str
+    positions: Literal["all", "attribute"] = Field(
+        "all", description="Where the units were edited: every position, or only the tokens of each example's "
+                           "target word (the attribute-bearing word).")
     k: int
     measure: str
     n_examples: int
@@ -232,6 +247,15 @@ class RankJob(JobBase):
         if len(set(v)) != len(v):
             raise ValueError("methods must not repeat")
         return v
+
+    @model_validator(mode="after")
+    def _check(self) -> "RankJob":
+        spec = self.interventions
+        if spec is not None and "attribute" in spec.positions and self.dataset.word_index is None:
+            raise ValueError("interventions.positions: 'attribute' edits only the tokens of each example's target "
+                             "word, and sentence-level data has no attribute-bearing word (no word_index: give the "
+                             "target words for a token-level attribute, or edit 'all' positions)")
+        return self
 
 
 class RankResult(Frozen):

@@ -30,7 +30,8 @@ RANK_FIELDS = {
     "max_iter": "linear_max_iter",
     "dataset.continuations": "continuations", "dataset.label_texts": "label_texts",
     "probing.probe": "probe", "probing.seeds": "seeds",
-    "interventions.modes": "modes", "interventions.beta": "beta", "interventions.n_random": "n_random",
+    "interventions.modes": "modes", "interventions.positions": "edit_positions", "positions": "edit_positions",
+    "interventions.beta": "beta", "interventions.n_random": "n_random",
     "interventions.max_examples": "max_examples", "interventions.*": "interventions",
 }
 
@@ -88,6 +89,10 @@ _OPTIONS = [
     click.option("--interventions/--no-interventions", default=True, show_default=True,
                  help="Measure used information by interventions on the top-k units against random-k."),
     click.option("--modes", default="zero,mean,translate", show_default=True, help="Intervention modes."),
+    click.option("--edit-positions", default="all", show_default=True, metavar="all|attribute",
+                 help="Where the units are edited, comma-separated, each reported on its own rows: 'all' (every "
+                      "position) and/or 'attribute' (only the tokens of each example's target word, as the paper "
+                      "does; token-level data, --word-col), e.g. 'all,attribute'."),
     click.option("--beta", type=float, default=8.0, show_default=True, help=_doc(InterventionSpec, "beta")),
     click.option("--n-random", type=int, default=20, show_default=True, help=_doc(InterventionSpec, "n_random")),
     click.option("--max-examples", type=int, default=200, show_default=True,
@@ -107,7 +112,8 @@ rank_job_options = apply_options(_OPTIONS)  # shared by the command and its `sub
 def build_rank_job(*, model, revision, dataset, text_col, label_col, word_col, layer, ks, methods, site, pooling,
                    rank_fraction, same_examples, probe, seeds, interventions, modes, beta, n_random, max_examples,
                    continuations, label_texts, batch_size, max_length, device, seed, trust_remote_code,
-                   label_names=(), linear_tol=1e-4, linear_max_iter=20000, stability=True) -> RankJob:
+                   label_names=(), linear_tol=1e-4, linear_max_iter=20000, stability=True,
+                   edit_positions="all") -> RankJob:
     """The ``RankJob`` of the command line; every error names its field, before any model runs.
     ``text_col`` / ``label_col`` / ``word_col``: None when not given (text / label for tables; a
     .txt file or 'amazon' takes none)."""
@@ -129,7 +135,8 @@ def build_rank_job(*, model, revision, dataset, text_col, label_col, word_col, l
     spec = None
     if interventions:
         spec = dict(modes=tuple(m.strip() for m in modes.split(",") if m.strip()), beta=beta,
-                    n_random=n_random, max_examples=max_examples)
+                    n_random=n_random, max_examples=max_examples,
+                    positions=tuple(p.strip() for p in edit_positions.split(",") if p.strip()))
     extra_k = {"ks": tuple(ks)} if ks else {}
     return RankJob(dataset=data, model=subject, layer=layer, methods=method_list,
                    rank_fraction=None if same_examples else rank_fraction,

@@ -10,8 +10,9 @@ Result folder (DIR):
     bottom.csv         ranking, k: the bottom-k units, what they are least by, ties at the boundary
     stability.csv      ranking, k, kind (seed / halves): top-k overlap of the ranking recomputed, chance
     same_probe.csv     per ranking with its own probe and k: independent vs same-probe accuracy
-    interventions.csv  ranking, mode, k, measure: mean effect of the top-k, of random-k, the difference
-                       (95% intervals over examples), each random set's mean, p over sets and its floor
+    interventions.csv  ranking, mode, positions (all / attribute: the target word's tokens only), k,
+                       measure: mean effect of the top-k, of random-k, the difference (95% intervals
+                       over examples), each random set's mean, p over sets and its floor
     agreement.csv      a, b, k: top-k overlap, Jaccard, chance
     split.json         the ranking and evaluation rows (0-based, in dataset order)
     responses.npy      the (examples, units) responses ranked (float32), for re-checking
@@ -90,12 +91,14 @@ def format_rank_summary(result: RankResult, out: Path | None = None, timings: di
         lines.append(f"  interventions (change in {result.intervention_measure}, edited minus clean; the top-k against "
                      "random k-sets shared by every ranking; p over sets = share of random sets at least as far from "
                      "their mean, with its floor 1/(sets+1); the 95% interval of the difference is over examples, "
-                     "a description of the examples' spread, not a test across unit sets):")
+                     "a description of the examples' spread, not a test across unit sets)"
+                     + (_POSITIONS_NOTE if _edits_words(result) else "") + ":")
         for e in result.interventions:
             draws = [d for d in e.random_draws if d is not None]
             rng = f"[{_f(min(draws))} .. {_f(max(draws))}]" if draws else "—"
             lo, hi = e.ci_difference
-            lines.append(f"    {e.ranking:9s} {e.mode:9s} k={e.k:<3d} ranked {_f(e.mean_ranked):>10s}  "
+            at = f"at {e.positions:9s} " if _edits_words(result) else ""
+            lines.append(f"    {e.ranking:9s} {e.mode:9s} {at}k={e.k:<3d} ranked {_f(e.mean_ranked):>10s}  "
                          f"{len(draws)} random sets {rng}  p {_f(e.p_random)} (floor {_f(e.p_floor)})  "
                          f"difference {_f(e.mean_difference)} [{_f(lo)}, {_f(hi)}] over examples")
     big = max(result.ks)
@@ -107,6 +110,15 @@ def format_rank_summary(result: RankResult, out: Path | None = None, timings: di
         lines.append("  from the rank cache: " + ", ".join(reused))
     lines += summary_tail(result.warnings, timings, out, "rankings.html")
     return "\n".join(lines)
+
+
+_POSITIONS_NOTE = ("; edited at all positions, or at the attribute word's tokens only (each example's target word; "
+                  "the random sets are the same for both)")
+
+
+def _edits_words(result: RankResult) -> bool:
+    """Whether some effects edited only the target word's tokens (then every row says where it edited)."""
+    return any(e.positions != "all" for e in result.interventions)
 
 
 def _stab(result: RankResult, ranking: str, kind: str) -> str:
@@ -149,10 +161,10 @@ def write_rank_files(tmp: Path, job: RankJob, result: RankResult, out: Path | No
                                              for s in result.same_probe]))
     if result.interventions:
         write_text(tmp / "interventions.csv", _csv(
-            ["ranking", "mode", "k", "measure", "n_examples", "mean_ranked", "ci_ranked_low", "ci_ranked_high",
-             "mean_random", "ci_random_low", "ci_random_high", "mean_difference", "ci_difference_low",
-             "ci_difference_high", "random_draw_means", "p_random", "p_floor"],
-            [[e.ranking, e.mode, e.k, e.measure, e.n_examples, _f(e.mean_ranked), *map(_f, e.ci_ranked),
+            ["ranking", "mode", "positions", "k", "measure", "n_examples", "mean_ranked", "ci_ranked_low",
+             "ci_ranked_high", "mean_random", "ci_random_low", "ci_random_high", "mean_difference",
+             "ci_difference_low", "ci_difference_high", "random_draw_means", "p_random", "p_floor"],
+            [[e.ranking, e.mode, e.positions, e.k, e.measure, e.n_examples, _f(e.mean_ranked), *map(_f, e.ci_ranked),
               _f(e.mean_random), *map(_f, e.ci_random), _f(e.mean_difference), *map(_f, e.ci_difference),
               " ".join(_f(d) for d in e.random_draws), _f(e.p_random), _f(e.p_floor)] for e in result.interventions]))
     write_text(tmp / "agreement.csv", _csv(["a", "b", "k", "overlap", "jaccard", "chance"],

@@ -6,6 +6,7 @@ agreement, the rankings (per method its top ``TOP_UNITS`` units and params), pro
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 from neuroscribe.jobs import RankResult
@@ -91,6 +92,8 @@ def summary_section(result: RankResult) -> Section:
         modes = ", ".join(dict.fromkeys(e.mode for e in result.interventions))
         n_ex = max(e.n_examples for e in result.interventions)
         interventions = f"{modes}; measure {measure_of(result)}; {_count(n_ex)} examples scored"
+        if _edits_words(result):
+            interventions += "; edited " + " and ".join(_WHERE[p] for p in _positions(result))
     else:
         interventions = "not run"
     rows = [
@@ -174,18 +177,46 @@ def _range(e: EffectRow) -> str:
     return "—" if lo is None else f"{_g(lo)} .. {_g(hi)}"
 
 
+_WHERE = {"all": "at every position", "attribute": "at the target word's tokens"}
+
+
+def _positions(result: RankResult) -> list[str]:
+    return list(dict.fromkeys(e.positions for e in result.interventions))
+
+
+def _edits_words(result: RankResult) -> bool:
+    """Whether some effects edited only the target word's tokens (then the rows say where they edited)."""
+    return any(e.positions != "all" for e in result.interventions)
+
+
+def _used_figures(result: RankResult, fig_dir: Path) -> tuple:
+    """The interventions figure, one per positions edited (``interventions``, ``interventions_attribute``)."""
+    every = _positions(result)
+    if not _edits_words(result):
+        return (interventions_figure(result, fig_dir),)
+    figs = []
+    for pos in every:
+        part = result.model_copy(update={"interventions": tuple(e for e in result.interventions
+                                                                if e.positions == pos)})
+        fig = interventions_figure(part, fig_dir, "interventions" if pos == every[0] else f"interventions_{pos}")
+        figs.append(replace(fig, title=f"Interventions {_WHERE[pos]}"))
+    return tuple(figs)
+
+
 def used_section(result: RankResult, fig_dir: Path) -> Section | None:
     if not result.interventions:
         return None
-    fig = interventions_figure(result, fig_dir)
+    figs = _used_figures(result, fig_dir)
     names = ranking_names(result)
     modes = list(dict.fromkeys(e.mode for e in result.interventions))
+    where, every = _edits_words(result), _positions(result)
 
     def key(e: EffectRow):
-        return modes.index(e.mode), e.k, names.index(e.ranking) if e.ranking in names else len(names), e.ranking
+        return (modes.index(e.mode), e.k, names.index(e.ranking) if e.ranking in names else len(names), e.ranking,
+                every.index(e.positions))
 
-    rows = [(e.mode, e.k, e.ranking, e.n_examples, _with_ci(e.mean_ranked, *e.ci_ranked, fmt=_g),
-             _with_ci(e.mean_random, *e.ci_random, fmt=_g), _range(e),
+    rows = [(e.mode, *((e.positions,) if where else ()), e.k, e.ranking, e.n_examples,
+             _with_ci(e.mean_ranked, *e.ci_ranked, fmt=_g), _with_ci(e.mean_random, *e.ci_random, fmt=_g), _range(e),
              f"{_g(e.p_random)} (floor {_g(e.p_floor)})" if e.p_floor is not None else _g(e.p_random),
              _with_ci(e.mean_difference, *e.ci_difference, fmt=_signed))
             for e in sorted(result.interventions, key=key)]
@@ -201,10 +232,17 @@ def used_section(result: RankResult, fig_dir: Path) -> Section | None:
              "the spread over random unit sets is the range of the random sets' means, and a ranked effect inside "
              "that range is not distinguishable from random units; &quot;p over sets&quot; is the share of random "
              "sets at least as far from their mean as the ranked set (floor 1 / (1 + sets)).</p>")
-    tbl = table(("mode", "k", "ranking", "examples", "mean ranked [95% CI]", "mean random [95% CI]",
-                 "random sets' means (min..max)", "p over sets (floor)", "difference [95% interval over examples]"),
-                rows, {1, 3, 4, 5, 6, 7, 8})
-    return Section("Used information", figures=(fig,), body=intro + tbl, anchor="used")
+    if where:
+        intro += ("<p>Positions: <b>all</b> edits the units at every token of the input; <b>attribute</b> only at "
+                  "the tokens of each example's target word, the word bearing the attribute (as the paper does; "
+                  "for a masked LM the one mask token standing for the word), the other tokens keeping their "
+                  "values. Both are compared with the same random k-sets, edited at the same positions.</p>")
+    header = ("mode", *(("positions",) if where else ()), "k", "ranking", "examples", "mean ranked [95% CI]",
+              "mean random [95% CI]", "random sets' means (min..max)", "p over sets (floor)",
+              "difference [95% interval over examples]")
+    first = 2 if where else 1
+    tbl = table(header, rows, {first, *range(first + 2, len(header))})
+    return Section("Used information", figures=figs, body=intro + tbl, anchor="used")
 
 
 def agreement_section(result: RankResult, fig_dir: Path) -> Section:

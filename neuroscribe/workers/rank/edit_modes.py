@@ -1,7 +1,9 @@
 """Intervention edit modes (docs/methods.md#c3; Antverg & Belinkov 2022): set ranked units inside the forward pass.
 
-``intervene`` sets, inside the forward pass and at every position, the chosen units
-``layer_units[layer]`` of a hook site (``activations.sites``) of each layer:
+``intervene`` sets, inside the forward pass, the chosen units ``layer_units[layer]`` of a hook site
+(``activations.sites``) of each layer, at every position or, with ``mask``, only at the positions it
+marks (``activations.edits.at_positions``; ``POSITIONS``: ``all`` or ``attribute``, the tokens of
+each example's attribute-bearing word, as the paper does):
 
 ``zero``       ``h_u <- 0``;
 ``mean``       ``h_u <- values[layer][u]`` (e.g. the dataset mean of the unit's pooled responses);
@@ -16,8 +18,9 @@ Per-unit vectors (``values``, ``source_mean``, ``target_mean``) map a layer to e
 numbers (indexed by unit; also when every unit is chosen) or ``len(layer_units[layer])`` numbers
 (aligned with the units); arguments a mode does not use are ignored. ``zero`` / ``mean`` replace the
 units' values and ``translate`` shifts them, both through ``activations.edits.edit_units`` (as
-``causal.fixed_units`` does); hooks are always removed on exit. Unlike the paper (which edits only
-the words bearing the attribute), every position is edited.
+``causal.fixed_units`` does); hooks are always removed on exit. The paper edits only the words
+bearing the attribute; the rank job edits every position by default (``positions="all"``), and only
+the target word's tokens with ``positions="attribute"`` (token-level data; ``effect_runs``).
 
 ``plan_edits`` validates a request into an ``EditPlan`` (``layer -> (units, values or shifts)``) and
 ``apply_plan`` applies one; ``random_units`` draws random unit sets (the ranked ones excluded) and
@@ -34,13 +37,14 @@ from typing import Hashable, Iterator, Mapping, Sequence
 import numpy as np
 
 from neuroscribe.errors import InvalidInput
-from neuroscribe.workers.activations.edits import edit_units, replace_units, shift_units, site_sizes
+from neuroscribe.workers.activations.edits import Mask, edit_units, replace_units, shift_units, site_sizes
 from neuroscribe.workers.activations.sites import Site
 
-__all__ = ["MODES", "UnitMap", "MeanMap", "check_units", "check_mode", "check_beta", "EditPlan", "plan_edits",
-           "apply_plan", "intervene", "random_units", "response_means", "classes"]
+__all__ = ["MODES", "POSITIONS", "UnitMap", "MeanMap", "check_units", "check_mode", "check_positions", "check_beta",
+           "EditPlan", "plan_edits", "apply_plan", "intervene", "random_units", "response_means", "classes"]
 
 MODES = ("zero", "mean", "translate")
+POSITIONS = ("all", "attribute")
 UnitMap = Mapping[int, Sequence[int] | np.ndarray]
 MeanMap = Mapping[int, Sequence[float] | np.ndarray]
 
@@ -70,6 +74,13 @@ def check_mode(mode) -> str:
     if mode not in MODES:
         raise InvalidInput("mode", f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
     return mode
+
+
+def check_positions(positions) -> str:
+    """Where an edit applies, one of ``POSITIONS``."""
+    if positions not in POSITIONS:
+        raise InvalidInput("positions", f"unknown positions {positions!r}; choose from {', '.join(POSITIONS)}")
+    return str(positions)
 
 
 def check_beta(beta) -> float:
@@ -131,21 +142,23 @@ def plan_edits(model, model_type, site, layer_units, mode, values, source_mean, 
 
 
 @contextmanager
-def apply_plan(model, plan: EditPlan) -> Iterator[None]:
+def apply_plan(model, plan: EditPlan, mask: Mask | None = None) -> Iterator[None]:
     """Within the block, ``plan`` edits the model: zero / mean replace the units' values (exactly as
-    ``causal.fixed_units``), translate shifts them."""
+    ``causal.fixed_units``), translate shifts them; at every position, or only where ``mask`` (a
+    (batch, seq) bool tensor, or a callable giving the current batch's) is True."""
     edit = shift_units if plan.mode == "translate" else replace_units
-    with edit_units(model, plan.site, plan.edits, edit):
+    with edit_units(model, plan.site, plan.edits, edit, mask=mask):
         yield
 
 
 @contextmanager
 def intervene(model, model_type: str | None, site: str, layer_units: UnitMap, mode: str, *,
               values: MeanMap | None = None, source_mean: MeanMap | None = None,
-              target_mean: MeanMap | None = None, beta: float = 8.0) -> Iterator[None]:
-    """Within the block, ``mode`` edits units ``layer_units[layer]`` of ``site`` at every position."""
+              target_mean: MeanMap | None = None, beta: float = 8.0, mask: Mask | None = None) -> Iterator[None]:
+    """Within the block, ``mode`` edits units ``layer_units[layer]`` of ``site`` at every position, or
+    only at those ``mask`` marks (see ``apply_plan``)."""
     plan = plan_edits(model, model_type, site, layer_units, mode, values, source_mean, target_mean, beta)
-    with apply_plan(model, plan):
+    with apply_plan(model, plan, mask):
         yield
 
 

@@ -9,10 +9,18 @@ R * (1 + n_random), and every ranking is compared with the very same random sets
 between two rankings' p values is not a difference of their random sets). ``random_sets`` gives
 the sets instead (e.g. to check that the same sets give the same effects).
 
+``positions``: ``"all"`` edits every position; ``"attribute"`` only the tokens of each example's
+target word (``LabelTask`` with ``word_index``: the word's sub-tokens in ``text + suffix +
+continuation``; ``MaskedTask``: the mask token standing for the word), the rest of the sequence
+unedited; a task without a target word (``EncoderTask``, a ``LabelTask`` without ``word_index``)
+is refused (``InvalidInput("positions")``). A run covers one ``positions``; the random sets depend
+only on ``(seed, k)``, so runs with each are compared with the same sets.
+
 ``cache`` (optional; ``get(key) -> {measure: array} | None``, ``put(key, {measure: array})``)
-stores the per-example measures of each edited pass under ``(mode, units per layer)``; the caller
-scopes it to the model, the examples, the task, the means and beta (``rank_cache.EffectCache``),
-so a re-run with another k or mode scores only the unit sets it has not scored before.
+stores the per-example measures of each edited pass under ``(mode, positions, units per layer)``;
+the caller scopes it to the model, the examples, the task, the means and beta
+(``rank_cache.EffectCache``), so a re-run with another k or mode scores only the unit sets it has
+not scored before.
 """
 
 from __future__ import annotations
@@ -25,8 +33,8 @@ import numpy as np
 
 from neuroscribe.errors import InvalidInput
 from neuroscribe.workers.activations.edits import site_sizes
-from neuroscribe.workers.rank.edit_modes import (MODES, MeanMap, apply_plan, check_beta, check_mode, check_units,
-                                                 classes, plan_edits, random_units)
+from neuroscribe.workers.rank.edit_modes import (MODES, MeanMap, apply_plan, check_beta, check_mode, check_positions,
+                                                 check_units, classes, plan_edits, random_units)
 from neuroscribe.workers.rank.effects import Effect, InterventionEffects
 from neuroscribe.workers.rank.encoder_scoring import EncoderScorer, check_encoder
 from neuroscribe.workers.rank.lm_scoring import LabelScorer, MaskedScorer, check_lm
@@ -36,12 +44,14 @@ __all__ = ["LabelTask", "MaskedTask", "EncoderTask", "ranked_vs_random", "shared
 
 @dataclass(frozen=True)
 class LabelTask:
-    """Decoder task: ``text + suffix + continuations[label]``, e.g. suffix " It was", {"pos": " great", ...}."""
+    """Decoder task: ``text + suffix + continuations[label]``, e.g. suffix " It was", {"pos": " great", ...};
+    ``word_index`` (token-level data): each text's target word, for edits at its tokens only."""
 
     texts: Sequence[str]
     labels: Sequence[Hashable]
     continuations: Mapping[Hashable, str]
     suffix: str = ""
+    word_index: int | Sequence[int] | None = None
 
 
 @dataclass(frozen=True)
@@ -70,7 +80,8 @@ class EncoderTask:
 def _scorer(model, tokenizer, task, model_type, batch_size):
     if isinstance(task, LabelTask):
         mt = check_lm(model, tokenizer, model_type, decoder=True)
-        scorer = LabelScorer(model, tokenizer, task.texts, task.labels, task.continuations, task.suffix, batch_size)
+        scorer = LabelScorer(model, tokenizer, task.texts, task.labels, task.continuations, task.suffix, batch_size,
+                             task.word_index)
         return mt, scorer, scorer.labels
     if isinstance(task, MaskedTask):
         mt = check_lm(model, tokenizer, model_type, decoder=False)
@@ -122,10 +133,19 @@ def ranked_vs_random(model, tokenizer, task, rankings: Mapping[str, Mapping[int,
                      unit_means: MeanMap | None = None, class_means: Mapping[Hashable, MeanMap] | None = None,
                      translate_to: Mapping[Hashable, Hashable] | None = None, beta: float = 8.0, n_random: int = 20,
                      seed: int = 0, confidence: float = 0.95, batch_size: int = 16,
-                     random_sets: Mapping[int, list] | None = None, cache=None) -> dict[str, InterventionEffects]:
+                     random_sets: Mapping[int, list] | None = None, cache=None,
+                     positions: str = "all") -> dict[str, InterventionEffects]:
     """Per ranking (``rankings[name][layer]``: an order, best first, or an object with ``.order``), per
-    (mode, k): its top-k units against the shared random k-sets; means as ``response_means`` returns them."""
+    (mode, k): its top-k units against the shared random k-sets, edited at ``positions``; means as
+    ``response_means`` returns them."""
+    positions = check_positions(positions)
     mt, scorer, labels = _scorer(model, tokenizer, task, model_type, batch_size)
+    mask = None
+    if positions == "attribute":
+        if getattr(scorer, "word_positions", None) is None:
+            raise InvalidInput("positions", f"'attribute' edits the tokens of each text's target word, and a "
+                                            f"{type(task).__name__} without word_index has none")
+        mask = scorer.position_mask
     s, n_layers, n_units = site_sizes(model, mt, site)
     beta = check_beta(beta)
     modes = [check_mode(m) for m in ([modes] if isinstance(modes, str) else modes)]
@@ -170,12 +190,12 @@ def ranked_vs_random(model, tokenizer, task, rankings: Mapping[str, Mapping[int,
 
     def scored(units: dict, mode: str) -> dict[str, np.ndarray]:
         if mode != "translate":
-            with apply_plan(model, plan_edits(model, mt, s.name, units, mode, unit_means, None, None, beta)):
+            with apply_plan(model, plan_edits(model, mt, s.name, units, mode, unit_means, None, None, beta), mask):
                 return scorer(rows)
         out = {m: np.empty(n) for m in scorer.measures}
         for idx, c in groups:
             plan = plan_edits(model, mt, s.name, units, mode, None, class_means[c], class_means[to[c]], beta)
-            with apply_plan(model, plan):
+            with apply_plan(model, plan, mask):
                 for m, v in scorer(idx).items():
                     out[m][idx] = v
         return out
@@ -183,7 +203,7 @@ def ranked_vs_random(model, tokenizer, task, rankings: Mapping[str, Mapping[int,
     def run(units: dict, mode: str) -> dict[str, np.ndarray]:
         if cache is None:
             return scored(units, mode)
-        key = json.dumps([mode, {str(L): sorted(int(u) for u in v) for L, v in sorted(units.items())}])
+        key = json.dumps([mode, positions, {str(L): sorted(int(u) for u in v) for L, v in sorted(units.items())}])
         hit = cache.get(key)
         if hit is None:
             hit = scored(units, mode)
@@ -210,5 +230,5 @@ def ranked_vs_random(model, tokenizer, task, rankings: Mapping[str, Mapping[int,
                 for m in scorer.measures:
                     effects[name][mode, k, m] = Effect(mode, k, m, ranked[m] - base[m],
                                                        np.stack([r[m] - base[m] for r in rand]), confidence)
-    return {name: InterventionEffects(s.name, scorer.measures[0], base, effects[name], tops[name], rands, int(seed))
-            for name in orders}
+    return {name: InterventionEffects(s.name, scorer.measures[0], base, effects[name], tops[name], rands, int(seed),
+                                      positions) for name in orders}

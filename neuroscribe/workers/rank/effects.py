@@ -4,7 +4,8 @@
 ``Effect``: one (mode, k, measure) of ``intervention_effects``: the per-example deltas of the
 ranked top-k units and of each random k-set, with Student-t intervals over examples
 (``workers.stats.t_bounds``; paired for the difference ranked - mean of the random draws; NaN
-bounds with one example). ``InterventionEffects``: every ``Effect`` of a run, with the units used.
+bounds with one example). ``InterventionEffects``: every ``Effect`` of a run, with the units used
+and the positions edited (``all`` or ``attribute``).
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ class InterventionEffects:
     top_units: dict[int, dict[int, list[int]]] = field(repr=False)  # k -> layer -> units
     random_units: dict[int, list[dict[int, list[int]]]] = field(repr=False)  # k -> draws
     seed: int = 0
+    positions: str = "all"  # where the units were edited: every position, or the target word's tokens
 
     def __getitem__(self, key) -> Effect:
         return self.effects[key if len(key) == 3 else (*key, self.measure)]

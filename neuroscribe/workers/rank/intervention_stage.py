@@ -1,6 +1,7 @@
 """Used information as a stage (docs/methods.md#c3): the examples scored, the model with the head the
 measure needs, every ranking's top-k against random k-sets shared by all rankings, and the p over
-unit sets with its floor."""
+unit sets with its floor; once per ``interventions.positions`` (every position, and/or only the
+target word's tokens), each on its own rows against the same random sets."""
 
 from __future__ import annotations
 
@@ -37,10 +38,10 @@ def interventions_stage(job: RankJob, plan, X: np.ndarray, rankings: dict, rank_
                         eval_rows: np.ndarray, *, device: str = "cpu", log=lambda _m: None,
                         cache: RankCache | None = None, subject: dict | None = None,
                         reused: list | None = None) -> tuple[list[EffectRow], str | None]:
-    """Per ranking, mode and k: the effect of the top-k units against random-k on the model's own
-    behaviour (``plan.task``), on evaluation examples; the means (mean, translate) come from the
-    ranking examples. The random k-sets are drawn once per k and shared by every ranking
-    (``effect_runs.ranked_vs_random``). With ``cache`` (and ``subject``: the model's identity, from
+    """Per positions, ranking, mode and k: the effect of the top-k units against random-k on the model's
+    own behaviour (``plan.task``), on evaluation examples; the means (mean, translate) come from the
+    ranking examples. The random k-sets are drawn once per k and shared by every ranking and by both
+    positions (``effect_runs.ranked_vs_random``). With ``cache`` (and ``subject``: the model's identity, from
     ``files.subject_info``), edited passes already scored are read back. Returns the rows and the
     measure's name."""
     from neuroscribe.workers.rank.edit_modes import response_means
@@ -55,7 +56,8 @@ def interventions_stage(job: RankJob, plan, X: np.ndarray, rankings: dict, rank_
     unit_means, class_means = response_means({plan.layer: X[rank_rows]}, [data.labels[i] for i in rank_rows])
     model, tokenizer = load_with_head(job, plan, device)
     if plan.task == "label":
-        task = LabelTask(texts, labels, dict(data.continuations))
+        words = None if data.word_index is None else [data.word_index[i] for i in rows]
+        task = LabelTask(texts, labels, dict(data.continuations), word_index=words)
     elif plan.task == "masked":
         task = MaskedTask(texts, [data.word_index[i] for i in rows], labels)
     else:
@@ -67,33 +69,43 @@ def interventions_stage(job: RankJob, plan, X: np.ndarray, rankings: dict, rank_
     else:
         cache = None
     names = list(rankings)
-    log(f"interventions: {', '.join(names)} against {spec.n_random} random k-sets shared by them")
-    effects = ranked_vs_random(model, tokenizer, task, {n: {plan.layer: rankings[n].order} for n in names}, job.ks,
-                               modes=spec.modes, site=job.model.site, model_type=plan.model_type,
-                               unit_means=unit_means, class_means=class_means, beta=spec.beta,
-                               n_random=spec.n_random, seed=job.seed, batch_size=job.model.batch_size, cache=cache)
-    if cache is not None and cache.hits and reused is not None:
-        reused.append(f"effects of {cache.hits} of {cache.hits + cache.misses} edited passes")
     out: list[EffectRow] = []
     measure = None
-    for name in names:
-        eff = effects[name]
-        measure = eff.measure
-        for (mode, k, m), e in eff.effects.items():
-            if m != eff.measure:
-                continue
-            s = e.summary()
-            draws = e.random_draws.mean(axis=1)
-            out.append(EffectRow(ranking=name, mode=mode, k=k, measure=m, n_examples=s["n_examples"],
-                                 mean_ranked=_nan_none(s["mean_ranked"]),
-                                 ci_ranked=tuple(map(_nan_none, s["ci_ranked"])),
-                                 mean_random=_nan_none(s["mean_random"]),
-                                 ci_random=tuple(map(_nan_none, s["ci_random"])),
-                                 mean_difference=_nan_none(s["mean_difference"]),
-                                 ci_difference=tuple(map(_nan_none, s["ci_difference"])),
-                                 random_draws=tuple(_nan_none(float(v)) for v in draws),
-                                 p_random=p_over_sets(e.mean_ranked, draws), p_floor=1.0 / (1 + len(draws))))
+    for positions in spec.positions:
+        where = "every position" if positions == "all" else "the target word's tokens"
+        log(f"interventions at {where}: {', '.join(names)} against {spec.n_random} random k-sets shared by them")
+        effects = ranked_vs_random(model, tokenizer, task, {n: {plan.layer: rankings[n].order} for n in names},
+                                   job.ks, modes=spec.modes, site=job.model.site, model_type=plan.model_type,
+                                   unit_means=unit_means, class_means=class_means, beta=spec.beta,
+                                   n_random=spec.n_random, seed=job.seed, batch_size=job.model.batch_size,
+                                   cache=cache, positions=positions)
+        for name in names:
+            measure = effects[name].measure
+            out += _rows(name, effects[name])
+    if cache is not None and cache.hits and reused is not None:
+        reused.append(f"effects of {cache.hits} of {cache.hits + cache.misses} edited passes")
     return out, measure
+
+
+def _rows(name: str, eff) -> list[EffectRow]:
+    """The ``EffectRow`` of each (mode, k) of one ranking's ``InterventionEffects``, in its main measure."""
+    out = []
+    for (mode, k, m), e in eff.effects.items():
+        if m != eff.measure:
+            continue
+        s = e.summary()
+        draws = e.random_draws.mean(axis=1)
+        out.append(EffectRow(ranking=name, mode=mode, positions=eff.positions, k=k, measure=m,
+                             n_examples=s["n_examples"],
+                             mean_ranked=_nan_none(s["mean_ranked"]),
+                             ci_ranked=tuple(map(_nan_none, s["ci_ranked"])),
+                             mean_random=_nan_none(s["mean_random"]),
+                             ci_random=tuple(map(_nan_none, s["ci_random"])),
+                             mean_difference=_nan_none(s["mean_difference"]),
+                             ci_difference=tuple(map(_nan_none, s["ci_difference"])),
+                             random_draws=tuple(_nan_none(float(v)) for v in draws),
+                             p_random=p_over_sets(e.mean_ranked, draws), p_floor=1.0 / (1 + len(draws))))
+    return out
 
 
 def p_over_sets(ranked: float, draws: np.ndarray) -> float | None:

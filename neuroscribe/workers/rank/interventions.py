@@ -3,7 +3,7 @@
 This module is the driver; the parts live beside it:
 
 * ``edit_modes``: ``intervene`` (modes ``zero`` / ``mean`` / ``translate`` of chosen units of a hook
-  site, at every position), ``random_units``, ``response_means``;
+  site, at every position or at masked ones), ``random_units``, ``response_means``;
 * ``lm_scoring``: the decoder and masked-LM measures (``continuation_logprob``, label
   continuations, a masked word);
 * ``encoder_scoring``: the sentence-encoder measures (``embedding_config``, ``sentence_embeddings``,
@@ -19,6 +19,7 @@ k)``, the top-k excluded, the same draws for every mode; ``effect_runs.ranked_vs
 several rankings against shared sets), with Student-t intervals over examples (paired for the
 difference). For ``translate`` each example moves from its label's class means toward
 ``translate_to[label]`` (default: the next class, cyclically, in sorted order, as in the authors' code).
+``positions="attribute"`` edits only the tokens of each example's target word (``effect_runs``).
 
 Every public name of the parts is importable from here too.
 """
@@ -29,15 +30,15 @@ from typing import Hashable, Mapping, Sequence
 
 import numpy as np
 
-from neuroscribe.workers.rank.edit_modes import (MODES, MeanMap, UnitMap, apply_plan, intervene, plan_edits,
-                                                 random_units, response_means)
+from neuroscribe.workers.rank.edit_modes import (MODES, POSITIONS, MeanMap, UnitMap, apply_plan, intervene,
+                                                 plan_edits, random_units, response_means)
 from neuroscribe.workers.rank.effect_runs import EncoderTask, LabelTask, MaskedTask, ranked_vs_random
 from neuroscribe.workers.rank.effects import Delta, Effect, InterventionEffects
 from neuroscribe.workers.rank.encoder_scoring import (POOLING_MODES, EmbeddingConfig, EncoderScorer, check_encoder,
                                                       embedding_config, sentence_embeddings)
 from neuroscribe.workers.rank.lm_scoring import LabelScorer, MaskedScorer, check_lm, continuation_logprob
 
-__all__ = ["MODES", "intervene", "random_units", "response_means", "continuation_logprob", "Delta",
+__all__ = ["MODES", "POSITIONS", "intervene", "random_units", "response_means", "continuation_logprob", "Delta",
            "label_logprob_delta", "masked_prediction_delta", "POOLING_MODES", "EmbeddingConfig",
            "embedding_config", "sentence_embeddings", "embedding_label_delta", "LabelTask", "MaskedTask",
            "EncoderTask", "Effect", "InterventionEffects", "intervention_effects"]
@@ -95,10 +96,11 @@ def intervention_effects(model, tokenizer, task: LabelTask | MaskedTask | Encode
                          class_means: Mapping[Hashable, MeanMap] | None = None,
                          translate_to: Mapping[Hashable, Hashable] | None = None, beta: float = 8.0,
                          n_random: int = 20, seed: int = 0, confidence: float = 0.95,
-                         batch_size: int = 16) -> InterventionEffects:
+                         batch_size: int = 16, positions: str = "all") -> InterventionEffects:
     """Per (mode, k): the effect of the top-k units of ``ranking[layer]`` (an order, best first, or an
     object with ``.order``) of each layer vs random k-sets drawn outside them; means as
     ``response_means`` returns them. Several rankings with shared random sets: ``ranked_vs_random``."""
     return ranked_vs_random(model, tokenizer, task, {"": ranking}, ks, modes=modes, site=site, model_type=model_type,
                             unit_means=unit_means, class_means=class_means, translate_to=translate_to, beta=beta,
-                            n_random=n_random, seed=seed, confidence=confidence, batch_size=batch_size)[""]
+                            n_random=n_random, seed=seed, confidence=confidence, batch_size=batch_size,
+                            positions=positions)[""]

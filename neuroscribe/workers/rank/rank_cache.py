@@ -10,8 +10,8 @@ Under ``<cache_dir>/rank/`` (the service passes ``<cache>/responses``, the exper
 * ``rankings/``: one ranking, keyed by the sha256 of the responses it was computed on (the rows
   of the split), the labels, the method, its options and the seed;
 * ``effects/``: the per-example measures of one edited forward pass, keyed by a scope (the model's
-  identity, site, layer, task, scored examples, beta and the means the edits read) and the
-  (mode, units per layer) of the pass.
+  identity, site, layer, task (its target words included), scored examples, beta and the means the
+  edits read) and the (mode, positions edited, units per layer) of the pass.
 
 Entries are written to a temporary name and renamed, so a reader sees a whole entry or none; an
 unreadable entry is recomputed. A cache that cannot be written only costs time.
