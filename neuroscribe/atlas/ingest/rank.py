@@ -37,12 +37,14 @@ def index_rank(w: JobWriter, rf: ResultFolder) -> dict:
         if order is None or e.get("mean_difference") is None:
             continue
         lo, hi = e.get("ci_difference") or (None, None)
-        label = (f"{e['mode']} the top-{e['k']} of {e['ranking']}: {e['measure']} minus random {e['k']}-sets "
-                 f"({len(e.get('random_draws') or ())} sets, {e.get('n_examples')} examples)")
+        where = "at every position" if e.get("positions", "all") == "all" else "at the attribute word's tokens"
+        label = (f"{e['mode']} the top-{e['k']} of {e['ranking']} {where}: {e['measure']} minus random "
+                 f"{e['k']}-sets ({len(e.get('random_draws') or ())} sets, {e.get('n_examples')} examples)")
         for unit in order[: e["k"]]:
             effects.append({"neuron": ids[(layer, unit)], "kind": "intervention", "label": label[:300],
                             "value": e["mean_difference"], "low": lo, "high": hi, "baseline": e.get("mean_random"),
                             "detail": {"ranking": e["ranking"], "mode": e["mode"], "k": e["k"],
+                                       "positions": e.get("positions", "all"),
                                        "mean_ranked": e.get("mean_ranked"), "p_random": e.get("p_random"),
                                        "p_floor": e.get("p_floor")}})
     w.rows(t.effects, effects)

@@ -83,10 +83,12 @@ def _interventions(result: RankResult) -> list[GlanceRow]:
     total, of = sum(c[1] for c in counts), sum(c[2] for c in counts)
     base = (f"{n_sets} random k-sets per k: an effect inside the range of their means is not told apart from "
             "random units" if n_sets else "random k-sets: the 95% interval of ranked − random over the examples")
+    cells = "(ranking, mode, positions, k)" if len({e.positions for e in result.interventions}) > 1 \
+        else "(ranking, mode, k)"
     verdict = ("not told apart from random k-sets" if not total else
-               f"apart from random k-sets in {total} of {of} (ranking, mode, k)")
-    return [GlanceRow(f"Δ {measure_of(result)} intervening on each ranking's top-k: (mode, k) apart from random",
-                      value, base, verdict, "used")]
+               f"apart from random k-sets in {total} of {of} {cells}")
+    return [GlanceRow(f"Δ {measure_of(result)} intervening on each ranking's top-k: {cells[1:-1].split(', ', 1)[1]} "
+                      "apart from random", value, base, verdict, "used")]
 
 
 def _agreement(result: RankResult) -> list[GlanceRow]:
