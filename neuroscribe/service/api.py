@@ -114,6 +114,24 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
 
 # --------------------------------------------------------------------------- artefacts
 
+def _page_headers() -> dict[str, str]:
+    """A result page is displayed, not downloaded: sandboxed (an opaque origin, so a script reaches
+    neither the API's key nor its cookies), loading nothing but its own figures and styles, and
+    running no script but the ones the page writers ship (by hash: the describe table's sort/filter)."""
+    import base64
+    import hashlib
+
+    from neuroscribe.service.describe.unit_table import UNIT_SCRIPT
+
+    hashes = " ".join(f"'sha256-{base64.b64encode(hashlib.sha256(x.encode()).digest()).decode()}'"
+                      for x in (UNIT_SCRIPT,))
+    return {"Content-Security-Policy": f"sandbox allow-scripts; default-src 'none'; script-src {hashes}; "
+                                       "style-src 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'",
+            "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
+
+
+_PAGE_HEADERS = _page_headers()
+
 
 def _artefact_root(artefacts_dir: Path, job_id: str) -> Path:
     return (artefacts_dir / job_id).resolve()
@@ -264,6 +282,8 @@ def create_app(queue: JobQueue, *, artefacts_dir: Path | str, api_key: str | Non
         """One file of the job's folder."""
         auth.visible(request, call_queue(q.get, job_id))
         target = _safe_artefact(_artefact_root(root, job_id), path)
+        if target.suffix.lower() in (".html", ".htm"):  # a job's page: shown, in a sandbox of its own origin
+            return FileResponse(target, media_type="text/html", headers=_PAGE_HEADERS)
         return FileResponse(target, filename=target.name)
 
     admission.install(app)  # the kinds registered now; the submit route's body in the OpenAPI schema

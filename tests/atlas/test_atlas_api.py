@@ -91,3 +91,49 @@ def test_without_an_atlas_the_routes_say_so(tmp_path):
     c = TestClient(create_app(InMemoryQueue(), artefacts_dir=tmp_path))
     r = c.get("/v1/atlas/models")
     assert r.status_code == 503 and "NEUROSCRIBE_ATLAS_URL" in r.json()["detail"]
+
+
+def test_pages_forbid_inline_and_foreign_scripts(client):
+    csp = client.get("/").headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "default-src 'none'" in csp and "unsafe-inline" not in csp
+    assert client.get("/static/atlas/app.js").headers["x-content-type-options"] == "nosniff"
+
+
+def test_packaged_datasets_for_the_submit_form(client):
+    assert client.get("/v1/datasets").json() == ["amazon"]
+    d = client.get("/v1/datasets/amazon").json()
+    assert len(d["texts"]) == len(d["labels"]) == 1000 and d["label_names"] == {"1": "positive", "0": "negative"}
+    r = client.get("/v1/datasets/..%2F..%2Fetc%2Fpasswd")
+    assert r.status_code == 404 and "packaged: amazon" in r.json()["detail"]
+
+
+def test_jobs_list_names_models_and_stays_small(client):
+    items = client.get("/v1/atlas/jobs").json()["items"]
+    assert {i["kind"] for i in items} == {"describe", "experts", "rank"}
+    assert all(i["models"] == [_model(client)] and len(i["summary"] or "") <= 600 for i in items)
+    assert all("parameters" not in i for i in items)
+
+
+def test_a_result_page_is_shown_sandboxed_and_runs_only_its_own_script(results, tmp_path):
+    import base64
+    import hashlib
+    import re
+    import shutil
+
+    from atlas_ui import seed_succeeded_job
+
+    q = InMemoryQueue()
+    job = seed_succeeded_job(q, tmp_path, results["rank"])
+    shutil.copytree(results["describe"], tmp_path / job / "result" / "describe")
+    c = TestClient(create_app(q, artefacts_dir=tmp_path))
+    page = c.get(f"/v1/jobs/{job}/artefacts/result/describe/descriptions.html")
+    assert page.status_code == 200 and "attachment" not in page.headers.get("content-disposition", "")
+    csp = page.headers["content-security-policy"]
+    assert csp.startswith("sandbox allow-scripts;") and "img-src 'self' data:" in csp
+    sources = re.search(r"script-src ([^;]*)", csp).group(1)
+    assert "unsafe-inline" not in sources
+    scripts = re.findall(r"<script>(.*?)</script>", page.text, re.S)
+    assert scripts and all(f"'sha256-{base64.b64encode(hashlib.sha256(x.encode()).digest()).decode()}'" in sources
+                           for x in scripts)  # the page's own sort/filter runs; nothing else would
+    data = c.get(f"/v1/jobs/{job}/artefacts/result/rankings.csv")
+    assert data.headers["content-disposition"].startswith("attachment")
