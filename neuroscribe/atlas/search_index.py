@@ -23,7 +23,7 @@ from sqlalchemy.engine import Engine
 
 from neuroscribe.atlas import schema as t
 
-__all__ = ["refresh_search", "search_docs", "MIN_COSINE", "query_embedder"]
+__all__ = ["refresh_search", "search_docs", "MIN_COSINE", "query_embedder", "warm_up"]
 
 MIN_COSINE = 0.45
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -36,6 +36,11 @@ def query_embedder():
     from neuroscribe.workers.describe.vocabulary import minilm_embedder
 
     return minilm_embedder(batch_size=256)
+
+
+def warm_up() -> None:
+    """Load the query embedder in a background thread (a server's first search need not wait ~10 s)."""
+    threading.Thread(target=query_embedder, name="atlas-embedder", daemon=True).start()
 
 
 def refresh_search(engine: Engine, *, embed=None, batch: int = 2048) -> int:

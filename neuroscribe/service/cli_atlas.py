@@ -85,6 +85,9 @@ def register(cli: click.Group) -> None:
         s = Settings.from_env(artefacts=artefacts, atlas_url=atlas_url, queue_url="memory://", host=host, port=port)
         s.artefacts.mkdir(parents=True, exist_ok=True)
         engine = open_store(default_url(s))
+        from neuroscribe.atlas.search_index import warm_up
+
+        warm_up()
         queue = make_queue("memory://")
         workers = [] if no_workers else _start_workers(queue, s)
         app = create_app(queue, artefacts_dir=s.artefacts, keys=KeyRing.build(s.api_key, s.api_keys_file),

@@ -113,8 +113,10 @@ def register(cli: click.Group) -> click.Group:
                                                       "NEUROSCRIBE_LOCAL_TRIAL=1 for a trial on this machine only")
         s.artefacts.mkdir(parents=True, exist_ok=True)
         queue = make_queue(s.queue_url, retention=retention_of(s))
+        from neuroscribe.atlas.search_index import warm_up
         from neuroscribe.atlas.store import default_url, open_store
 
+        warm_up()
         app = create_app(queue, artefacts_dir=s.artefacts, keys=keys,
                          rate_limiter=RateLimiter(s.rate_limit, s.rate_burst), settings=s,
                          atlas=open_store(default_url(s)))

@@ -14,7 +14,8 @@ __all__ = ["index_rank", "attribute_of"]
 def attribute_of(result: dict) -> str:
     names = result.get("label_names") or {}
     labels = sorted(result.get("classes") or {})
-    return (" / ".join(names.get(lb, lb) for lb in labels) or result.get("dataset") or "attribute")[:200]
+    classes = " / ".join(names.get(lb, lb) for lb in labels)
+    return (f"{result.get('dataset') or 'labels'}: {classes}" if classes else result.get("dataset") or "attribute")[:200]
 
 
 def index_rank(w: JobWriter, rf: ResultFolder) -> dict:
