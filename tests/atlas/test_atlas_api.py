@@ -103,8 +103,9 @@ def test_packaged_datasets_for_the_submit_form(client):
     assert client.get("/v1/datasets").json() == ["amazon"]
     d = client.get("/v1/datasets/amazon").json()
     assert len(d["texts"]) == len(d["labels"]) == 1000 and d["label_names"] == {"1": "positive", "0": "negative"}
-    r = client.get("/v1/datasets/..%2F..%2Fetc%2Fpasswd")
-    assert r.status_code == 404 and "packaged: amazon" in r.json()["detail"]
+    r = client.get("/v1/datasets/nope.txt")
+    assert r.status_code == 404 and "no packaged dataset 'nope.txt' (packaged: amazon)" == r.json()["detail"]
+    assert client.get("/v1/datasets/..%2F..%2Fetc%2Fpasswd").status_code == 404  # no file of the server is named
 
 
 def test_jobs_list_names_models_and_stays_small(client):

@@ -7,7 +7,7 @@ Two servers share one queue, artefacts folder and atlas: ``open`` (no key) and `
 ``KEY``). A succeeded service job (``seeded``: a copy of the rank result folder, with a hostile HTML
 file and a binary file beside it) sits in the queue and, under its job id, in the atlas.
 
-One browser per session, a fresh context per test; every test's pages are watched (``page``): a
+One browser per test module, a fresh context per test; every test's pages are watched (``page``): a
 request that leaves 127.0.0.1, a script error or a Content-Security-Policy violation fails the test.
 No Chromium is a failure (CI installs it), never a skip.
 """
@@ -20,7 +20,7 @@ from atlas_results import make_results
 from atlas_ui import CHROMIUM, KEY, TIMEOUT_MS, Atlas, Watch, seed_succeeded_job, serve
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def atlas(tmp_path_factory):
     """The three result folders indexed into a SQLite atlas, a seeded service job, and both servers."""
     from neuroscribe.atlas.ingest import index_folder
@@ -61,8 +61,8 @@ def atlas(tmp_path_factory):
     engine.dispose()
 
 
-@pytest.fixture(scope="session")
-def browser():
+@pytest.fixture(scope="module")  # not session: Playwright's sync API keeps an event loop running in
+def browser():                   # this thread while it lives, and later tests call asyncio.run
     if not CHROMIUM.is_file():
         pytest.fail(f"no Chromium at {CHROMIUM}: the browser tests need it (apt-get install chromium; "
                     f"CI's .ci/run installs it)", pytrace=False)
