@@ -9,7 +9,7 @@ SWEEP_OUT ?= runs/sweep-demo
 DESCRIBE_OUT ?= runs/describe-amazon
 RANK_OUT ?= runs/rank-amazon
 
-.PHONY: setup demo sweep-demo describe-demo rank-demo test test-unit bench clean deploy-check
+.PHONY: setup demo sweep-demo describe-demo rank-demo test test-unit bench bench-atlas clean deploy-check
 
 # the compose linter (npm), installed into build/ on first use
 DCLINT_VERSION := 3.1.0
@@ -78,6 +78,12 @@ bench: $(STAMP)
 	$(PY) bench/bench_generate.py
 	$(PY) bench/bench_describe_pooling.py
 	$(PY) bench/bench_rank.py --out runs/rank-bench
+
+# the neuron atlas at Llama-3.1-8B size (458,752 units; ~2 GB folder built once under runs/, ~5 GB of memory,
+# ~10 minutes: import into SQLite and PostgreSQL, serving), then its pages in Chromium against descriptions.html
+bench-atlas: $(STAMP)
+	$(PY) bench/bench_atlas.py --folder runs/atlas-bench --http
+	$(PY) bench/bench_atlas_browser.py --describe $(DESCRIBE_OUT)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .hypothesis

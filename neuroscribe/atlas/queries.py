@@ -76,56 +76,90 @@ def _latest_stats():
     return latest
 
 
+def _latest_describe_job(conn, model_key: str) -> int | None:
+    """The newest indexed job with statistics of ``model_key``'s neurons (a describe job)."""
+    j = t.jobs.c
+    for row in conn.execute(select(j.id, j.provenance).where(j.kind == "describe").order_by(j.id.desc())):
+        if model_key in ((row.provenance or {}).get("atlas_models") or ()):
+            return row.id
+    return None
+
+
+def _best(conn, ids: list[int], method: str | None) -> tuple[dict, dict]:
+    """Best AP and best rank position of the neurons ``ids`` (for one page of the table)."""
+    c, r = t.concepts.c, t.ranks.c
+    ap = dict(conn.execute(select(c.neuron, func.max(c.ap)).where(c.neuron.in_(ids)).group_by(c.neuron)).all())
+    q = select(r.neuron, func.min(r.position)).where(r.neuron.in_(ids))
+    if method:
+        q = q.where(r.method == method)
+    return ap, dict(conn.execute(q.group_by(r.neuron)).all())
+
+
 def list_neurons(engine: Engine, *, model: str | None = None, layer: int | None = None, site: str | None = None,
                  descriptor: str | None = None, concept: str | None = None, method: str | None = None,
                  status: str | None = None, sort: str = "unit", order: str = "asc", limit: int = 50,
                  offset: int = 0) -> dict:
+    """One page of the neurons table. With ``model``, the statistics are its newest describe job's (one
+    indexed join); best AP and best rank are computed for the page's rows only, unless the table is
+    sorted or filtered by them."""
     n, s, m = t.neurons.c, t.unit_stats.c, t.models.c
-    latest = _latest_stats()
-    best_ap = (select(t.concepts.c.neuron, func.max(t.concepts.c.ap).label("best_ap"))
-               .group_by(t.concepts.c.neuron).subquery())
-    rank_q = select(t.ranks.c.neuron, func.min(t.ranks.c.position).label("best_rank"))
-    if method:
-        rank_q = rank_q.where(t.ranks.c.method == method)
-    best_rank = rank_q.group_by(t.ranks.c.neuron).subquery()
-    cols = [m.key.label("model"), n.site, n.layer, n.unit, s.status, s.max_activation, s.mean_activation,
-            s.firing_density, s.top_descriptor, s.n_descriptors, s.n_verified, best_ap.c.best_ap,
-            best_rank.c.best_rank]
-    q = (select(*cols).select_from(t.neurons)
-         .join(t.models, m.id == n.model)
-         .outerjoin(latest, latest.c.neuron == n.id)
-         .outerjoin(t.unit_stats, s.id == latest.c.sid)
-         .outerjoin(best_ap, best_ap.c.neuron == n.id)
-         .outerjoin(best_rank, best_rank.c.neuron == n.id))
-    conds = []
-    if model is not None:
-        conds.append(n.model == model_row_id(engine, model))
-    if layer is not None:
-        conds.append(n.layer == layer)
-    if site:
-        conds.append(n.site == site)
-    if status:
-        conds.append(s.status == status)
-    if method:
-        conds.append(best_rank.c.best_rank.is_not(None))
-    if descriptor:
-        d = t.descriptors.c
-        conds.append(n.id.in_(select(d.neuron).where(func.lower(d.descriptor).contains(descriptor.lower()))))
-    if concept:
-        c = t.concepts.c
-        conds.append(n.id.in_(select(c.neuron).where(and_(c.concept == concept, c.expert.is_(True)))))
-    if conds:
-        q = q.where(and_(*conds))
-    key = {"unit": n.unit, "layer": n.layer, "max_activation": s.max_activation,
-           "mean_activation": s.mean_activation, "firing_density": s.firing_density,
-           "n_descriptors": s.n_descriptors, "n_verified": s.n_verified, "best_ap": best_ap.c.best_ap,
-           "best_rank": best_rank.c.best_rank}[sort]
-    direction = key.desc() if order == "desc" else key.asc()
-    q = q.order_by(direction.nulls_last(), n.layer, n.unit)
+    by_best = sort in ("best_ap", "best_rank") or bool(method) or bool(concept)
     with engine.connect() as conn:
+        model_id = None if model is None else model_row(conn, model).id
+        q = select(n.id.label("nid"), m.key.label("model"), n.site, n.layer, n.unit, s.status, s.max_activation,
+                   s.mean_activation, s.firing_density, s.top_descriptor, s.n_descriptors, s.n_verified) \
+            .select_from(t.neurons).join(t.models, m.id == n.model)
+        if model is not None:
+            job = _latest_describe_job(conn, model)
+            q = q.outerjoin(t.unit_stats, and_(s.neuron == n.id, s.job == (job if job is not None else -1)))
+        else:
+            latest = _latest_stats()
+            q = q.outerjoin(latest, latest.c.neuron == n.id).outerjoin(t.unit_stats, s.id == latest.c.sid)
+        best_ap = best_rank = None
+        if by_best:
+            best_ap = (select(t.concepts.c.neuron, func.max(t.concepts.c.ap).label("best_ap"))
+                       .group_by(t.concepts.c.neuron).subquery())
+            rank_q = select(t.ranks.c.neuron, func.min(t.ranks.c.position).label("best_rank"))
+            if method:
+                rank_q = rank_q.where(t.ranks.c.method == method)
+            best_rank = rank_q.group_by(t.ranks.c.neuron).subquery()
+            q = q.add_columns(best_ap.c.best_ap, best_rank.c.best_rank) \
+                .outerjoin(best_ap, best_ap.c.neuron == n.id).outerjoin(best_rank, best_rank.c.neuron == n.id)
+        conds = []
+        if model_id is not None:
+            conds.append(n.model == model_id)
+        if layer is not None:
+            conds.append(n.layer == layer)
+        if site:
+            conds.append(n.site == site)
+        if status:
+            conds.append(s.status == status)
+        if method:
+            conds.append(best_rank.c.best_rank.is_not(None))
+        if descriptor:
+            d = t.descriptors.c
+            conds.append(n.id.in_(select(d.neuron).where(func.lower(d.descriptor).contains(descriptor.lower()))))
+        if concept:
+            c = t.concepts.c
+            conds.append(n.id.in_(select(c.neuron).where(and_(c.concept == concept, c.expert.is_(True)))))
+        if conds:
+            q = q.where(and_(*conds))
+        key = {"unit": n.unit, "layer": n.layer, "max_activation": s.max_activation,
+               "mean_activation": s.mean_activation, "firing_density": s.firing_density,
+               "n_descriptors": s.n_descriptors, "n_verified": s.n_verified,
+               "best_ap": best_ap.c.best_ap if best_ap is not None else None,
+               "best_rank": best_rank.c.best_rank if best_rank is not None else None}[sort]
+        direction = key.desc() if order == "desc" else key.asc()
+        q = q.order_by(direction.nulls_last(), n.layer, n.unit)
         total = conn.execute(select(func.count()).select_from(q.order_by(None).subquery())).scalar()
-        rows = conn.execute(q.limit(limit).offset(offset)).all()
-    return {"total": total, "items": [dict(r._mapping) for r in rows]}
+        rows = [dict(r._mapping) for r in conn.execute(q.limit(limit).offset(offset))]
+        if not by_best and rows:
+            ap, rank = _best(conn, [r["nid"] for r in rows], method)
+            for r in rows:
+                r["best_ap"], r["best_rank"] = ap.get(r["nid"]), rank.get(r["nid"])
+    for r in rows:
+        r.pop("nid")
+    return {"total": total, "items": rows}
 
 
 def model_row_id(engine: Engine, key: str) -> int:

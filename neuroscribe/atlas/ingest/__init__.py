@@ -38,6 +38,7 @@ def index_folder(engine: Engine, path: str | Path) -> dict:
                       created_at=(rf.result.get("provenance") or {}).get("created_at"),
                       parameters=rf.job, provenance=_provenance(rf), summary=rf.summary)
         counts = _INDEXERS[rf.kind](w, rf)
+        w.record_models()
     from neuroscribe.atlas.search_index import refresh_search
 
     refresh_search(engine)
