@@ -109,8 +109,8 @@ def main() -> None:
         pages.append((f"descriptions.html ({html.stat().st_size / 1e6:.1f} MB, one file)", html.as_uri(), None))
     else:
         print(f"(no {html}: the single-file page is left out)")
-    pages += [(f"atlas neuron list (layer {layer})", f"{base}/models/{model}/{layer}", "#neurons table"),
-              (f"atlas neuron page ({layer}/{unit})", f"{base}/neurons/{model}/{layer}/{unit}", "#exemplars")]
+    pages += [(f"atlas neuron list (layer {layer})", f"{base}/models/{model}/{layer}", "#neurons-table .neuron-row"),
+              (f"atlas neuron page ({layer}/{unit})", f"{base}/neurons/{model}/{layer}/{unit}", ".exemplar .tok")]
     print(f"Chromium headless ({args.chromium}), {args.repeats} cold loads each, medians; store: "
           f"{engine.url.render_as_string(hide_password=True)}, model {model} ({m['n_neurons']:,} neurons)")
     results = {}
