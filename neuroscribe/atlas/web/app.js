@@ -197,7 +197,8 @@
       : `This server needs an API key: ${detailText(detail)}`;
     panel.hidden = false;
     const input = $("#api-key-input");
-    if (usedKey) input.value = "";
+    // a late 401 of a request sent with a refused key must not wipe a new key being typed
+    if (usedKey && input.value.trim() === usedKey) input.value = "";
     input.focus();
     return new Promise((resolve) => keyWaiters.push(resolve));
   }
