@@ -6,7 +6,7 @@ positions and effects, each naming the job it came from; its neighbours for prev
 from __future__ import annotations
 
 import numpy as np
-from sqlalchemy import and_, select
+from sqlalchemy import and_, select, tuple_
 
 from neuroscribe.atlas import schema as t
 from neuroscribe.atlas.queries import NotFound, job_dict, model_row
@@ -28,10 +28,11 @@ def exemplar_tokens(text: str, spans, values: np.ndarray) -> tuple[list[dict], i
 def _neighbours(conn, neuron) -> tuple[dict | None, dict | None]:
     n = t.neurons.c
     same = and_(n.model == neuron.model, n.site == neuron.site)
-    before = conn.execute(select(n.layer, n.unit).where(same, (n.layer < neuron.layer) | and_(
-        n.layer == neuron.layer, n.unit < neuron.unit)).order_by(n.layer.desc(), n.unit.desc()).limit(1)).first()
-    after = conn.execute(select(n.layer, n.unit).where(same, (n.layer > neuron.layer) | and_(
-        n.layer == neuron.layer, n.unit > neuron.unit)).order_by(n.layer, n.unit).limit(1)).first()
+    here = tuple_(n.layer, n.unit)  # a row value: the unique index's range, not an OR over it
+    before = conn.execute(select(n.layer, n.unit).where(same, here < tuple_(neuron.layer, neuron.unit))
+                          .order_by(n.layer.desc(), n.unit.desc()).limit(1)).first()
+    after = conn.execute(select(n.layer, n.unit).where(same, here > tuple_(neuron.layer, neuron.unit))
+                         .order_by(n.layer, n.unit).limit(1)).first()
     return (None if before is None else {"layer": before.layer, "unit": before.unit},
             None if after is None else {"layer": after.layer, "unit": after.unit})
 

@@ -99,6 +99,10 @@ def test_lists_filters_and_sorts(indexed):
         concept_view(engine, "no such concept")
     with pytest.raises(NotFound):
         neuron_view(engine, model, 0, 10_000)
+    # prev / next run through the layers in (layer, unit) order, across a layer's end
+    assert neuron_view(engine, model, 0, 36)["next"] == {"layer": 1, "unit": 0}
+    assert neuron_view(engine, model, 1, 0)["prev"] == {"layer": 0, "unit": 36}
+    assert neuron_view(engine, model, 0, 0)["prev"] is None and neuron_view(engine, model, 1, 36)["next"] is None
 
 
 def test_what_is_not_a_result_is_refused_with_one_line(sqlite_url, results, tmp_path):
