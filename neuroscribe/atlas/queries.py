@@ -162,11 +162,6 @@ def list_neurons(engine: Engine, *, model: str | None = None, layer: int | None 
     return {"total": total, "items": rows}
 
 
-def model_row_id(engine: Engine, key: str) -> int:
-    with engine.connect() as conn:
-        return model_row(conn, key).id
-
-
 def list_concepts(engine: Engine) -> list[dict]:
     c = t.concepts.c
     with engine.connect() as conn:

@@ -22,9 +22,10 @@ def index_after_run(out: Path, settings: Settings, quiet: bool = False) -> None:
     from neuroscribe.atlas.ingest import index_quietly
     from neuroscribe.atlas.store import default_url
 
-    report = index_quietly(default_url(settings), out)
+    url = default_url(settings)
+    report = index_quietly(url, out)
     if report is not None and not quiet:
-        click.echo(f"indexed into the atlas ({default_url(settings)}): open it with `neuroscribe ui`")
+        click.echo(f"indexed into the atlas ({url}): open it with `neuroscribe ui`")
 
 
 def _atlas_option(f):
@@ -53,11 +54,11 @@ def register(cli: click.Group) -> None:
     def index_cmd(dirs, atlas_url):
         """Index result folders (experts, describe or rank) into the neuron atlas. A folder indexed
         before replaces its earlier rows. A folder that is not a result stops with one line naming it."""
-        from neuroscribe.atlas.ingest import index_folder, read_folder
+        from neuroscribe.atlas.ingest import index_folder, locate_folder
         from neuroscribe.atlas.store import default_url, open_store
 
-        for d in dirs:  # every folder checked before anything is written
-            read_folder(d)
+        for d in dirs:  # every folder checked before anything is written (its result is read once, below)
+            locate_folder(d)
         url = atlas_url or default_url(Settings.from_env())
         engine = open_store(url)
         for d in dirs:

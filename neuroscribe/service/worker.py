@@ -41,7 +41,6 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from neuroscribe.atlas.store import default_url
 from neuroscribe.service import logs
 from neuroscribe.service.executor import DEFAULT_HANDLERS, Executor
 from neuroscribe.service.queue.base import Delivery, JobQueue
@@ -185,6 +184,7 @@ class Worker:
         folder = self.settings.artefacts / d.job_id
         if ok and self.settings.auto_index and (folder / "result" / "job.json").is_file():
             from neuroscribe.atlas.ingest import index_quietly  # the job stands whether or not this works
+            from neuroscribe.atlas.store import default_url
 
             index_quietly(default_url(self.settings), folder / "result", log=self.log)
         return ok

@@ -1,5 +1,5 @@
 """Indexing result folders into the atlas: ``index_folder(engine, DIR)`` (one transaction per job;
-re-indexing replaces the job's rows), ``index_folders`` for several, and ``index_quietly`` for a
+re-indexing replaces the job's rows) and ``index_quietly`` for a
 finished job (a failure is logged, never raised: the job's result stands without the atlas).
 """
 
@@ -12,11 +12,11 @@ from sqlalchemy.engine import Engine
 
 from neuroscribe.atlas.ingest.describe import index_describe
 from neuroscribe.atlas.ingest.experts import index_experts, sweep_counts
-from neuroscribe.atlas.ingest.folder import ResultFolder, read_folder
+from neuroscribe.atlas.ingest.folder import ResultFolder, locate_folder, read_folder
 from neuroscribe.atlas.ingest.rank import index_rank
 from neuroscribe.atlas.ingest.writer import JobWriter
 
-__all__ = ["index_folder", "index_folders", "index_quietly", "read_folder", "ResultFolder"]
+__all__ = ["index_folder", "index_quietly", "locate_folder", "read_folder", "ResultFolder"]
 
 _log = logging.getLogger("neuroscribe.atlas")
 _INDEXERS = {"experts": index_experts, "describe": index_describe, "rank": index_rank}
@@ -43,10 +43,6 @@ def index_folder(engine: Engine, path: str | Path) -> dict:
 
     refresh_search(engine)
     return {"key": rf.key, "kind": rf.kind, "path": str(rf.path), **counts}
-
-
-def index_folders(engine: Engine, paths) -> list[dict]:
-    return [index_folder(engine, p) for p in paths]
 
 
 def index_quietly(url: str | None, path: str | Path, log=None) -> dict | None:

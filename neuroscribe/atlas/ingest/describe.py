@@ -12,7 +12,6 @@ read by ``describe_files``; the garbage collector is paused meanwhile (``paused_
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
 
@@ -20,16 +19,12 @@ from neuroscribe.atlas import schema as t
 from neuroscribe.atlas.ingest.describe_files import evidence_meta, paused_gc, sentence_records
 from neuroscribe.atlas.ingest.evidence_text import texts_in_order
 from neuroscribe.atlas.ingest.folder import ResultFolder
-from neuroscribe.atlas.ingest.json_columns import keyed_rows
+from neuroscribe.atlas.ingest.json_columns import finite_or_none as _finite, keyed_rows
 from neuroscribe.atlas.ingest.writer import JobWriter
 
 __all__ = ["index_describe", "CHUNK"]
 
 CHUNK = 32_768
-
-
-def _finite(x):
-    return None if x is None or not math.isfinite(x) else float(x)
 
 
 def _sentences(rf: ResultFolder, rows: set[int]) -> dict[int, dict]:

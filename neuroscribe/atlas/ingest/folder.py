@@ -18,7 +18,7 @@ from pathlib import Path
 from neuroscribe.atlas.ingest.describe_files import describe_result
 from neuroscribe.errors import InvalidInput
 
-__all__ = ["ResultFolder", "read_folder", "RESULT_FILES"]
+__all__ = ["ResultFolder", "locate_folder", "read_folder", "RESULT_FILES"]
 
 RESULT_FILES = {"experts": "experts.json", "describe": "descriptions.json", "rank": "rankings.json"}
 _JOB_ID = re.compile(r"[0-9a-f]{32}")
@@ -55,8 +55,9 @@ def _json(path: Path, folder: Path) -> dict:
     return data
 
 
-def read_folder(path: str | Path) -> ResultFolder:
-    """The result folder at ``path``; ``InvalidInput`` naming the folder and what is missing."""
+def locate_folder(path: str | Path) -> tuple[Path, dict, str, Path]:
+    """(folder, job, kind, result file) of the result folder at ``path``, its result not read yet;
+    ``InvalidInput`` naming the folder and what is missing."""
     folder = Path(path).expanduser()
     if not folder.is_dir():
         raise InvalidInput("DIR", f"{folder}: not a directory")
@@ -76,6 +77,12 @@ def read_folder(path: str | Path) -> ResultFolder:
     if not result_file.is_file():
         raise InvalidInput("DIR", f"{folder}: a {kind} job's folder without {RESULT_FILES[kind]} (the job did not "
                                   "finish, or the folder was copied without it)")
+    return folder, job, kind, result_file
+
+
+def read_folder(path: str | Path) -> ResultFolder:
+    """The result folder at ``path`` (``locate_folder``) with its result read."""
+    folder, job, kind, result_file = locate_folder(path)
     # a describe result's units are read with only the fields the atlas uses (describe_files; ~700 MB at 460k units)
     result = (kind == "describe" and describe_result(result_file)) or _json(result_file, folder)
     if result.get("kind") not in (None, kind) or "provenance" not in result:

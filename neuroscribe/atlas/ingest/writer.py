@@ -83,21 +83,20 @@ def write_columns(conn: Connection, table, columns: dict[str, Sequence]) -> int:
     return n
 
 
+def dict_columns(table, rows: Sequence[dict]) -> dict[str, list]:
+    """Rows given as dicts (the same keys) as ``write_columns`` takes them (JSON columns as text)."""
+    columns = {}
+    for c in rows[0]:
+        values = [r[c] for r in rows]
+        if isinstance(table.c[c].type, JSON):
+            values = [None if v is None else json.dumps(v) for v in values]
+        columns[c] = values
+    return columns
+
+
 def bulk_insert(conn: Connection, table, rows: Sequence[dict], *, chunk: int = 50_000) -> int:
     """Insert ``rows`` (dicts with the same keys) into ``table``; returns how many."""
-    if not rows:
-        return 0
-    done = 0
-    for i in range(0, len(rows), chunk):
-        part = rows[i:i + chunk]
-        columns = {}
-        for c in part[0]:
-            values = [r[c] for r in part]
-            if isinstance(table.c[c].type, JSON):
-                values = [None if v is None else json.dumps(v) for v in values]
-            columns[c] = values
-        done += write_columns(conn, table, columns)
-    return done
+    return sum(write_columns(conn, table, dict_columns(table, rows[i:i + chunk])) for i in range(0, len(rows), chunk))
 
 
 class JobWriter:
@@ -260,9 +259,8 @@ class JobWriter:
         return dict(zip(wanted, ids.tolist()))
 
     def rows(self, table, rows: list[dict]) -> int:
-        for r in rows:
-            r["job"] = self.job_id
-        return bulk_insert(self.conn, table, rows)
+        """This job's rows of ``table`` as dicts (``columns``: written, and analyzed, like the rest)."""
+        return self.columns(table, dict_columns(table, rows)) if rows else 0
 
     def columns(self, table, columns: dict[str, Sequence]) -> int:
         """This job's rows of ``table`` column-wise (``write_columns``)."""

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 from neuroscribe.jobs import DescribeResult
+from neuroscribe.service.describe.chance_text import pct_interval
 from neuroscribe.service.report.glance import GlanceRow, difference_verdict, point_verdict
 
 __all__ = ["describe_glance"]
@@ -18,13 +19,6 @@ __all__ = ["describe_glance"]
 
 def _pct(x) -> str:
     return "—" if x is None else f"{100 * x:.1f}%"
-
-
-def _ci(cis, j: int) -> str:
-    if not cis or j >= len(cis) or cis[j] is None:
-        return ""
-    lo, hi = cis[j]
-    return f" [{100 * lo:.0f}–{100 * hi:.0f}]"
 
 
 def _verified(result: DescribeResult) -> list[GlanceRow]:
@@ -62,7 +56,7 @@ def _precision(result: DescribeResult) -> list[GlanceRow]:
     none = (None,) * len(e.ks)
     for j, (k, p, b) in enumerate(zip(e.ks, e.precision, e.baseline_precision or none)):
         paper = f"; paper P@2 {100 * e.paper_precision_at_2:.0f}%" if k == 2 else ""
-        value = f"{_pct(p)}{_ci(e.precision_ci, j)} of {e.n_units:,} described units"
+        value = f"{_pct(p)}{pct_interval(e.precision_ci, j)} of {e.n_units:,} described units"
         if b is None:
             rows.append(GlanceRow(f"precision@{k} vs the reference labels", value,
                                   "random exemplar sets: not computed" + paper, "no comparison (no chance baseline)",
@@ -73,7 +67,7 @@ def _precision(result: DescribeResult) -> list[GlanceRow]:
         if d is not None:
             verdict += f" (difference {100 * d[0]:+.1f} to {100 * d[1]:+.1f} points)"
         rows.append(GlanceRow(f"precision@{k} vs the reference labels", value,
-                              f"random exemplar sets: {_pct(b)}{_ci(e.baseline_precision_ci, j)}{paper}", verdict,
+                              f"random exemplar sets: {_pct(b)}{pct_interval(e.baseline_precision_ci, j)}{paper}", verdict,
                               "evaluation"))
     return rows
 
