@@ -74,7 +74,13 @@ MODELS: dict[str, dict] = {
     "pythia-1.4b": dict(model_type="gpt_neox", num_hidden_layers=24, hidden_size=2048, intermediate_size=8192,
                         num_attention_heads=16, vocab_size=50304, max_position_embeddings=2048, rotary_pct=0.25,
                         use_parallel_residual=True),
+    # Opt-in (--models ...,llama-3.1-8b): the scale of the issue-17 plan (458,752 MLP units); bf16 only.
+    "llama-3.1-8b": dict(model_type="llama", num_hidden_layers=32, hidden_size=4096, intermediate_size=14336,
+                         num_attention_heads=32, num_key_value_heads=8, vocab_size=128256,
+                         max_position_embeddings=8192, rope_theta=500000.0),
 }
+DEFAULT_MODELS = ("bert-base", "pythia-160m", "pythia-1.4b")
+BF16_ONLY = {"llama-3.1-8b"}  # an fp32 copy would take 32 GB and minutes; the plan needs the bf16 rate
 TINY_SHAPE = dict(num_hidden_layers=2, hidden_size=32, intermediate_size=64, num_attention_heads=4)
 EXEMPLAR_MODEL = "pythia-1.4b"
 
@@ -259,17 +265,20 @@ def model_config(name: str, tiny: bool):
     spec = dict(MODELS[name])
     if tiny:
         spec.update(TINY_SHAPE)
+        if "num_key_value_heads" in spec:
+            spec["num_key_value_heads"] = 2
     return AutoConfig.for_model(spec.pop("model_type"), **spec)
 
 
-def build_subject(name: str, tokenizer, dev: torch.device, tiny: bool, seed: int) -> SubjectModel:
-    """A fp32 random init of ``name``'s shape (fixed seed), made on the device, as a ``SubjectModel``."""
+def build_subject(name: str, tokenizer, dev: torch.device, tiny: bool, seed: int,
+                  dtype: torch.dtype = torch.float32) -> SubjectModel:
+    """A random init of ``name``'s shape (fixed seed) in ``dtype``, made on the device, as a ``SubjectModel``."""
     from transformers import AutoModel
 
     config = model_config(name, tiny)
     torch.manual_seed(seed)  # seeds the CPU and every CUDA device
     with torch.device(dev):
-        model = AutoModel.from_config(config, dtype=torch.float32)
+        model = AutoModel.from_config(config, dtype=dtype)
     model.to(dev).eval()
     n_layers = get_architecture(config.model_type).n_layers(config)
     return SubjectModel(model=model, tokenizer=tokenizer, model_id=f"{name} (random init, seed {seed})", revision=None,
@@ -322,10 +331,11 @@ def part_capture(name: str, dev: torch.device, sizes: Sizes, args, budget: Budge
     and the subject (left in bf16)."""
     config = model_config(name, args.tiny)
     params_est = MODELS[name]["num_hidden_layers"] * 12 * MODELS[name]["hidden_size"] ** 2 if not args.tiny else 1e5
-    if not budget.allow(f"capture {name}: build", 5.0 + 20.0 * params_est / 1e9):
+    dtypes = [("bf16", torch.bfloat16)] if name in BF16_ONLY else [("fp32", torch.float32), ("bf16", torch.bfloat16)]
+    if not budget.allow(f"capture {name}: build", 5.0 + (10.0 if name in BF16_ONLY else 20.0) * params_est / 1e9):
         return {"skipped": "budget"}, None
     tokenizer = make_tokenizer(config.model_type, words)
-    t_build, subject = timed(lambda: build_subject(name, tokenizer, dev, args.tiny, args.seed), dev)
+    t_build, subject = timed(lambda: build_subject(name, tokenizer, dev, args.tiny, args.seed, dtypes[0][1]), dev)
     total, nonemb = param_counts(subject.model)
     flops_per_token = 2.0 * nonemb
     tok = tokenize_texts(tokenizer, texts, sizes.max_length)
@@ -351,7 +361,7 @@ def part_capture(name: str, dev: torch.device, sizes: Sizes, args, budget: Budge
         return capture_responses(subject, subset, site="mlp_post", pooling="max", batch_size=sizes.batch_size,
                                  max_length=sizes.max_length, progress=False)
 
-    for dname, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+    for dname, dtype in dtypes:
         if dtype != next(subject.model.parameters()).dtype:
             subject.model.to(dtype)
             free(dev)
@@ -563,7 +573,8 @@ def parse_args(argv):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--parts", default="capture,ap,exemplars",
                    help="comma-separated subset of capture,ap,exemplars (matmul always runs)")
-    p.add_argument("--models", default=",".join(MODELS), help=f"capture models, subset of {','.join(MODELS)}")
+    p.add_argument("--models", default=",".join(DEFAULT_MODELS),
+                   help=f"capture models (default {','.join(DEFAULT_MODELS)}), subset of {','.join(MODELS)}")
     return p.parse_args(argv)
 
 
