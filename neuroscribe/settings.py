@@ -6,6 +6,12 @@ its variable and its default:
 
     queue_url     NEUROSCRIBE_QUEUE        redis://127.0.0.1:6379/0   (memory:// for one process)
     artefacts     NEUROSCRIBE_ARTEFACTS    ~/.local/share/neuroscribe/artefacts
+    artefacts_url NEUROSCRIBE_ARTEFACTS_URL none: the artefacts folder is shared by the API and every worker;
+                                           s3://BUCKET[/PREFIX] (or file:///PATH): stages publish their files
+                                           there and each machine keeps a local copy under ``artefacts``
+                                           (service/storage/, docs/deploy.md)
+    s3_endpoint_url NEUROSCRIBE_S3_ENDPOINT_URL none: AWS; else an S3-compatible server (MinIO, Ceph, ...);
+                                           credentials are botocore's own (AWS_ACCESS_KEY_ID, ...)
     cache_dir     NEUROSCRIBE_CACHE        ~/.cache/neuroscribe  (generations, responses, weight hashes)
     api_key       NEUROSCRIBE_API_KEY      none (the API requires it on every route but /healthz when set)
     url           NEUROSCRIBE_URL          http://127.0.0.1:8000      (the client's API)
@@ -32,6 +38,10 @@ Operations (service/retention.py, service/auth.py, service/logs.py; README "Oper
     atlas_url            NEUROSCRIBE_ATLAS_URL          sqlite:///<artefacts>/../atlas.sqlite: the neuron atlas
                                                         (docs/atlas.md); every finished job is indexed into it
                                                         (``auto_index``, NEUROSCRIBE_AUTO_INDEX, 1; 0: never)
+    shard_rows           NEUROSCRIBE_SHARD_ROWS         0: a describe job's activate stage is split into shards
+                                                        of this many sentences (0: never split); any activate
+                                                        worker takes any shard (queue/shards.py)
+    shards_in_flight     NEUROSCRIBE_SHARDS_IN_FLIGHT   4: shards of one job in a stage's stream at a time
 
 Server policy and bounds (service/policy.py, service/limits.py; README "What a job may ask for"):
 lists are comma-separated; model and generator entries are shell-style patterns (fnmatch).
@@ -49,6 +59,10 @@ lists are comma-separated; model and generator entries are shell-style patterns 
     max_sentences        NEUROSCRIBE_MAX_SENTENCES      50000 sentences per job (given or generated), and
                                                         items in any list of a job
     max_units            NEUROSCRIBE_MAX_UNITS          200000 units read per job (layers x units per layer)
+    dataset_max_bytes    NEUROSCRIBE_DATASET_MAX_BYTES  67108864 (64 MiB): the largest dataset one upload stores
+                                                        (POST /v1/datasets; also its body limit); 0: no uploads
+    dataset_quota_bytes  NEUROSCRIBE_DATASET_QUOTA_BYTES 268435456 (256 MiB): dataset bytes each key (user) may keep
+                                                        stored (service/dataset_store.py); 0: no quota
 """
 
 from __future__ import annotations
@@ -71,18 +85,21 @@ _OPS_VARS = (("job_ttl_s", "NEUROSCRIBE_JOB_TTL"), ("idempotency_ttl_s", "NEUROS
              ("rate_limit", "NEUROSCRIBE_RATE_LIMIT"), ("rate_burst", "NEUROSCRIBE_RATE_BURST"),
              ("require_auth", "NEUROSCRIBE_REQUIRE_AUTH"), ("local_trial", "NEUROSCRIBE_LOCAL_TRIAL"),
              ("log_format", "NEUROSCRIBE_LOG_FORMAT"), ("log_level", "NEUROSCRIBE_LOG_LEVEL"),
-             ("atlas_url", "NEUROSCRIBE_ATLAS_URL"), ("auto_index", "NEUROSCRIBE_AUTO_INDEX"))
+             ("atlas_url", "NEUROSCRIBE_ATLAS_URL"), ("auto_index", "NEUROSCRIBE_AUTO_INDEX"),
+             ("shard_rows", "NEUROSCRIBE_SHARD_ROWS"), ("shards_in_flight", "NEUROSCRIBE_SHARDS_IN_FLIGHT"))
 _TYPED = (("job_ttl_s", float), ("idempotency_ttl_s", float), ("dead_letter_ttl_s", float), ("gc_interval_s", float),
           ("result_inline_bytes", int), ("rate_limit", float), ("rate_burst", int), ("require_auth", bool), ("auto_index", bool),
-          ("local_trial", bool))
+          ("local_trial", bool), ("shard_rows", int), ("shards_in_flight", int))
 # the policy settings (service/policy.py, service/limits.py): (field, variable); lists and integers
 _POLICY_VARS = (("models", "NEUROSCRIBE_MODELS"), ("remote_code_models", "NEUROSCRIBE_REMOTE_CODE_MODELS"),
                 ("generators", "NEUROSCRIBE_GENERATORS"), ("llm_endpoints", "NEUROSCRIBE_LLM_ENDPOINTS"),
                 ("devices", "NEUROSCRIBE_DEVICES"), ("max_body_bytes", "NEUROSCRIBE_MAX_BODY_BYTES"),
                 ("max_concepts", "NEUROSCRIBE_MAX_CONCEPTS"), ("max_sentences", "NEUROSCRIBE_MAX_SENTENCES"),
-                ("max_units", "NEUROSCRIBE_MAX_UNITS"))
+                ("max_units", "NEUROSCRIBE_MAX_UNITS"), ("dataset_max_bytes", "NEUROSCRIBE_DATASET_MAX_BYTES"),
+                ("dataset_quota_bytes", "NEUROSCRIBE_DATASET_QUOTA_BYTES"))
 _LISTS = ("models", "remote_code_models", "generators", "llm_endpoints", "devices")
-_POLICY_TYPED = (("max_body_bytes", int), ("max_concepts", int), ("max_sentences", int), ("max_units", int))
+_POLICY_TYPED = (("max_body_bytes", int), ("max_concepts", int), ("max_sentences", int), ("max_units", int),
+                 ("dataset_max_bytes", int), ("dataset_quota_bytes", int))
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
 
 
@@ -112,6 +129,16 @@ def _as_list(value) -> tuple[str, ...]:
     return tuple(str(v).strip() for v in items if str(v).strip())
 
 
+def _check_artefacts_url(url) -> None:
+    """Refuse, at startup, an artefacts URL no store reads (service/storage/ opens the accepted ones)."""
+    if url is None:
+        return
+    scheme, sep, rest = str(url).partition("://")
+    if not sep or scheme not in ("s3", "file") or not rest.strip("/"):
+        raise ValueError(f"artefacts_url (NEUROSCRIBE_ARTEFACTS_URL): {url!r} is not s3://BUCKET[/PREFIX] "
+                         "or file:///PATH")
+
+
 def _home() -> Path:
     return Path.home()
 
@@ -120,6 +147,8 @@ def _home() -> Path:
 class Settings:
     queue_url: str = DEFAULT_QUEUE
     artefacts: Path = dataclasses.field(default_factory=lambda: _home() / ".local" / "share" / "neuroscribe" / "artefacts")
+    artefacts_url: str | None = None
+    s3_endpoint_url: str | None = None
     cache_dir: Path = dataclasses.field(default_factory=lambda: _home() / ".cache" / "neuroscribe")
     api_key: str | None = dataclasses.field(default=None, repr=False)
     url: str = DEFAULT_URL
@@ -141,6 +170,8 @@ class Settings:
     log_level: str = "INFO"
     atlas_url: str | None = None
     auto_index: bool = True
+    shard_rows: int = 0
+    shards_in_flight: int = 4
     models: tuple[str, ...] = ("minilm", "smollm2")
     remote_code_models: tuple[str, ...] = ()
     generators: tuple[str, ...] = ("llamacpp:smollm2", "transformers:smollm2", "fake:*", "openai:*")
@@ -150,6 +181,8 @@ class Settings:
     max_concepts: int = 1000
     max_sentences: int = 50_000
     max_units: int = 200_000
+    dataset_max_bytes: int = 64 * 1024 * 1024
+    dataset_quota_bytes: int = 256 * 1024 * 1024
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **options) -> "Settings":
@@ -158,6 +191,7 @@ class Settings:
         env = os.environ if environ is None else environ
         values: dict = {}
         for field, var in (("queue_url", "NEUROSCRIBE_QUEUE"), ("artefacts", "NEUROSCRIBE_ARTEFACTS"),
+                           ("artefacts_url", "NEUROSCRIBE_ARTEFACTS_URL"), ("s3_endpoint_url", "NEUROSCRIBE_S3_ENDPOINT_URL"),
                            ("cache_dir", "NEUROSCRIBE_CACHE"), ("api_key", "NEUROSCRIBE_API_KEY"),
                            ("url", "NEUROSCRIBE_URL"), ("host", "NEUROSCRIBE_HOST"), ("port", "NEUROSCRIBE_PORT"),
                            ("device", "NEUROSCRIBE_DEVICE"), *_OPS_VARS, *_POLICY_VARS):
@@ -184,6 +218,7 @@ class Settings:
         for name, kind in (("port", int), *_TYPED, *_POLICY_TYPED):
             if name in values and values[name] is not None:
                 values[name] = _convert(name, kind, values[name])
+        _check_artefacts_url(values.get("artefacts_url"))
         if values.get("log_format", "json") not in ("json", "text"):
             raise ValueError(f"log_format (NEUROSCRIBE_LOG_FORMAT): {values['log_format']!r} is not json or text")
         return cls(**values)

@@ -197,7 +197,8 @@ def register(cli: click.Group) -> click.Group:
 
         s = Settings.from_env(queue_url=queue_url, artefacts=artefacts, cache_dir=cache_dir)
         configure(s.log_format, s.log_level)
-        q = make_queue(s.queue_url, lease_s=lease_s, max_attempts=max_attempts, retention=retention_of(s))
+        q = make_queue(s.queue_url, lease_s=lease_s, max_attempts=max_attempts, retention=retention_of(s),
+                       max_shards_in_flight=max(1, s.shards_in_flight))
         metrics = WorkerMetrics()
         if metrics_port is not None:
             metrics.serve(metrics_port)

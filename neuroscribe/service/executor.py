@@ -16,9 +16,10 @@ Protocol: JSON messages over a pipe (``send_bytes``, never pickle):
     executor -> worker  {"type": "ready", "pid"}  once, when the handlers are loaded
                         {"type": "error", "reason", "retry": false, "field"}  instead, when they cannot
                         be loaded (then it exits; ``field`` is set for an ``InvalidInput``)
-    worker -> executor  {"type": "run", "job_id", "stage", "attempt", "job", "handoff"}  (only after ready)
+    worker -> executor  {"type": "run", "job_id", "stage", "attempt", "job", "handoff", "shard"}  (only after ready)
     executor -> worker  {"type": "progress", "done", "total", "message"}
                         {"type": "done", "handoff"} or {"type": "done", "result"}
+                        or {"type": "done", "handoff", "shards"}  (split this stage: see queue/shards.py)
                         {"type": "error", "reason", "retry", "user"}  (retry false: dead-letter at once;
                         user true, the job's own fault (InvalidInput): failed at once, not dead-lettered)
 
@@ -69,6 +70,9 @@ class StageContext:
     artefacts: Path  # this job's folder (shared between the stages' machines)
     settings: Settings = field(default_factory=Settings)  # the cache, device and keys of this worker
     state: dict = field(default_factory=dict)
+    # None: the stage's delivery (a handler may split it: return {"handoff", "shards": [spec, ...]});
+    # {"id", "index", "of", "spec"}: one shard of it; {"id": "reduce", "of", "outputs": {id: handoff}}: the merge
+    shard: dict | None = None
     report: Callable[[int, int | None, str | None], None] = lambda done, total=None, message=None: None
 
     def progress(self, done: int, total: int | None = None, message: str | None = None) -> None:
@@ -172,7 +176,7 @@ def _run_one(msg: dict, handlers: dict, state: dict, settings: Settings, conn) -
         return {"type": "error", "reason": f"refused by this server: {refused[0].field}: {refused[0].msg}",
                 "retry": False, "user": True}
     ctx = StageContext(job_id=job_id, stage=stage, attempt=int(msg.get("attempt", 1)), job=job,
-                       handoff=msg.get("handoff"), artefacts=Path(settings.artefacts) / job_id,
+                       handoff=msg.get("handoff"), artefacts=Path(settings.artefacts) / job_id, shard=msg.get("shard"),
                        settings=settings, state=state,
                        report=lambda d, t=None, m=None: _send(conn, {"type": "progress", "done": d, "total": t,
                                                                      "message": m}))
@@ -274,7 +278,7 @@ class Executor:
         try:
             _send(self._conn, {"type": "run", "job_id": delivery.job_id, "stage": delivery.stage,
                                "attempt": delivery.attempt, "job": delivery.payload.get("job"),
-                               "handoff": delivery.payload.get("handoff")})
+                               "handoff": delivery.payload.get("handoff"), "shard": delivery.payload.get("shard")})
         except OSError:  # it died since it was ready: poll says so
             pass
 

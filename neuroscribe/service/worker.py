@@ -175,6 +175,8 @@ class Worker:
     def _finish(self, d: Delivery, msg: dict) -> bool:
         """Commit the executor's ``done``: the result summarized, and kept out of the queue when large."""
         result = msg.get("result")
+        if msg.get("shards") is not None:  # the handler split its stage (queue/shards.py)
+            return self._retrying(self.queue.complete, d, handoff=msg.get("handoff"), shards=msg["shards"])
         if result is None:
             return self._retrying(self.queue.complete, d, handoff=msg.get("handoff"))
         kind = d.payload["job"]["kind"]

@@ -32,15 +32,17 @@ __all__ = ["stages_of", "all_stages", "DeadLetter", "Delivery", "JobNotFound", "
            "JobNotFinished", "Retention"]
 
 
-def make_queue(url: str, *, lease_s: float = 30.0, max_attempts: int = 3, retention: Retention | None = None) -> JobQueue:
+def make_queue(url: str, *, lease_s: float = 30.0, max_attempts: int = 3, retention: Retention | None = None,
+               max_shards_in_flight: int = 4) -> JobQueue:
     parts = urlsplit(url)
     if parts.scheme == "memory":
-        return InMemoryQueue(lease_s=lease_s, max_attempts=max_attempts, retention=retention)
+        return InMemoryQueue(lease_s=lease_s, max_attempts=max_attempts, retention=retention,
+                             max_shards_in_flight=max_shards_in_flight)
     if parts.scheme in ("redis", "rediss", "unix"):
         from neuroscribe.service.queue.redis_queue import RedisQueue
 
         prefix = parse_qs(parts.query).get("prefix", ["neuroscribe"])[0]
         base_url = url.split("?", 1)[0]
         return RedisQueue.from_url(base_url, prefix=prefix, lease_s=lease_s, max_attempts=max_attempts,
-                                   retention=retention)
+                                   retention=retention, max_shards_in_flight=max_shards_in_flight)
     raise QueueError(f"queue URL {url!r}: expected memory:// or redis://HOST:PORT/DB")

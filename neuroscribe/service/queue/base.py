@@ -19,6 +19,9 @@ checked against a hash of the job (``IdempotencyConflict`` on a mismatch) and ex
 ended more than ``Retention.job_ttl_s`` ago, prunes the job index and drops dead letters older than
 ``Retention.dead_letter_ttl_s``; ``requeue`` puts a dead letter back into its stage.
 
+A stage may be split into shards that any worker of the stage takes, merged by one reduce step
+(``complete(..., shards=[...])``; the contract is in ``shards.py``).
+
 Everything on the wire is JSON (``dict`` payloads), never pickle. Implementations: ``memory``
 (one process, for the embedded mode and tests) and ``redis`` (Redis Streams); one contract test
 suite (``tests/test_queue_contract.py``) runs against both.
@@ -167,6 +170,13 @@ class Delivery:
     delivery_id: str  # the backend's message id
     consumer: str
 
+    @property
+    def shard(self) -> dict | None:
+        """None for an ordinary delivery; ``{"id", "index", "of", "spec"}`` for a shard; ``{"id":
+        "reduce", "of", "outputs"}`` for the reduce of a split stage (``shards.py``)."""
+        s = self.payload.get("shard")
+        return s if isinstance(s, dict) else None
+
 
 @dataclass(frozen=True)
 class DeadLetter:
@@ -197,6 +207,7 @@ class JobQueue(abc.ABC):
     lease_s: float
     max_attempts: int
     retention: Retention
+    max_shards_in_flight: int = 4  # of one job in a stage's stream at a time (shards.py)
 
     # ---------------------------------------------------------------- client side
     def submit(self, job: dict, *, idempotency_key: str | None = None, owner: str | None = None) -> JobRecord:
@@ -264,10 +275,12 @@ class JobQueue(abc.ABC):
 
     @abc.abstractmethod
     def complete(self, delivery: Delivery, *, handoff: dict | None = None, result: dict | None = None,
-                 summary: dict | None = None) -> bool:
+                 summary: dict | None = None, shards: list[dict] | None = None) -> bool:
         """Atomically: hand ``handoff`` to the next stage (or record ``result`` and ``summary`` when
         this is the last stage; ``result`` None: it is in the job's folder) and acknowledge. False, with nothing written, when the lease was lost; a cancelled
-        job is acknowledged and publishes nothing (also False)."""
+        job is acknowledged and publishes nothing (also False). ``shards`` (an ordinary delivery only):
+        split the stage instead of handing on; a shard's delivery records ``handoff`` as its output
+        and the last one queues the reduce (``shards.py``). False for a shard committed before."""
 
     @abc.abstractmethod
     def release(self, delivery: Delivery) -> None:

@@ -24,6 +24,7 @@ from neuroscribe.service.queue.base import (
     JobNotFound,
     JobQueue,
     JobRecord,
+    QueueError,
     Retention,
     StageProgress,
     first_stage,
@@ -32,6 +33,8 @@ from neuroscribe.service.queue.base import (
     new_job_id,
     next_stage,
 )
+from neuroscribe.service.queue.shards import (REDUCE, check_shards, merged_progress, progress_key, reduce_payload,
+                                              shard_id, shard_payloads)
 
 __all__ = ["InMemoryQueue"]
 
@@ -50,7 +53,10 @@ class _Msg:
 
 
 class InMemoryQueue(JobQueue):
-    def __init__(self, *, lease_s: float = 30.0, max_attempts: int = 3, retention: Retention | None = None):
+    def __init__(self, *, lease_s: float = 30.0, max_attempts: int = 3, retention: Retention | None = None,
+                 max_shards_in_flight: int = 4):
+        self.max_shards_in_flight = max(1, int(max_shards_in_flight))
+        self._shards: dict[tuple[str, str], dict] = {}  # (job, stage) -> total, out, wait, job, handoff
         self.lease_s = float(lease_s)
         self.max_attempts = int(max_attempts)
         self.retention = retention or Retention()
@@ -90,13 +96,13 @@ class InMemoryQueue(JobQueue):
         with self._lock:
             if job_id not in self._jobs:
                 raise JobNotFound(job_id)
-            return self._jobs[job_id].model_copy(deep=True)
+            return self._view(self._jobs[job_id])
 
     def list(self, *, limit: int = 100, owner: str | None = None) -> list[JobRecord]:
         with self._lock:
             recs = [r for r in self._jobs.values() if owner is None or r.owner == owner]
             recs = sorted(recs, key=lambda r: r.created_at, reverse=True)[:limit]
-            return [r.model_copy(deep=True) for r in recs]
+            return [self._view(r) for r in recs]
 
     def result(self, job_id: str) -> str | None:
         with self._lock:
@@ -212,6 +218,12 @@ class InMemoryQueue(JobQueue):
             if rec is not None and not rec.status.is_final:
                 self._finish(rec, JobStatus.cancelled, error="cancelled before it started")
             return None  # dropped: a cancelled job never starts
+        payload = json.loads(msg.data)
+        sid, st = shard_id(payload), self._shards.get((msg.job_id, msg.stage))
+        if sid and (st is None or sid in st["out"]):
+            return None  # a duplicate of a committed shard (or of a reduce whose split is gone): dropped
+        if sid == REDUCE:
+            payload["shard"]["outputs"] = dict(st["out"])
         msg.deliveries += 1
         if msg.deliveries > self.max_attempts:  # it killed every worker that took it
             self._to_dead(msg, f"delivered {msg.deliveries - 1} times without completing (workers died)")
@@ -220,7 +232,7 @@ class InMemoryQueue(JobQueue):
         msg.lease_until = time.monotonic() + self.lease_s
         self._leased[msg.id] = msg
         rec.status, rec.stage, rec.attempts, rec.updated_at = JobStatus.running, msg.stage, msg.deliveries, time.time()
-        return Delivery(job_id=msg.job_id, stage=msg.stage, attempt=msg.deliveries, payload=json.loads(msg.data),
+        return Delivery(job_id=msg.job_id, stage=msg.stage, attempt=msg.deliveries, payload=payload,
                         delivery_id=msg.id, consumer=consumer)
 
     def _held(self, d: Delivery) -> _Msg | None:
@@ -246,11 +258,17 @@ class InMemoryQueue(JobQueue):
             if self._held(delivery) is None:
                 return
             rec = self._jobs[delivery.job_id]
-            rec.progress[delivery.stage] = StageProgress(done=done, total=total, message=message)
+            rec.progress[progress_key(delivery.stage, delivery.payload)] = StageProgress(done=done, total=total,
+                                                                                         message=message)
             rec.updated_at = time.time()
 
     def complete(self, delivery: Delivery, *, handoff: dict | None = None, result: dict | None = None,
-                 summary: dict | None = None) -> bool:
+                 summary: dict | None = None, shards: list[dict] | None = None) -> bool:
+        sid = shard_id(delivery.payload)
+        if shards is not None:
+            shards = check_shards(shards)
+            if sid:
+                raise QueueError(f"shards: a shard ({sid}) cannot split its stage again")
         with self._lock:
             m = self._held(delivery)
             if m is None:
@@ -262,6 +280,10 @@ class InMemoryQueue(JobQueue):
                 return False
             if rec.stage != m.stage:  # another delivery of this stage committed first
                 return False
+            if shards is not None:
+                return self._split(rec, m, handoff, shards)
+            if sid and sid != REDUCE:
+                return self._commit_shard(rec, m, sid, handoff)
             nxt = next_stage(rec.kind, m.stage)
             if nxt is None:
                 if result is not None:
@@ -321,7 +343,40 @@ class InMemoryQueue(JobQueue):
                                                            born=time.monotonic()))
         self._lock.notify_all()
 
+    def _view(self, rec: JobRecord) -> JobRecord:
+        out = rec.model_copy(deep=True)
+        split = {stage: (len(st["out"]), st["total"]) for (j, stage), st in self._shards.items() if j == rec.id}
+        if split:
+            out.progress = merged_progress(out.progress, split)
+        return out
+
+    def _split(self, rec: JobRecord, m: _Msg, handoff, shards: list[dict]) -> bool:
+        job = json.loads(m.data)["job"]
+        bodies = shard_payloads(job, handoff, shards)
+        k = self.max_shards_in_flight
+        self._shards[(m.job_id, m.stage)] = {"total": len(bodies), "out": {}, "wait": deque(bodies[k:]), "job": job,
+                                             "handoff": handoff}
+        for body in bodies[:k]:
+            self._enqueue(m.job_id, m.stage, body)
+        rec.status, rec.attempts, rec.updated_at = JobStatus.queued, 0, time.time()
+        return True
+
+    def _commit_shard(self, rec: JobRecord, m: _Msg, sid: str, output) -> bool:
+        st = self._shards.get((m.job_id, m.stage))
+        if st is None or sid in st["out"]:
+            return False  # committed before
+        st["out"][sid] = output
+        if st["wait"]:
+            self._enqueue(m.job_id, m.stage, st["wait"].popleft())
+        if len(st["out"]) == st["total"]:
+            self._enqueue(m.job_id, m.stage, reduce_payload(st["job"], st["handoff"], st["total"]))
+            rec.status = JobStatus.queued
+        rec.updated_at = time.time()
+        return True
+
     def _forget(self, job_id: str) -> None:
+        for key in [k for k in self._shards if k[0] == job_id]:
+            del self._shards[key]
         del self._jobs[job_id]
         self._results.pop(job_id, None)
         for scope, (jid, _, _) in list(self._idem.items()):

@@ -33,7 +33,7 @@ def _entry_time(entry_id: str) -> float:
 
 
 class RedisLifecycle:
-    """Needs ``self.r``, ``self.prefix``, ``self.retention``, ``self._scripts``, ``self._job``,
+    """Needs ``self.r``, ``self.prefix``, ``self.retention``, ``self._scripts``, ``self._job``, ``self._shard_keys``,
     ``self._stream``, ``self._delayed``, ``self._dead``, ``self._group`` and ``self.get``."""
 
     def _result_key(self, job_id: str) -> str:
@@ -57,9 +57,12 @@ class RedisLifecycle:
 
     # ---------------------------------------------------------------- lifecycle
     def _delete(self, job_id: str, cutoff: float | None) -> str:
-        return decode(self._scripts["DELETE"](
+        got = decode(self._scripts["DELETE"](
             keys=[self._job(job_id), self._result_key(job_id), self._index()],
             args=[job_id, f"{self.prefix}:jobs:u:", "" if cutoff is None else repr(cutoff)]))
+        if got == "deleted":  # a split stage's outputs and waiting shards (a failed or cancelled job's)
+            self.r.delete(*self._shard_keys(job_id))
+        return got
 
     def delete(self, job_id: str) -> None:
         got = self._delete(job_id, None)

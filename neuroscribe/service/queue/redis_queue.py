@@ -29,6 +29,7 @@ from neuroscribe.service.queue.base import (
     JobNotFound,
     JobQueue,
     JobRecord,
+    QueueError,
     Retention,
     StageProgress,
     first_stage,
@@ -38,6 +39,8 @@ from neuroscribe.service.queue.base import (
     next_stage,
 )
 from neuroscribe.service.queue import scripts
+from neuroscribe.service.queue.shards import (REDUCE, check_shards, merged_progress, progress_key, reduce_payload,
+                                              shard_id, shard_payloads)
 from neuroscribe.service.queue.redis_ops import GROUP, RedisLifecycle, decode as _s
 
 __all__ = ["RedisQueue", "GROUP"]
@@ -45,7 +48,8 @@ __all__ = ["RedisQueue", "GROUP"]
 
 class RedisQueue(RedisLifecycle, JobQueue):
     def __init__(self, client, *, prefix: str = "neuroscribe", lease_s: float = 30.0, max_attempts: int = 3,
-                 retention: Retention | None = None):
+                 retention: Retention | None = None, max_shards_in_flight: int = 4):
+        self.max_shards_in_flight = max(1, int(max_shards_in_flight))
         self.r = client
         self.prefix = prefix
         self.lease_s = float(lease_s)
@@ -53,7 +57,7 @@ class RedisQueue(RedisLifecycle, JobQueue):
         self.retention = retention or Retention()
         self._scripts = {name: client.register_script(getattr(scripts, name))
                          for name in ("SUBMIT", "RENEW", "RELEASE", "COMPLETE", "FAIL", "PROMOTE", "DISCARD", "CANCEL",
-                                      "START", "DELETE", "REQUEUE")}
+                                      "START", "DELETE", "REQUEUE", "SPLIT", "SHARD_DONE")}
         self._groups: set[str] = set()
         # expired leases and due retries are looked for at most every sweep_s (and whenever a claim
         # finds one): a dead worker's job is taken over within lease_s + sweep_s of its last renewal
@@ -79,6 +83,15 @@ class RedisQueue(RedisLifecycle, JobQueue):
 
     def _dead(self, stage: str) -> str:
         return f"{self.prefix}:dead:{stage}"
+
+    def _shout(self, job_id: str, stage: str) -> str:
+        return f"{self.prefix}:shout:{job_id}:{stage}"
+
+    def _shwait(self, job_id: str, stage: str) -> str:
+        return f"{self.prefix}:shwait:{job_id}:{stage}"
+
+    def _shard_keys(self, job_id: str) -> list[str]:
+        return [k for stage in all_stages() for k in (self._shout(job_id, stage), self._shwait(job_id, stage))]
 
     def _group(self, stage: str) -> None:
         if stage in self._groups:
@@ -126,6 +139,10 @@ class RedisQueue(RedisLifecycle, JobQueue):
         h = {_s(k): _s(v) for k, v in h.items()}
         progress = {k.removeprefix("progress:"): StageProgress.model_validate_json(v)
                     for k, v in h.items() if k.startswith("progress:")}
+        split = {k.removeprefix("shards:"): (int(h.get("shards_done:" + k.removeprefix("shards:"), 0)), int(v))
+                 for k, v in h.items() if k.startswith("shards:")}
+        if split:
+            progress = merged_progress(progress, split)
         return JobRecord(
             id=h["id"], kind=h["kind"], status=JobStatus(h["status"]), stage=h.get("stage") or None,
             attempts=int(h.get("attempts", 0)), progress=progress, error=h.get("error") or None,
@@ -182,9 +199,10 @@ class RedisQueue(RedisLifecycle, JobQueue):
         except (KeyError, ValueError) as e:
             self._discard(stage, msg_id, job_id, f"malformed message: {type(e).__name__}: {e}", fields, dead=True)
             return None
+        sid = shard_id(payload)
         code, attempt = (int(x) for x in self._scripts["START"](
-            keys=[self._stream(stage), self._job(job_id)],
-            args=[GROUP, msg_id, stage, failures, self.max_attempts, repr(time.time())]))
+            keys=[self._stream(stage), self._job(job_id), self._shout(job_id, stage)],
+            args=[GROUP, msg_id, stage, failures, self.max_attempts, repr(time.time()), sid]))
         if code == -1:
             self._discard(stage, msg_id, job_id, f"no job {job_id!r} (its record is gone)", fields, dead=True)
             return None
@@ -195,6 +213,9 @@ class RedisQueue(RedisLifecycle, JobQueue):
         if code == 0:
             self._discard(stage, msg_id, job_id, "cancelled", fields, dead=False)
             return None
+        if sid == REDUCE:  # every shard's output, read once all committed (none can change now)
+            payload["shard"]["outputs"] = {_s(k): json.loads(v)
+                                           for k, v in self.r.hgetall(self._shout(job_id, stage)).items()}
         return Delivery(job_id=job_id, stage=stage, attempt=attempt, payload=payload, delivery_id=msg_id,
                         consumer=consumer)
 
@@ -210,11 +231,36 @@ class RedisQueue(RedisLifecycle, JobQueue):
 
     def progress(self, delivery: Delivery, done: int, total: int | None = None, message: str | None = None) -> None:
         value = StageProgress(done=done, total=total, message=message).model_dump_json()
-        self.r.hset(self._job(delivery.job_id), mapping={f"progress:{delivery.stage}": value,
+        self.r.hset(self._job(delivery.job_id), mapping={f"progress:{progress_key(delivery.stage, delivery.payload)}": value,
                                                          "updated_at": repr(time.time())})
 
     def complete(self, delivery: Delivery, *, handoff: dict | None = None, result: dict | None = None,
-                 summary: dict | None = None) -> bool:
+                 summary: dict | None = None, shards: list[dict] | None = None) -> bool:
+        sid = shard_id(delivery.payload)
+        if shards is not None or (sid and sid != REDUCE):
+            return self._complete_split(delivery, sid, handoff, shards)
+        ok = self._complete(delivery, handoff, result, summary)
+        if ok and sid == REDUCE:
+            self.r.delete(self._shout(delivery.job_id, delivery.stage), self._shwait(delivery.job_id, delivery.stage))
+        return ok
+
+    def _complete_split(self, d: Delivery, sid: str, handoff, shards) -> bool:
+        """Split an ordinary delivery into shards, or commit a shard (``shards.py``)."""
+        keys = [self._stream(d.stage), self._job(d.job_id), self._shout(d.job_id, d.stage),
+                self._shwait(d.job_id, d.stage)]
+        head = [GROUP, d.delivery_id, d.consumer, repr(time.time()), d.stage]
+        if shards is not None:
+            shards = check_shards(shards)
+            if sid:
+                raise QueueError(f"shards: a shard ({sid}) cannot split its stage again")
+            bodies = shard_payloads(d.payload["job"], handoff, shards)
+            got = self._scripts["SPLIT"](keys=keys, args=head + [self.max_shards_in_flight, len(bodies), *bodies])
+        else:
+            body = reduce_payload(d.payload["job"], d.payload.get("handoff"), int(d.shard.get("of", 0)))
+            got = self._scripts["SHARD_DONE"](keys=keys, args=head + [sid, json.dumps(handoff), body])
+        return int(got) == 1
+
+    def _complete(self, delivery: Delivery, handoff, result, summary) -> bool:
         nxt = next_stage(delivery.payload["job"]["kind"], delivery.stage)
         if nxt is not None:
             self._group(nxt)

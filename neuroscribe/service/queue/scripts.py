@@ -5,7 +5,9 @@ Keys (prefix P): ``P:job:ID`` hash (status, stage, kind, attempts, error, summar
 idem, idem_key, created_at, updated_at, progress:STAGE), ``P:result:ID`` the result's JSON, ``P:jobs``
 zset of ids by creation time, ``P:jobs:u:OWNER`` the same per owner, ``P:idem:SCOPE`` -> "id hash"
 (expires; SCOPE hashes the owner and the key), ``P:s:STAGE`` stream (group ``workers``; fields job, data, failures), ``P:delayed:STAGE`` zset
-of retries by due time (ms), ``P:dead:STAGE`` dead-letter stream (job, stage, reason, data).
+of retries by due time (ms), ``P:dead:STAGE`` dead-letter stream (job, stage, reason, data); a split
+stage (``shards.py``): ``P:shout:ID:STAGE`` hash shard id -> output, ``P:shwait:ID:STAGE`` list of the
+shard bodies not yet in the stream, and the job hash's ``shards:STAGE`` / ``shards_done:STAGE`` counts.
 """
 
 # KEYS: job hash, jobs zset, idem key (or ""), stream, owner's jobs zset (or "")
@@ -62,6 +64,43 @@ return 1
 RELEASE = _OWNER + """
 redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[3], 0, ARGV[2], 'IDLE', ARGV[4], 'JUSTID')
 redis.call('HSET', KEYS[2], 'status', 'queued', 'updated_at', ARGV[5])
+return 1
+"""
+
+# Split a stage into shards (queue/shards.py). KEYS: stream, job hash, shard outputs hash, waiting list
+# ARGV: group, id, consumer, now, this stage, shards in flight, total, then one body per shard
+SPLIT = _OWNER + _ACK + """
+if redis.call('HGET', KEYS[2], 'stage') ~= ARGV[5] then return 0 end
+local job = redis.call('HGET', KEYS[2], 'id')
+redis.call('DEL', KEYS[3], KEYS[4])
+local k = tonumber(ARGV[6])
+for i = 8, #ARGV do
+  if i - 8 < k then
+    redis.call('XADD', KEYS[1], '*', 'job', job, 'data', ARGV[i], 'failures', 0)
+  else
+    redis.call('RPUSH', KEYS[4], ARGV[i])
+  end
+end
+redis.call('HSET', KEYS[2], 'status', 'queued', 'attempts', 0, 'updated_at', ARGV[4],
+           'shards:' .. ARGV[5], ARGV[7], 'shards_done:' .. ARGV[5], 0)
+return 1
+"""
+
+# Commit one shard: its output kept once (HSETNX), the next waiting shard let in, and the reduce
+# queued by the commit that completes the count. KEYS: stream, job hash, shard outputs hash, waiting list
+# ARGV: group, id, consumer, now, this stage, shard id, output, reduce body
+SHARD_DONE = _OWNER + _ACK + """
+if redis.call('HGET', KEYS[2], 'stage') ~= ARGV[5] then return 0 end
+if redis.call('HSETNX', KEYS[3], ARGV[6], ARGV[7]) == 0 then return 0 end  -- committed before
+local job = redis.call('HGET', KEYS[2], 'id')
+local nxt = redis.call('LPOP', KEYS[4])
+if nxt then redis.call('XADD', KEYS[1], '*', 'job', job, 'data', nxt, 'failures', 0) end
+local done = redis.call('HLEN', KEYS[3])
+redis.call('HSET', KEYS[2], 'shards_done:' .. ARGV[5], done, 'updated_at', ARGV[4])
+if done == tonumber(redis.call('HGET', KEYS[2], 'shards:' .. ARGV[5])) then
+  redis.call('XADD', KEYS[1], '*', 'job', job, 'data', ARGV[8], 'failures', 0)
+  redis.call('HSET', KEYS[2], 'status', 'queued')
+end
 return 1
 """
 
@@ -189,10 +228,10 @@ return st
 """
 
 # Accept a delivery: count its attempt (failures recorded on the message + deliveries counted by
-# Redis) and mark the job running, unless it must not run. KEYS: stream, job hash.
-# ARGV: group, id, stage, failures, max attempts, now.
-# Returns {code, attempt}: 1 run it, 0 drop (cancelled, final, or a duplicate of a committed
-# stage), -1 no such job, -2 too many attempts (both dead-lettered by the caller)
+# Redis) and mark the job running, unless it must not run. KEYS: stream, job hash, the stage's
+# shard outputs hash. ARGV: group, id, stage, failures, max attempts, now, shard id ('' none).
+# Returns {code, attempt}: 1 run it, 0 drop (cancelled, final, a duplicate of a committed stage or
+# shard), -1 no such job, -2 too many attempts (both dead-lettered by the caller)
 START = """
 local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
 local deliveries = 1
@@ -203,6 +242,8 @@ if not st then return {-1, attempt} end
 if st == 'succeeded' or st == 'failed' or st == 'cancelled' then return {0, attempt} end
 if redis.call('HGET', KEYS[2], 'cancel') == '1' then return {0, attempt} end
 if redis.call('HGET', KEYS[2], 'stage') ~= ARGV[3] then return {0, attempt} end
+if ARGV[7] ~= '' and ARGV[7] ~= 'reduce' and redis.call('HEXISTS', KEYS[3], ARGV[7]) == 1 then return {0, attempt} end
+if ARGV[7] == 'reduce' and redis.call('EXISTS', KEYS[3]) == 0 then return {0, attempt} end
 if attempt > tonumber(ARGV[5]) then return {-2, attempt} end
 redis.call('HSET', KEYS[2], 'status', 'running', 'attempts', attempt, 'updated_at', ARGV[6])
 return {1, attempt}
