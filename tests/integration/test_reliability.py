@@ -408,3 +408,45 @@ def test_an_executor_that_cannot_load_its_handlers_stops_the_worker_before_any_c
     assert w.wait(60) == code
     assert says in w.stderr.read().decode()
     _unclaimed(service, jid)
+
+
+def _mid_shard(service, workers):
+    """(worker, shard id): an activate worker of ``workers`` holding a shard whose handler began under
+    0.5 s ago (of its 1 s) on a delivery before the last one allowed."""
+    names = {f"activate-{socket.gethostname()}-{w.pid}": w for w in workers if w.poll() is None}
+    began = {(e["shard"], e["attempt"]): e["t"] for e in service.executions()
+             if e["stage"] == "activate" and e["shard"] not in (None, "reduce")}
+    stream = service.q._stream("activate")
+    service.q.pending("activate")  # (makes the group if no worker has yet)
+    for p in service.client.xpending_range(stream, "workers", "-", "+", 100):
+        w = names.get(p["consumer"].decode())
+        if w is None or p["times_delivered"] >= 4:
+            continue
+        (_, fields), = service.client.xrange(stream, p["message_id"], p["message_id"])
+        sid = (json.loads(fields[b"data"]).get("shard") or {}).get("id")  # (the split's delivery has none)
+        t = began.get((sid, p["times_delivered"]))
+        if t is not None and time.time() - t < 0.5:
+            return w, sid
+    return None
+
+
+def test_kill_9_of_a_worker_holding_a_shard_reruns_that_shard_and_the_reduce_runs_once(service):
+    jid = service.q.submit(job("shard 6 1")).id
+    service.worker("generate")
+    service.worker("analyse")
+    acts = [service.worker("activate"), service.worker("activate")]
+    victim, sid = _wait_for("a worker mid-way through a shard", lambda: _mid_shard(service, acts))
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    acts[acts.index(victim)] = service.worker("activate")
+    recs = service.wait_final([jid], timeout=90)
+    assert recs[jid].status == JobStatus.succeeded, recs[jid].error
+    ex = [e for e in service.executions() if e["job"] == jid and e["stage"] == "activate"]
+    runs = Counter(e["shard"] for e in ex)
+    assert runs[sid] >= 2, f"the killed shard {sid} did not run again: {runs}"
+    assert runs["reduce"] == 1 and runs[None] == 1  # one split, one reduce
+    reduce = next(e for e in ex if e["shard"] == "reduce")
+    assert reduce["outputs"] == [f"{i:04d}" for i in range(6)]
+    tokens = json.loads(service.q.result(jid))["tokens"]
+    assert len(tokens) == 1 + 6 + 1 + 1 and len(set(tokens)) == len(tokens)  # each shard committed once
+    assert service.q.get(jid).progress["activate"].message.startswith("6 of 6 shards committed")

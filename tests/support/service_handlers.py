@@ -6,6 +6,9 @@
     "kill-worker-after-write"  generate writes its artefact, then, on the first attempt only, kills its
                              worker process (SIGKILL) before the hand-off
     "invalid"                generate raises InvalidInput (never retried)
+    "shard N S"              activate splits into N shards (queue/shards.py); each shard sleeps S seconds
+                             (progress every 0.1 s) and hands on its own token; the reduce hands on the
+                             tokens of every shard (in shard order) and one of its own
 
 Every call appends one JSON line to ``<artefacts root>/executions.log`` (stage, job, attempt, pid,
 time, and the hand-off it received), so a test can count executions and commits. Hand-offs carry
@@ -23,8 +26,9 @@ from neuroscribe.errors import InvalidInput
 
 
 def _log(ctx, **extra):
+    shard = (ctx.shard or {}).get("id")
     line = json.dumps({"stage": ctx.stage, "job": ctx.job_id, "attempt": ctx.attempt, "pid": os.getpid(),
-                       "t": time.time(), "got": ctx.handoff, **extra}) + "\n"
+                       "t": time.time(), "got": ctx.handoff, "shard": shard, **extra}) + "\n"
     fd = os.open(ctx.artefacts.parent / "executions.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.write(fd, line.encode())
@@ -61,8 +65,27 @@ def generate(ctx):
 
 
 def activate(ctx):
+    verb, arg = _command(ctx)
+    if verb == "shard":
+        return _sharded(ctx, int(arg.split()[0]), float(arg.split()[1]))
     _log(ctx)
     return {"handoff": {"tokens": ctx.handoff["tokens"] + [uuid.uuid4().hex]}}
+
+
+def _sharded(ctx, n: int, seconds: float):
+    if ctx.shard is None:  # the split: recorded, no work
+        _log(ctx)
+        return {"handoff": ctx.handoff, "shards": [{"n": i} for i in range(n)]}
+    if ctx.shard["id"] == "reduce":
+        outs = ctx.shard["outputs"]
+        _log(ctx, outputs=sorted(outs))
+        tokens = [outs[k]["token"] for k in sorted(outs)]
+        return {"handoff": {"tokens": ctx.handoff["tokens"] + tokens + [uuid.uuid4().hex]}}
+    _log(ctx)
+    for i in range(int(seconds * 10)):
+        time.sleep(0.1)
+        ctx.progress(i + 1, int(seconds * 10))
+    return {"handoff": {"token": uuid.uuid4().hex}}
 
 
 def analyse(ctx):
