@@ -9,7 +9,7 @@ its variable and its default:
     artefacts_url NEUROSCRIBE_ARTEFACTS_URL none: the artefacts folder is shared by the API and every worker;
                                            s3://BUCKET[/PREFIX] (or file:///PATH): stages publish their files
                                            there and each machine keeps a local copy under ``artefacts``
-                                           (service/storage/, docs/deploy.md)
+                                           (service/storage/, docs/artefacts.md)
     s3_endpoint_url NEUROSCRIBE_S3_ENDPOINT_URL none: AWS; else an S3-compatible server (MinIO, Ceph, ...);
                                            credentials are botocore's own (AWS_ACCESS_KEY_ID, ...)
     cache_dir     NEUROSCRIBE_CACHE        ~/.cache/neuroscribe  (generations, responses, weight hashes)
@@ -42,6 +42,8 @@ Operations (service/retention.py, service/auth.py, service/logs.py; README "Oper
                                                         of this many sentences (0: never split); any activate
                                                         worker takes any shard (queue/shards.py)
     shards_in_flight     NEUROSCRIBE_SHARDS_IN_FLIGHT   4: shards of one job in a stage's stream at a time
+    exemplar_window      NEUROSCRIBE_EXEMPLAR_WINDOW    2048: sentences a describe job captures at a time (memory:
+                                                        window x units float16); shards are whole windows
 
 Server policy and bounds (service/policy.py, service/limits.py; README "What a job may ask for"):
 lists are comma-separated; model and generator entries are shell-style patterns (fnmatch).
@@ -86,10 +88,12 @@ _OPS_VARS = (("job_ttl_s", "NEUROSCRIBE_JOB_TTL"), ("idempotency_ttl_s", "NEUROS
              ("require_auth", "NEUROSCRIBE_REQUIRE_AUTH"), ("local_trial", "NEUROSCRIBE_LOCAL_TRIAL"),
              ("log_format", "NEUROSCRIBE_LOG_FORMAT"), ("log_level", "NEUROSCRIBE_LOG_LEVEL"),
              ("atlas_url", "NEUROSCRIBE_ATLAS_URL"), ("auto_index", "NEUROSCRIBE_AUTO_INDEX"),
-             ("shard_rows", "NEUROSCRIBE_SHARD_ROWS"), ("shards_in_flight", "NEUROSCRIBE_SHARDS_IN_FLIGHT"))
+             ("shard_rows", "NEUROSCRIBE_SHARD_ROWS"), ("shards_in_flight", "NEUROSCRIBE_SHARDS_IN_FLIGHT"),
+             ("exemplar_window", "NEUROSCRIBE_EXEMPLAR_WINDOW"))
 _TYPED = (("job_ttl_s", float), ("idempotency_ttl_s", float), ("dead_letter_ttl_s", float), ("gc_interval_s", float),
           ("result_inline_bytes", int), ("rate_limit", float), ("rate_burst", int), ("require_auth", bool), ("auto_index", bool),
-          ("local_trial", bool), ("shard_rows", int), ("shards_in_flight", int))
+          ("local_trial", bool), ("shard_rows", int), ("shards_in_flight", int),
+          ("exemplar_window", int))
 # the policy settings (service/policy.py, service/limits.py): (field, variable); lists and integers
 _POLICY_VARS = (("models", "NEUROSCRIBE_MODELS"), ("remote_code_models", "NEUROSCRIBE_REMOTE_CODE_MODELS"),
                 ("generators", "NEUROSCRIBE_GENERATORS"), ("llm_endpoints", "NEUROSCRIBE_LLM_ENDPOINTS"),
@@ -129,14 +133,20 @@ def _as_list(value) -> tuple[str, ...]:
     return tuple(str(v).strip() for v in items if str(v).strip())
 
 
-def _check_artefacts_url(url) -> None:
-    """Refuse, at startup, an artefacts URL no store reads (service/storage/ opens the accepted ones)."""
-    if url is None:
-        return
-    scheme, sep, rest = str(url).partition("://")
-    if not sep or scheme not in ("s3", "file") or not rest.strip("/"):
-        raise ValueError(f"artefacts_url (NEUROSCRIBE_ARTEFACTS_URL): {url!r} is not s3://BUCKET[/PREFIX] "
-                         "or file:///PATH")
+def _check_artefacts_url(url, endpoint) -> None:
+    """Refuse, at startup, an artefacts URL no store reads (service/storage/ opens the accepted ones)
+    and an S3 endpoint that is not an HTTP URL: ``InvalidInput`` (a ValueError) naming the variable,
+    which the commands print as one line (exit 2)."""
+    from neuroscribe.errors import InvalidInput
+
+    if url is not None:
+        scheme, sep, rest = str(url).partition("://")
+        if not sep or not rest.strip("/") or not (scheme == "s3" or (scheme == "file" and rest.startswith("/"))):
+            raise InvalidInput("NEUROSCRIBE_ARTEFACTS_URL", f"artefacts_url: {url!r} is not s3://BUCKET[/PREFIX] "
+                                                            "or file:///PATH")
+    if endpoint is not None and not str(endpoint).startswith(("http://", "https://")):
+        raise InvalidInput("NEUROSCRIBE_S3_ENDPOINT_URL", f"s3_endpoint_url: {endpoint!r} is not an http:// or "
+                                                          "https:// URL")
 
 
 def _home() -> Path:
@@ -172,6 +182,7 @@ class Settings:
     auto_index: bool = True
     shard_rows: int = 0
     shards_in_flight: int = 4
+    exemplar_window: int = 2048
     models: tuple[str, ...] = ("minilm", "smollm2")
     remote_code_models: tuple[str, ...] = ()
     generators: tuple[str, ...] = ("llamacpp:smollm2", "transformers:smollm2", "fake:*", "openai:*")
@@ -218,7 +229,7 @@ class Settings:
         for name, kind in (("port", int), *_TYPED, *_POLICY_TYPED):
             if name in values and values[name] is not None:
                 values[name] = _convert(name, kind, values[name])
-        _check_artefacts_url(values.get("artefacts_url"))
+        _check_artefacts_url(values.get("artefacts_url"), values.get("s3_endpoint_url"))
         if values.get("log_format", "json") not in ("json", "text"):
             raise ValueError(f"log_format (NEUROSCRIBE_LOG_FORMAT): {values['log_format']!r} is not json or text")
         return cls(**values)

@@ -11,10 +11,11 @@ import re
 from enum import Enum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 __all__ = ["SCHEMA_VERSION", "Frozen", "JobStatus", "Pooling", "SamplingSpec", "GeneratorBackend", "GeneratorSpec",
-           "SubjectModelSpec", "JobBase", "Provenance"]
+           "SubjectModelSpec", "JobBase", "Provenance", "DatasetRef", "inline_or_ref", "nonblank_rows", "row_errors"]
 
 SCHEMA_VERSION = 1
 
@@ -130,6 +131,57 @@ class SubjectModelSpec(Frozen):
         if len(set(v)) != len(v):
             raise ValueError("layers must not repeat")
         return tuple(sorted(v))
+
+
+# --------------------------------------------------------------------------- datasets
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+MAX_ROW_ERRORS = 20  # rows named in one error (a dataset of 100,000 blank rows is not 100,000 errors)
+
+
+class DatasetRef(Frozen):
+    """A dataset uploaded once (``POST /v1/datasets``), named by the sha256 of its canonical JSON;
+    the workers read it from the server's dataset store (``service.dataset_store``)."""
+
+    sha256: str = Field(..., description="sha256 of an uploaded dataset: 64 hex digits ('sha256:' prefix accepted).")
+
+    @field_validator("sha256")
+    @classmethod
+    def _hex(cls, v: str) -> str:
+        digest = v.strip().removeprefix("sha256:").lower()
+        if not _SHA256.fullmatch(digest):
+            shown = v if len(v) <= 80 else v[:80] + "..."
+            raise ValueError(f"{shown!r} is not a sha256 (64 hex digits)")
+        return digest
+
+
+def inline_or_ref(spec: type[BaseModel], value, handler):
+    """A job's ``dataset`` field (a wrap validator's body): an object with ``sha256`` is a
+    ``DatasetRef``, any other object the inline ``spec``; each is validated alone, so an error names
+    the field of that form (``dataset.texts.3``), not a union's guesses at both."""
+    if isinstance(value, dict):
+        return DatasetRef.model_validate(value) if "sha256" in value else spec.model_validate(value)
+    if isinstance(value, (spec, DatasetRef)):
+        return handler(value)
+    raise ValueError(f"{type(value).__name__} is not a dataset: give an object, the dataset itself or "
+                     "{\"sha256\": \"<64 hex digits>\"} of an uploaded one")
+
+
+def row_errors(title: str, rows: list[tuple[tuple, object, str, str]]) -> ValidationError:
+    """One ``ValidationError`` naming each bad row: ``(loc, input, type, message)``, ``loc`` relative
+    to the validated field (e.g. ``(17,)`` under ``texts``), at most ``MAX_ROW_ERRORS`` of them."""
+    return ValidationError.from_exception_data(title, [
+        InitErrorDetails(type=PydanticCustomError(kind, msg), loc=loc, input=value)
+        for loc, value, kind, msg in rows[:MAX_ROW_ERRORS]])
+
+
+def nonblank_rows(texts: tuple[str, ...]) -> tuple[str, ...]:
+    """``texts`` when no sentence is blank; else a ``ValidationError`` at each blank row (``texts.17``)."""
+    bad = [((i,), t, "blank_sentence", f"sentence {i} is empty") for i, t in enumerate(texts) if not t.strip()]
+    if bad:
+        raise row_errors("texts", bad)
+    return texts
 
 
 # --------------------------------------------------------------------------- jobs and results

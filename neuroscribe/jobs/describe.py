@@ -2,7 +2,8 @@
 its model and generator, and what a ``DescribeResult`` reports.
 
 Specs (inside ``DescribeJob``): ``DatasetSpec`` (the sentences travel inside the job, so a job
-submitted over HTTP needs no shared file system), ``VocabularySpec``.
+submitted over HTTP needs no shared file system; or a ``DatasetRef`` to a dataset uploaded once),
+``VocabularySpec``.
 Reports (inside ``DescribeResult``): ``DescriptorReport``, ``VocabularyReport``, ``UnitReport``,
 ``ValidityReport`` (firing, valid exemplars, duplicates, hub sentences), ``ConsistencyReport``,
 ``EvaluationReport``. Frozen pydantic models that cross process boundaries as JSON; an undefined
@@ -17,8 +18,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from neuroscribe.jobs.common import (SCHEMA_VERSION, Frozen, GeneratorSpec, JobBase, Pooling, Provenance, SamplingSpec,
-                                     SubjectModelSpec)
+from neuroscribe.jobs.common import (SCHEMA_VERSION, DatasetRef, Frozen, GeneratorSpec, JobBase, Pooling, Provenance,
+                                     SamplingSpec, SubjectModelSpec, inline_or_ref, nonblank_rows)
 from neuroscribe.jobs.explanations import ExplanationReport
 
 __all__ = ["DescribeJob", "DescribeResult", "HeldOutDescriptor", "VerificationReport", "ExplanationReport",
@@ -60,10 +61,7 @@ class DatasetSpec(Frozen):
     @field_validator("texts")
     @classmethod
     def _texts(cls, v):
-        for i, t in enumerate(v):
-            if not t.strip():
-                raise ValueError(f"sentence {i} is empty")
-        return v
+        return nonblank_rows(v)  # each blank row named: texts.17
 
     @model_validator(mode="after")
     def _labels(self) -> "DatasetSpec":
@@ -282,7 +280,9 @@ class DescribeJob(JobBase):
     """Describe neurons with LLM-written descriptors of a dataset's sentences (docs/methods.md#b)."""
 
     kind: Literal["describe"] = "describe"
-    dataset: DatasetSpec = Field(..., description="The sentences (and optional labels) to describe.")
+    dataset: DatasetSpec | DatasetRef = Field(
+        ..., description="The sentences (and optional labels) to describe, inline or as {\"sha256\": ...} of a dataset "
+                         "uploaded to POST /v1/datasets (the workers read it; a handler always sees the DatasetSpec).")
     # mean pooling by measurement (docs/methods.md#b3): on the Amazon sentences it verified 483 descriptions
     # on the held-out half against 102 for the paper's cls (6,214 of MiniLM's 9,216 units never fire with cls)
     model: SubjectModelSpec = Field(default_factory=lambda: SubjectModelSpec(pooling=Pooling.mean))
@@ -320,6 +320,11 @@ class DescribeJob(JobBase):
     token_evidence: bool = Field(True, description="Write every unit's per-token activations on its exemplars and on "
                                                    "sentences at its response quantiles, its mean and a display "
                                                    "histogram (token_evidence.npz/.json; docs/methods.md#b3).")
+
+    @field_validator("dataset", mode="wrap")
+    @classmethod
+    def _dataset(cls, v, handler):
+        return inline_or_ref(DatasetSpec, v, handler)
 
     @model_validator(mode="after")
     def _votes(self) -> "DescribeJob":

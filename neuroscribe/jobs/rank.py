@@ -1,7 +1,8 @@
 """The contract of neuron rankings (docs/methods.md#c, Antverg & Belinkov 2022): what a ``RankJob``
 carries beyond its model, and what a ``RankResult`` reports.
 
-Specs (inside ``RankJob``): ``AttributeDataSpec`` (the labelled examples travel inside the job),
+Specs (inside ``RankJob``): ``AttributeDataSpec`` (the labelled examples travel inside the job, or a
+``DatasetRef`` to a dataset uploaded once),
 ``RankingSpec``, ``ProbingSpec``, ``InterventionSpec``. Reports (inside ``RankResult``):
 ``RankingReport``, ``BottomRow``, ``StabilityRow``, ``ProbeRow``, ``SameProbeRow``, ``EffectRow``,
 ``AgreementRow``. Frozen pydantic models that cross
@@ -14,7 +15,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from neuroscribe.jobs.common import SCHEMA_VERSION, Frozen, JobBase, Pooling, Provenance, SubjectModelSpec
+from neuroscribe.jobs.common import (SCHEMA_VERSION, DatasetRef, Frozen, JobBase, Pooling, Provenance, SubjectModelSpec,
+                                     inline_or_ref, nonblank_rows, row_errors)
 
 __all__ = ["RankJob", "RankResult", "AttributeDataSpec", "RankingSpec", "ProbingSpec", "InterventionSpec",
            "RankingReport", "BottomRow", "StabilityRow", "ProbeRow", "SameProbeRow", "EffectRow", "AgreementRow",
@@ -46,12 +48,14 @@ class AttributeDataSpec(Frozen):
     label_names: dict[str, str] | None = Field(None, description="Readable names of the labels (e.g. 1 -> positive), "
                                                                  "shown beside them.")
 
+    @field_validator("texts")
+    @classmethod
+    def _texts(cls, v):
+        return nonblank_rows(v)  # each blank row named: texts.17
+
     @model_validator(mode="after")
     def _check(self) -> "AttributeDataSpec":
         n = len(self.texts)
-        for i, t in enumerate(self.texts):
-            if not t.strip():
-                raise ValueError(f"texts: sentence {i} is empty")
         if len(self.labels) != n:
             raise ValueError(f"labels: {len(self.labels)} labels for {n} texts")
         counts: dict[str, int] = {}
@@ -66,10 +70,12 @@ class AttributeDataSpec(Frozen):
         if self.word_index is not None:
             if len(self.word_index) != n:
                 raise ValueError(f"word_index: {len(self.word_index)} indices for {n} texts")
-            for i, (t, w) in enumerate(zip(self.texts, self.word_index)):
-                words = len(t.split())
-                if not 0 <= w < words:
-                    raise ValueError(f"word_index: {w} is outside sentence {i} ({words} words: 0..{words - 1})")
+            bad = [(("word_index", i), w, "word_outside_sentence",
+                    f"{w} is outside sentence {i} ({words} words: 0..{words - 1})")
+                   for i, (t, w) in enumerate(zip(self.texts, self.word_index))
+                   for words in (len(t.split()),) if not 0 <= w < words]
+            if bad:  # each row named: word_index.17
+                raise row_errors("AttributeDataSpec", bad)
         for field in ("continuations", "label_texts"):
             given = getattr(self, field)
             if given is not None and set(given) != set(counts):
@@ -219,7 +225,10 @@ class RankJob(JobBase):
     """Rank the units of a layer for an attribute and judge the rankings (docs/methods.md#c)."""
 
     kind: Literal["rank"] = "rank"
-    dataset: AttributeDataSpec = Field(..., description="Labelled examples (sentence or token level).")
+    dataset: AttributeDataSpec | DatasetRef = Field(
+        ..., description="Labelled examples (sentence or token level), inline or as {\"sha256\": ...} of a dataset "
+                         "uploaded to POST /v1/datasets (the workers read it; a handler always sees the "
+                         "AttributeDataSpec).")
     model: SubjectModelSpec = Field(default_factory=lambda: SubjectModelSpec(pooling=Pooling.mean))
     layer: int | None = Field(None, ge=0, description="The layer whose units are ranked (default: the last).")
     methods: tuple[Literal["linear", "gaussian", "probeless", "ap", "random"], ...] = Field(
@@ -248,9 +257,16 @@ class RankJob(JobBase):
             raise ValueError("methods must not repeat")
         return v
 
+    @field_validator("dataset", mode="wrap")
+    @classmethod
+    def _dataset(cls, v, handler):
+        return inline_or_ref(AttributeDataSpec, v, handler)
+
     @model_validator(mode="after")
     def _check(self) -> "RankJob":
         spec = self.interventions
+        if isinstance(self.dataset, DatasetRef):  # checked once the workers (and the API's door) resolve it
+            return self
         if spec is not None and "attribute" in spec.positions and self.dataset.word_index is None:
             raise ValueError("interventions.positions: 'attribute' edits only the tokens of each example's target "
                              "word, and sentence-level data has no attribute-bearing word (no word_index: give the "

@@ -29,11 +29,12 @@ from pydantic import TypeAdapter, ValidationError
 
 from neuroscribe.service import registry
 from neuroscribe.service.limits import limit_refusals, text_refusals
-from neuroscribe.service.policy import refusals
+from neuroscribe.service.auth import principal
+from neuroscribe.service.policy import JobRefused, refusals
 from neuroscribe.service.subject_check import subject_refusals
 from neuroscribe.settings import Settings
 
-__all__ = ["submitted_job", "admit", "install", "SUBMIT_RESPONSES"]
+__all__ = ["submitted_job", "admit", "json_body", "install", "SUBMIT_RESPONSES"]
 
 SUBMIT_RESPONSES: dict = {
     400: {"description": "The body cannot be read (not UTF-8 text)."},
@@ -46,12 +47,11 @@ def _invalid(errors: list[dict]) -> RequestValidationError:
     return RequestValidationError(errors)
 
 
-def admit(raw: bytes, settings: Settings, adapter: TypeAdapter | None = None):
-    """The job ``raw`` holds, validated against the schema (``adapter``: of the kinds the app accepts;
-    default: those registered now), the limits and the policy; raises
-    ``HTTPException(400)`` or ``RequestValidationError`` (422). Linear in the body's size."""
+def json_body(raw: bytes, missing: str):
+    """A request body's JSON, every string valid Unicode: 400 when the bytes are not UTF-8 text, 422
+    (``missing``, ``json_invalid``, ``string_unicode``) otherwise, each naming where."""
     if not raw.strip():
-        raise _invalid([{"loc": ("body",), "msg": "a job (JSON) is required", "type": "missing"}])
+        raise _invalid([{"loc": ("body",), "msg": missing, "type": "missing"}])
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -64,15 +64,34 @@ def admit(raw: bytes, settings: Settings, adapter: TypeAdapter | None = None):
     bad_text = text_refusals(data)
     if bad_text:
         raise _invalid([r.as_error() for r in bad_text])
+    return data
+
+
+def admit(raw: bytes, settings: Settings, adapter: TypeAdapter | None = None, *, datasets=None, caller=None):
+    """The job ``raw`` holds, validated against the schema (``adapter``: of the kinds the app accepts;
+    default: those registered now), the limits and the policy; raises
+    ``HTTPException(400)`` or ``RequestValidationError`` (422). Linear in the body's size.
+    A dataset named by hash must be one ``caller`` (an ``auth.Principal``, None without keys) may use
+    in ``datasets`` (``dataset_store.DatasetStore``); the checks run on the job with it inline, and
+    the job returned (the one queued) keeps the reference."""
+    data = json_body(raw, "a job (JSON) is required")
     try:
         job = (adapter or registry.job_adapter()).validate_python(data)
     except ValidationError as e:
         raise _invalid([{**err, "loc": ("body", *err["loc"])} for err in e.errors()]) from None
-    found = limit_refusals(job, settings)
+    checked = job
+    if datasets is not None:
+        try:
+            checked = datasets.resolve_for(job, getattr(caller, "user", None), admin=getattr(caller, "admin", False))
+        except JobRefused as e:
+            raise _invalid([e.refusal.as_error()]) from None
+        except ValidationError as e:  # the job and the stored dataset do not go together
+            raise _invalid([{**err, "loc": ("body", *err["loc"])} for err in e.errors()]) from None
+    found = limit_refusals(checked, settings)
     if not found:
-        refused = refusals(job, settings)
+        refused = refusals(checked, settings)
         skip = {r.loc[:-1] for r in refused}
-        found = refused + subject_refusals(job, settings, skip=skip)
+        found = refused + subject_refusals(checked, settings, skip=skip)
     if found:
         raise _invalid([r.as_error() for r in found])
     return job
@@ -82,7 +101,8 @@ async def submitted_job(request: Request):
     """The submit route's job: the body read here, checked off the event loop (``admit``)."""
     raw = await request.body()
     state = request.app.state
-    return await run_in_threadpool(admit, raw, state.settings, getattr(state, "job_adapter", None))
+    return await run_in_threadpool(admit, raw, state.settings, getattr(state, "job_adapter", None),
+                                   datasets=getattr(state, "datasets", None), caller=principal(request))
 
 
 # --------------------------------------------------------------------------- OpenAPI

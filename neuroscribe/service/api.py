@@ -16,6 +16,10 @@ time. Every route is a thin shell over the ``JobQueue`` interface (``service.que
 ``GET  /readyz``                         the queue answers (``queue.ping()``); else 503
 =======================================  ==================================================
 
+With an object store (``NEUROSCRIBE_ARTEFACTS_URL``, ``service.storage``) the job's committed files
+are fetched into ``ARTEFACTS/<id>/`` before ``/result`` (when offloaded) and ``/artefacts`` serve them
+(503 with ``Retry-After`` while the store does not answer); hidden names are never served.
+
 Errors are JSON ``{"detail": ...}``: 401 without the API key (when one is set), 404 for an
 unknown job (job ids are 32 hex characters) or file, 400 for a path that tries to leave the job's
 folder, 409 for a result not available yet, 422 for an invalid job (pydantic's errors; ``loc``
@@ -32,7 +36,8 @@ The API key (``api_key``) and the per-user keys (``keys``, ``service.auth``): ev
 ``rate_limiter`` answers 429 with ``Retry-After`` over a key's rate. Records carry a result summary;
 the result itself is ``/result`` only (``service.results``). ``Idempotency-Key``: refused empty
 (422), 409 when it was used for another body. Logs: ``service.logs``; operations routes (DELETE,
-dead letters, ``/metrics``): ``service.api_ops``.
+dead letters, ``/metrics``): ``service.api_ops``. Datasets (the packaged ones, and uploads that jobs
+name by sha256, with per-key quotas): ``service.api_data``.
 """
 
 import logging
@@ -49,13 +54,15 @@ from neuroscribe import __version__
 from neuroscribe.atlas.api import is_ui_path, router as atlas_router, ui_router
 from neuroscribe.jobs import AnyResult, JobStatus
 from neuroscribe.service import admission, auth, registry
-from neuroscribe.service.api_data import router as data_router
+from neuroscribe.service.api_data import DATASETS_PATH, router as data_router
+from neuroscribe.service.dataset_store import open_datasets
 from neuroscribe.service.api_ops import call_queue, router as ops_router
 from neuroscribe.service.logs import RequestLog
 from neuroscribe.service.metrics import ApiMetrics
 from neuroscribe.service.queue.base import IdempotencyConflict, JobNotFound, JobQueue, JobRecord
 from neuroscribe.service.limits import BodyLimit
 from neuroscribe.service.results import result_path
+from neuroscribe.service.storage import open_store, sync
 from neuroscribe.settings import Settings
 
 __all__ = ["create_app", "run_server", "JOB_ID_PATTERN"]
@@ -144,13 +151,30 @@ def _safe_artefact(root: Path, rel: str) -> Path:
     parts = rel.split("/")
     if any(p in ("..", ".") for p in parts):
         raise HTTPException(400, "artefact paths must not contain '.' or '..' segments")
+    if any(p.startswith(".") for p in parts):  # temporary files, the sync marker: not artefacts
+        raise HTTPException(404, f"no artefact {rel!r}")
     target = (root / rel).resolve()
     if not target.is_relative_to(root) or not target.is_file():
         raise HTTPException(404, f"no artefact {rel!r}")
     return target
 
 
+def _pull(request: Request, job_id: str) -> None:
+    """With an object store (``NEUROSCRIBE_ARTEFACTS_URL``), fetch the job's committed files into the
+    API's folder first (``storage.sync.pull``: only what changed); 503 when the store does not answer."""
+    store = request.app.state.artefact_store
+    if store is None:
+        return
+    try:
+        sync.pull(store, job_id, request.app.state.artefacts_dir / job_id)
+    except Exception as e:
+        log.warning("artefact store error for job %s: %r", job_id, e)
+        raise HTTPException(503, f"the artefact store is unavailable ({type(e).__name__}); retry later",
+                            headers={"Retry-After": "5"}) from None
+
+
 def _list_artefacts(root: Path) -> list[str]:
+    """The job's files; hidden names (temporary files, the sync marker) are not artefacts."""
     if not root.is_dir():
         return []
     out = []
@@ -158,6 +182,8 @@ def _list_artefacts(root: Path) -> list[str]:
         try:
             real = p.resolve()
         except OSError:
+            continue
+        if any(part.startswith(".") for part in p.relative_to(root).parts):
             continue
         if real.is_relative_to(root) and real.is_file():
             out.append(p.relative_to(root).as_posix())
@@ -179,7 +205,11 @@ def create_app(queue: JobQueue, *, artefacts_dir: Path | str, api_key: str | Non
     app.state.queue = queue
     app.state.artefacts_dir = Path(artefacts_dir).resolve()
     app.state.settings = settings if settings is not None else Settings()  # the policy and limits (admission)
-    app.add_middleware(BodyLimit, max_bytes=app.state.settings.max_body_bytes)  # 413 before any parsing
+    # artefacts in an object store: a job's committed files are fetched into artefacts_dir before they are served
+    app.state.artefact_store = open_store(app.state.settings) if app.state.settings.artefacts_url else None
+    app.state.datasets = open_datasets(app.state.settings, root=app.state.artefacts_dir)  # uploads (api_data)
+    app.add_middleware(BodyLimit, max_bytes=app.state.settings.max_body_bytes,  # 413 before any parsing
+                       paths={DATASETS_PATH: (app.state.settings.dataset_max_bytes, "NEUROSCRIBE_DATASET_MAX_BYTES")})
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.state.metrics = ApiMetrics(queue)
     app.state.atlas = atlas
@@ -260,6 +290,8 @@ def create_app(queue: JobQueue, *, artefacts_dir: Path | str, api_key: str | Non
         """The job's result, once it has succeeded."""
         rec = auth.visible(request, call_queue(q.get, job_id))
         text = call_queue(q.result, job_id) if rec.status == JobStatus.succeeded else None
+        if rec.status == JobStatus.succeeded and text is None:
+            _pull(request, job_id)
         stored = result_path(request.app.state.artefacts_dir, job_id)
         if rec.status == JobStatus.succeeded and text is None and stored.is_file():
             return FileResponse(stored, media_type="application/json")  # streamed from disk
@@ -274,6 +306,7 @@ def create_app(queue: JobQueue, *, artefacts_dir: Path | str, api_key: str | Non
     def list_artefacts(job_id: JobIdDep, q: QueueDep, root: ArtefactsDep, request: Request):
         """Relative paths of the job's files (empty until a stage writes some)."""
         auth.visible(request, call_queue(q.get, job_id))
+        _pull(request, job_id)
         return _list_artefacts(_artefact_root(root, job_id))
 
     @app.get("/v1/jobs/{job_id}/artefacts/{path:path}", tags=["artefacts"], response_class=FileResponse,
@@ -281,6 +314,7 @@ def create_app(queue: JobQueue, *, artefacts_dir: Path | str, api_key: str | Non
     def get_artefact(job_id: JobIdDep, path: str, q: QueueDep, root: ArtefactsDep, request: Request):
         """One file of the job's folder."""
         auth.visible(request, call_queue(q.get, job_id))
+        _pull(request, job_id)
         target = _safe_artefact(_artefact_root(root, job_id), path)
         if target.suffix.lower() in (".html", ".htm"):  # a job's page: shown, in a sandbox of its own origin
             return FileResponse(target, media_type="text/html", headers=_PAGE_HEADERS)

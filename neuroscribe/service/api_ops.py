@@ -22,6 +22,7 @@ from neuroscribe.service import auth, registry
 from neuroscribe.service.metrics import CONTENT_TYPE_LATEST
 from neuroscribe.service.queue.base import IdempotencyConflict, JobNotFinished, JobNotFound, JobQueue, JobRecord
 from neuroscribe.service.retention import remove_job
+from neuroscribe.service.storage import sync
 
 __all__ = ["router", "DeadLetterOut", "call_queue"]
 
@@ -78,6 +79,12 @@ def delete_job(job_id: str, request: Request, q: QueueDep) -> Response:
         raise HTTPException(404, f"no job {job_id!r} (job ids are 32 lowercase hex characters)")
     auth.visible(request, call_queue(q.get, job_id))
     call_queue(remove_job, q, request.app.state.artefacts_dir, job_id)
+    store = getattr(request.app.state, "artefact_store", None)
+    if store is not None:  # an object store: the job's objects too (the record is gone: a failure is logged)
+        try:
+            sync.forget(store, job_id)
+        except Exception as e:
+            log.warning("artefact store: could not delete job %s's objects: %r", job_id, e)
     log.info("job deleted", extra={"job_id": job_id})
     return Response(status_code=204)
 

@@ -19,7 +19,7 @@ from typing import Iterator
 
 from neuroscribe.errors import InvalidInput
 
-__all__ = ["atomic_output_dir", "write_json", "write_text", "csv_text", "check_output_dir", "RESULT_MARKER", "summary_tail"]
+__all__ = ["atomic_output_dir", "write_json", "write_text", "write_bytes_atomic", "csv_text", "check_output_dir", "RESULT_MARKER", "summary_tail"]
 
 RESULT_MARKER = "job.json"  # every result folder holds it; --force replaces only such folders
 
@@ -86,6 +86,20 @@ def atomic_output_dir(out: str | Path, *, force: bool = False) -> Iterator[Path]
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a unique temporary file beside it and a rename: a reader
+    sees the old file or the new one, never part of it, whoever else writes the same path."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def write_text(path: Path, text: str) -> None:

@@ -1,5 +1,5 @@
 """The ``neuroscribe`` command line: the service's commands (``serve``, ``worker``, ``submit``,
-``status``, ``wait``, ``result``), ``report DIR``, the atlas's ``index DIR...`` and ``ui``, and each job kind's own commands, registered
+``status``, ``wait``, ``result``), ``datasets upload|usage|delete`` (``service.cli_datasets``), ``report DIR``, the atlas's ``index DIR...`` and ``ui``, and each job kind's own commands, registered
 from ``service.registry`` (``service/<kind>/cli.py``).
 
 Bad input prints one line ``neuroscribe: error: --FLAG: PROBLEM`` and exits with code 2, before any
@@ -16,6 +16,7 @@ from neuroscribe.errors import InvalidInput
 from neuroscribe.service import registry
 from neuroscribe.service.cli_atlas import register as register_atlas
 from neuroscribe.service.cli_common import user_errors
+from neuroscribe.service.cli_datasets import register_datasets
 from neuroscribe.service.cli_service import register as register_service
 from neuroscribe.service.kinds import load_object
 
@@ -54,6 +55,7 @@ def build_cli() -> click.Group:
     group.add_command(report_cmd)
     register_atlas(group)
     submit = register_service(group)
+    register_datasets(group)
     for kind in registry.kinds().values():
         if kind.cli:
             load_object(kind.cli)(group, submit)

@@ -33,7 +33,7 @@ from pydantic import ValidationError
 from neuroscribe.errors import InvalidInput, NeuroscribeError
 
 __all__ = ["run_options", "apply_options", "doc", "fail", "validation_message", "validation_field", "user_errors", "as_field", "flag_for",
-           "error_line", "parse_layers", "silence_libraries", "MODEL_FIELDS"]
+           "error_line", "parse_layers", "silence_libraries", "dataset_ref", "local_job", "MODEL_FIELDS"]
 
 FieldTable = Mapping[str, Union[str, tuple[str, ...]]]
 
@@ -216,6 +216,36 @@ def parse_layers(values: tuple[str, ...]) -> tuple[int, ...] | None:
     if any(x < 0 for x in out):
         raise InvalidInput("layers", "layer numbers must be >= 0")
     return tuple(sorted(set(out)))
+
+
+def dataset_ref(value, **shaping):
+    """``--dataset sha256:HEX`` (and no such file): a dataset uploaded before (``neuroscribe datasets
+    upload``), as the job's ``DatasetRef``; None for a file. The options that shape a file's dataset
+    (``shaping``: parameter name -> set or not) are refused beside it: the upload fixed them."""
+    from neuroscribe.jobs.common import DatasetRef
+
+    text = str(value)
+    if not text.startswith("sha256:") or Path(text).exists():
+        return None
+    with as_field("dataset"):
+        ref = DatasetRef(sha256=text)
+    for name, given in shaping.items():
+        if given:
+            raise InvalidInput(name, f"is fixed when a dataset is uploaded, and --dataset {text[:19]}... names an "
+                                     "uploaded one: give it to `neuroscribe datasets upload` with the file instead")
+    return ref
+
+
+def local_job(job, command: str):
+    """``job`` for a run on this machine: a dataset uploaded to a server (``--dataset sha256:...``) is
+    refused naming the flag (only ``neuroscribe submit COMMAND`` can use it)."""
+    from neuroscribe.jobs.common import DatasetRef
+
+    if isinstance(getattr(job, "dataset", None), DatasetRef):
+        raise InvalidInput("dataset", f"sha256:{job.dataset.sha256} names a dataset uploaded to a server; "
+                                      f"`neuroscribe {command}` runs here: give the file, or `neuroscribe submit "
+                                      f"{command} --dataset sha256:...`")
+    return job
 
 
 def silence_libraries() -> None:

@@ -30,8 +30,11 @@ def register_ops(cli: click.Group, *, client, client_options, queue_option, arte
         from neuroscribe.service.queue import make_queue
         from neuroscribe.service.retention import collect, retention_of
 
+        from neuroscribe.service.storage import open_store
+
         s = Settings.from_env(queue_url=queue_url, artefacts=artefacts)
-        click.echo(collect(make_queue(s.queue_url, retention=retention_of(s)), s.artefacts).line())
+        store = open_store(s) if s.artefacts_url else None  # an object store: the removed jobs' objects too
+        click.echo(collect(make_queue(s.queue_url, retention=retention_of(s)), s.artefacts, store=store).line())
 
     @cli.command("delete")
     @click.argument("job_id")

@@ -26,7 +26,7 @@ from neuroscribe.service import registry
 from neuroscribe.service.cli_common import user_errors
 from neuroscribe.settings import DEFAULT_QUEUE, DEFAULT_URL, Settings
 
-__all__ = ["register", "submit_and_print", "submit_options"]
+__all__ = ["register", "submit_and_print", "submit_options", "client_options", "open_client"]
 
 
 def _queue_option(f):
@@ -60,6 +60,9 @@ def _client(url: str | None, api_key: str | None):
 
     s = Settings.from_env(url=url, api_key=api_key)
     return Client(s.url, api_key=s.api_key)
+
+
+client_options, open_client = _client_options, _client  # for the commands of other modules (cli_datasets)
 
 
 def _echo_record(rec) -> None:
@@ -121,7 +124,7 @@ def register(cli: click.Group) -> click.Group:
                          rate_limiter=RateLimiter(s.rate_limit, s.rate_burst), settings=s,
                          atlas=open_store(default_url(s)))
         if s.gc_interval_s > 0:
-            Collector(queue, s.artefacts, s.gc_interval_s).start()
+            Collector(queue, s.artefacts, s.gc_interval_s, store=app.state.artefact_store).start()
         run_server(app, host=s.host, port=s.port, log_config=None)
 
     @cli.group("submit")

@@ -9,6 +9,7 @@
         result = c.result(rec.id)           # an ExpertsResult
         for path in c.artefacts(rec.id):
             c.download(rec.id, path, "out/")
+        sha = c.upload_dataset(DatasetSpec(...))  # once; jobs then say dataset={"sha256": sha}
 
 Connection: by default the client opens its own ``httpx.Client`` (``timeout`` seconds per
 request), over ``transport`` when given (any ``httpx.BaseTransport``, e.g. ``httpx.MockTransport``).
@@ -31,6 +32,7 @@ Exceptions (every one a ``neuroscribe.errors.NeuroscribeError``)::
         Conflict                409: an Idempotency-Key used for another job, or delete() of a
                                 running job
         RateLimited             429: over the key's rate; .retry_after (seconds)
+        QuotaExceeded           upload_dataset(): 403 over the key's dataset quota, 413 too large
         ServiceUnavailable      503, or the server cannot be reached / does not answer in time
         JobFailed               the job ended failed or cancelled (wait(), result()); .record
         JobTimeout              wait() ran past its timeout; .record (the last one seen)
@@ -38,6 +40,7 @@ Exceptions (every one a ``neuroscribe.errors.NeuroscribeError``)::
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import time
@@ -60,7 +63,7 @@ except ImportError:  # pragma: no cover - depends on the environment
     _TRANSPORT_ERRORS = (httpx.TransportError,)
 
 __all__ = ["Client", "ClientError", "AuthError", "NotFound", "InvalidJob", "NotReady", "ServiceUnavailable",
-           "JobFailed", "JobTimeout", "Conflict", "RateLimited"]
+           "JobFailed", "JobTimeout", "Conflict", "RateLimited", "QuotaExceeded"]
 
 
 class ClientError(NeuroscribeError):
@@ -117,6 +120,10 @@ class RateLimited(ClientError):
     def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any):
         super().__init__(message, **kw)
         self.retry_after = retry_after
+
+
+class QuotaExceeded(ClientError):
+    """An upload refused for its size: 403 over the key's dataset quota, 413 over one dataset's limit."""
 
 
 class ServiceUnavailable(ClientError):
@@ -292,6 +299,31 @@ class Client:
             e.record = rec
             raise
         return parse_result(r.content)
+
+    def upload_dataset(self, dataset: BaseModel | dict, *, kind: str | None = None) -> str:
+        """Store ``dataset`` (a describe ``DatasetSpec``, a rank ``AttributeDataSpec``, or its JSON with
+        ``kind``) once; returns the sha256 a job then names: ``"dataset": {"sha256": sha}``."""
+        if isinstance(dataset, BaseModel):
+            kind = kind or {"DatasetSpec": "describe", "AttributeDataSpec": "rank"}.get(type(dataset).__name__)
+            dataset = dataset.model_dump(mode="json")
+        if kind not in ("describe", "rank"):
+            raise InvalidInput("kind", f"{kind!r} is not a dataset kind (describe, rank)")
+        body = json.dumps({"kind": kind, "dataset": dataset}, ensure_ascii=False, separators=(",", ":")).encode()
+        try:
+            r = self._request("POST", "/v1/datasets", content=body, headers={"Content-Type": "application/json"})
+        except ClientError as e:
+            if e.status_code in (403, 413):
+                raise QuotaExceeded(e.message, status_code=e.status_code, detail=e.detail) from None
+            raise
+        return r.json()["sha256"]
+
+    def dataset_usage(self) -> dict:
+        """This key's datasets (sha256, kind, rows, bytes, name), the bytes in use and the quota."""
+        return self._request("GET", "/v1/datasets/usage").json()
+
+    def delete_dataset(self, sha256: str) -> None:
+        """Forget a dataset this key uploaded; ``NotFound`` when it holds none by that hash."""
+        self._request("DELETE", "/v1/datasets/sha256:" + quote(sha256.removeprefix("sha256:"), safe=""))
 
     # ---------------------------------------------------------------- artefacts
     def artefacts(self, job_id: str) -> list[str]:

@@ -46,9 +46,12 @@ from pydantic import ValidationError
 
 from neuroscribe.errors import InvalidInput, NeuroscribeError
 from neuroscribe.service import policy
+from neuroscribe.service.dataset_store import resolve_dataset
 from neuroscribe.service.kinds import load_object
 from neuroscribe.service.limits import limit_refusals, text_refusals
 from neuroscribe.service.registry import parse_job
+from neuroscribe.service.results import offload
+from neuroscribe.service.storage import open_store, sync
 from neuroscribe.settings import Settings
 
 __all__ = ["StageContext", "Executor", "ExecutorError", "load_handlers", "DEFAULT_HANDLERS"]
@@ -67,7 +70,7 @@ class StageContext:
     attempt: int
     job: object
     handoff: dict | None
-    artefacts: Path  # this job's folder (shared between the stages' machines)
+    artefacts: Path  # this job's folder (shared between the stages' machines, or a local copy: service/storage/)
     settings: Settings = field(default_factory=Settings)  # the cache, device and keys of this worker
     state: dict = field(default_factory=dict)
     # None: the stage's delivery (a handler may split it: return {"handoff", "shards": [spec, ...]});
@@ -131,6 +134,7 @@ def _child_main(conn, handlers_spec: str, settings_json: str) -> None:
 
         runtime.configure(settings)
         handlers = load_handlers(handlers_spec)
+        open_store(settings)  # a store it cannot open (no s3fs for s3://) is refused before ready
     except BaseException as e:  # noqa: BLE001 - reported to the worker, which gives up with it
         if isinstance(e, InvalidInput):
             reason = e.message
@@ -170,6 +174,14 @@ def _run_one(msg: dict, handlers: dict, state: dict, settings: Settings, conn) -
     job_id = msg["job_id"]
     if not (len(job_id) == 32 and all(c in "0123456789abcdef" for c in job_id)):
         return {"type": "error", "reason": f"not a valid job id: {job_id!r}", "retry": False}
+    try:  # a dataset named by hash: read once here, checked against its hash; the handler sees it inline
+        job = resolve_dataset(job, settings)
+    except InvalidInput as e:
+        return {"type": "error", "reason": f"{e.field}: {e.message}", "retry": False, "user": True}
+    except Exception as e:  # noqa: BLE001 - the store did not answer (a full disk, a network share): retried
+        tb = traceback.format_exception_only(type(e), e)[-1].strip()
+        return {"type": "error", "reason": policy.redact_paths(f"reading the dataset: {tb}"), "retry": True,
+                "detail": tb}
     # the server's policy and limits again (the API checked them): a user error, never retried
     refused = text_refusals(msg["job"]) or limit_refusals(job, settings) or policy.refusals(job, settings)
     if refused:
@@ -181,10 +193,12 @@ def _run_one(msg: dict, handlers: dict, state: dict, settings: Settings, conn) -
                        report=lambda d, t=None, m=None: _send(conn, {"type": "progress", "done": d, "total": t,
                                                                      "message": m}))
     try:
+        sync.pull(open_store(settings), job_id, ctx.artefacts)  # the earlier stages' files, from the store
         out = handler(ctx)
         if not isinstance(out, dict) or not ({"handoff", "result"} & out.keys()):
             raise TypeError(f"handler for {stage!r} returned {type(out).__name__}, not a dict with handoff or result")
         json.dumps(out)  # JSON only on the wire
+        _publish(ctx, out)
     except InvalidInput as e:  # the reason reaches the client: no path of this machine in it (detail: the log's)
         return {"type": "error", "reason": policy.redact_paths(str(e)), "retry": False, "user": True,
                 "detail": str(e)}
@@ -192,6 +206,18 @@ def _run_one(msg: dict, handlers: dict, state: dict, settings: Settings, conn) -
         tb = traceback.format_exception_only(type(e), e)[-1].strip()
         return {"type": "error", "reason": policy.redact_paths(tb), "retry": True, "detail": tb}
     return {"type": "done", **out}
+
+
+def _publish(ctx: StageContext, out: dict) -> None:
+    """Publish the stage's files through the artefact store, before the worker is told ``done``
+    (nothing to do when the artefacts folder is the store); a result too large for the queue goes
+    with them as ``result.json`` (``results.offload``), for the API to serve."""
+    store = open_store(ctx.settings)
+    if sync.shares_folder(store, ctx.artefacts):
+        return
+    if out.get("result") is not None:
+        offload(ctx.settings.artefacts, ctx.job_id, out["result"], ctx.settings.result_inline_bytes)
+    sync.push(store, ctx.job_id, ctx.artefacts, sync.commit_name(ctx.stage, ctx.shard))
 
 
 class Executor:

@@ -28,21 +28,23 @@ from neuroscribe.settings import Settings
 __all__ = ["BodyLimit", "limit_refusals", "text_refusals", "too_large"]
 
 
-def too_large(size: int | None, max_bytes: int) -> dict:
+def too_large(size: int | None, max_bytes: int, setting: str = "NEUROSCRIBE_MAX_BODY_BYTES") -> dict:
     got = f"{size} bytes" if size is not None else f"more than {max_bytes} bytes"
     return {"detail": f"request body too large: {got}; this server accepts at most {max_bytes} bytes "
-                      f"(NEUROSCRIBE_MAX_BODY_BYTES)"}
+                      f"({setting})"}
 
 
 class BodyLimit:
-    """Answer 413 to any HTTP request whose body is over ``max_bytes`` (see the module docstring)."""
+    """Answer 413 to any HTTP request whose body is over ``max_bytes`` (see the module docstring);
+    ``paths``: another cap for a path, ``{path: (max_bytes, setting)}`` (dataset uploads)."""
 
-    def __init__(self, app, *, max_bytes: int):
+    def __init__(self, app, *, max_bytes: int, paths: dict[str, tuple[int, str]] | None = None):
         self.app = app
         self.max_bytes = max_bytes
+        self.paths = dict(paths or {})
 
-    async def _refuse(self, send, size: int | None) -> None:
-        body = json.dumps(too_large(size, self.max_bytes)).encode()
+    async def _refuse(self, send, size: int | None, cap: tuple[int, str]) -> None:
+        body = json.dumps(too_large(size, *cap)).encode()
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                                 (b"connection", b"close")]})
@@ -51,14 +53,15 @@ class BodyLimit:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE"):
             return await self.app(scope, receive, send)
+        cap = self.paths.get(scope["path"].rstrip("/"), (self.max_bytes, "NEUROSCRIBE_MAX_BODY_BYTES"))
         for name, value in scope["headers"]:
             if name == b"content-length":
                 try:
                     size = int(value)
                 except ValueError:
                     size = None
-                if size is None or size < 0 or size > self.max_bytes:
-                    return await self._refuse(send, size)
+                if size is None or size < 0 or size > cap[0]:
+                    return await self._refuse(send, size, cap)
         chunks, total = [], 0
         while True:
             message = await receive()
@@ -66,8 +69,8 @@ class BodyLimit:
                 return
             chunk = message.get("body", b"")
             total += len(chunk)
-            if total > self.max_bytes:
-                return await self._refuse(send, None)
+            if total > cap[0]:
+                return await self._refuse(send, None, cap)
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break

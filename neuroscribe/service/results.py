@@ -10,11 +10,10 @@ streams that file. Smaller results stay in the queue (one key per job, deleted w
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from neuroscribe.service import registry
+from neuroscribe.service.artefacts import write_bytes_atomic
 from neuroscribe.service.kinds import load_object
 
 __all__ = ["RESULT_FILE", "summarize", "generic_summary", "offload", "result_path"]
@@ -68,12 +67,5 @@ def offload(artefacts: Path, job_id: str, result: dict | None, inline_max: int) 
         return result
     target = result_path(artefacts, job_id)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{RESULT_FILE}.", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes_atomic(target, text.encode("utf-8"))
     return None

@@ -4,7 +4,8 @@ queue and to the jobs' folders; ``remove_job`` deletes one finished job (``DELET
 ``collect``: the queue's ``gc`` (finished jobs older than ``job_ttl_s``, stale index entries, dead
 letters older than ``dead_letter_ttl_s``; idempotency keys expire by themselves), then the folders
 ``ARTEFACTS/<id>/`` of the jobs it removed and of any job the queue no longer knows whose folder
-was last written more than ``job_ttl_s`` ago. ``neuroscribe gc`` runs it once; ``neuroscribe
+was last written more than ``job_ttl_s`` ago; with an object store (``store``), the removed
+jobs' objects too (``storage.sync.forget``). ``neuroscribe gc`` runs it once; ``neuroscribe
 serve`` every ``gc_interval_s`` (``Collector``, a daemon thread).
 """
 
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from neuroscribe.service.queue.base import JobNotFound, JobQueue, Retention
+from neuroscribe.service.storage import sync
 
 __all__ = ["collect", "remove_job", "Collected", "Collector", "retention_of"]
 
@@ -52,10 +54,15 @@ def remove_job(queue: JobQueue, artefacts: Path, job_id: str) -> None:
     _rmtree(Path(artefacts) / job_id)
 
 
-def collect(queue: JobQueue, artefacts: Path | None, now: float | None = None) -> Collected:
+def collect(queue: JobQueue, artefacts: Path | None, now: float | None = None, *, store=None) -> Collected:
     now = time.time() if now is None else now
     report = queue.gc(now)
     out = Collected(jobs=list(report.jobs), index_entries=report.index_entries, dead_letters=report.dead_letters)
+    for job_id in report.jobs if store is not None else ():
+        try:
+            sync.forget(store, job_id)
+        except Exception as e:  # the records are gone already: logged, the objects stay
+            log.warning("gc: could not delete job %s's objects from %s: %r", job_id, store.url, e)
     if artefacts is None or not Path(artefacts).is_dir():
         return out
     root = Path(artefacts)
@@ -74,15 +81,15 @@ def collect(queue: JobQueue, artefacts: Path | None, now: float | None = None) -
 class Collector(threading.Thread):
     """Runs ``collect`` every ``interval_s`` until ``stop()``; errors are logged, never raised."""
 
-    def __init__(self, queue: JobQueue, artefacts: Path | None, interval_s: float):
+    def __init__(self, queue: JobQueue, artefacts: Path | None, interval_s: float, *, store=None):
         super().__init__(name="neuroscribe-gc", daemon=True)
-        self.queue, self.artefacts, self.interval_s = queue, artefacts, interval_s
+        self.queue, self.artefacts, self.interval_s, self.store = queue, artefacts, interval_s, store
         self._stop_event = threading.Event()
 
     def run(self) -> None:
         while not self._stop_event.wait(self.interval_s):
             try:
-                done = collect(self.queue, self.artefacts)
+                done = collect(self.queue, self.artefacts, store=self.store)
                 log.info("gc: %s", done.line())
             except Exception as e:  # Redis down, a folder that cannot be removed: next time
                 log.warning("gc failed: %r", e)

@@ -463,7 +463,8 @@ def test_client_exception_tree():
         assert issubclass(exc, ClientError)
     assert issubclass(ClientError, NeuroscribeError) and issubclass(InvalidJob, InvalidInput)
     assert client_mod.__all__ == ["Client", "ClientError", "AuthError", "NotFound", "InvalidJob", "NotReady",
-                                  "ServiceUnavailable", "JobFailed", "JobTimeout", "Conflict", "RateLimited"]
+                                  "ServiceUnavailable", "JobFailed", "JobTimeout", "Conflict", "RateLimited",
+                                  "QuotaExceeded"]
 
 
 def test_client_submit_model_status_list_cancel(client):

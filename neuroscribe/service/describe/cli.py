@@ -11,11 +11,12 @@ from neuroscribe.jobs.describe import VocabularySpec
 from neuroscribe.errors import InvalidInput
 from neuroscribe.jobs import DescribeJob, GeneratorSpec, Pooling, SubjectModelSpec
 from neuroscribe.service.cli_atlas import index_after_run
-from neuroscribe.service.cli_common import apply_options, run_options, MODEL_FIELDS, as_field, doc as _doc, parse_layers, silence_libraries, user_errors
+from neuroscribe.service.cli_common import apply_options, run_options, MODEL_FIELDS, as_field, dataset_ref, doc as _doc, local_job, parse_layers, silence_libraries, user_errors
 from neuroscribe.service.cli_service import submit_and_print, submit_options
 from neuroscribe.settings import Settings
 
-__all__ = ["register", "describe_job_options", "build_describe_job", "parse_label_names", "DESCRIBE_FIELDS"]
+__all__ = ["register", "describe_job_options", "build_describe_job", "load_describe_dataset", "parse_label_names",
+           "DESCRIBE_FIELDS"]
 
 # an error's field (of DescribeJob, or of a check) -> the option it comes from, where the names differ
 # (a field named like its option, e.g. threshold, ks, text_col, needs no entry): see cli_common.user_errors
@@ -50,7 +51,8 @@ _OPTIONS = [
     click.option("--dataset", "dataset", type=click.Path(path_type=Path), required=True, metavar="FILE",
                  help="Sentences to describe: .txt (one per line; 'TEXT<TAB>LABEL' lines carry labels, as in the "
                       "sentiment files), .tsv, .csv or .jsonl (columns named by --text-col / --label-col); or "
-                      "'amazon', the packaged 1,000 Amazon review sentences (labels 1=positive, 0=negative)."),
+                      "'amazon', the packaged 1,000 Amazon review sentences (labels 1=positive, 0=negative). "
+                      "`submit describe` also takes sha256:HEX, a dataset uploaded with `neuroscribe datasets upload`."),
     click.option("--text-col", default=None,
                  help="Column (tsv/csv) or key (jsonl) of the text [default: text]. Not for .txt files or "
                       "'amazon', whose columns are fixed."),
@@ -118,11 +120,9 @@ def build_describe_job(*, model, revision, dataset, text_col, label_col, label_n
                        token_evidence=True) -> DescribeJob:
     """The ``DescribeJob`` of the command line; every error names its field, before any model runs.
     ``text_col`` / ``label_col``: None when not given (a .txt file or 'amazon' takes neither)."""
-    from neuroscribe.service.describe.dataset import load_dataset_spec
-
-    names = parse_label_names(label_names)
-    data = load_dataset_spec(dataset, text_col=text_col, label_col=label_col, label_names=names)
-    data = data.model_copy(update={"label_word_match": label_word_match})
+    data = dataset_ref(dataset, text_col=text_col, label_col=label_col, label_names=label_names,
+                       label_word_match=not label_word_match) or load_describe_dataset(
+        dataset, text_col=text_col, label_col=label_col, label_names=label_names, label_word_match=label_word_match)
     # the specs as dicts: the job validates them, so an error names its path (model.batch_size...)
     subject = dict(name=model, revision=revision, site=site, pooling=pooling, layers=parse_layers(layers),
                    batch_size=batch_size, max_length=max_length, device=device, trust_remote_code=trust_remote_code)
@@ -137,6 +137,15 @@ def build_describe_job(*, model, revision, dataset, text_col, label_col, label_n
                        min_valid=min_valid, min_valid_fraction=min_valid_fraction, verify_fdr=verify_fdr,
                        samples=samples, min_votes=min_votes, retries=retries, explain_units=explain_units,
                        detection_sentences=detection_sentences, token_evidence=token_evidence, **extra)
+
+
+def load_describe_dataset(dataset, *, text_col=None, label_col=None, label_names=(), label_word_match=True):
+    """The ``DatasetSpec`` of ``--dataset FILE`` and the options that shape it (job or upload)."""
+    from neuroscribe.service.describe.dataset import load_dataset_spec
+
+    data = load_dataset_spec(dataset, text_col=text_col, label_col=label_col,
+                             label_names=parse_label_names(tuple(label_names)))
+    return data.model_copy(update={"label_word_match": label_word_match})
 
 
 def register(cli: click.Group, submit: click.Group) -> None:
@@ -161,7 +170,7 @@ def register(cli: click.Group, submit: click.Group) -> None:
 
         if quiet:
             silence_libraries()
-        job = build_describe_job(**options)
+        job = local_job(build_describe_job(**options), "describe")
         settings = Settings.from_env(cache_dir=cache_dir)
         run_describe_job(job, out, force=force, progress=not quiet, settings=settings)
         index_after_run(out, settings, quiet)
@@ -172,6 +181,7 @@ def register(cli: click.Group, submit: click.Group) -> None:
     @user_errors(fields=DESCRIBE_FIELDS)
     def submit_describe_cmd(url, api_key, idempotency_key, wait_, **options):
         """Submit a describe job: the same options as `neuroscribe describe`, run by the service's
-        workers (generate -> cluster -> activate -> analyse -> explain). The sentences travel inside the job.
+        workers (generate -> cluster -> activate -> analyse -> explain). The sentences travel inside the job,
+        or --dataset sha256:HEX names a dataset uploaded before (`neuroscribe datasets upload`).
         Prints the job id (and, with --wait, waits for the result)."""
         submit_and_print(build_describe_job(**options), url, api_key, idempotency_key, wait_)

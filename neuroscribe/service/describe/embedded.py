@@ -45,7 +45,7 @@ def run_describe_job(job: DescribeJob, out: str | Path, *, force: bool = False, 
     log(f"exemplars: top {job.top_k_percent:g}% of {n} sentences per unit ({spec.site}, {spec.pooling.value} pooling)")
     log(f"loading subject model {spec.name}" + (f"@{spec.revision}" if spec.revision else ""))
     subject = runtime.load_subject(spec, settings)
-    exemplars = exemplars_stage(job, subject, vocab, progress=progress)
+    exemplars = exemplars_stage(job, subject, vocab, progress=progress, window=max(1, settings.exemplar_window))
     from neuroscribe.workers.describe.calibration_sample import calibration_sample
     from neuroscribe.workers.describe.explanations import explain_stage
     from neuroscribe.workers.describe.token_evidence import token_evidence_stage

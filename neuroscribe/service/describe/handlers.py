@@ -6,7 +6,8 @@ whole files only):
     <job>/stage/descriptors.json      (generate: descriptors of every sentence)
     <job>/stage/vocabulary.json       (cluster: vocabulary, per-sentence names, the halves)
     <job>/stage/exemplars/            (activate: exemplar rows and responses per unit, the calibration sample,
-                                       the token evidence: token_evidence.npz/.json)
+                                       the token evidence: token_evidence.npz/.json; in shards of
+                                       sentences when the worker's settings say so: activate.py)
     <job>/stage/analysis.json         (analyse: the DescribeResult without explanations)
     <job>/result/                     (explain: explanations scored on the held-out half, docs/methods.md#b7,
                                        then the result folder, as `neuroscribe describe` writes it)
@@ -15,12 +16,11 @@ whole files only):
 from __future__ import annotations
 
 import json
-import os
-import shutil
 
 from neuroscribe import __version__
 from neuroscribe.service import runtime
 from neuroscribe.service.artefacts import atomic_output_dir, write_json
+from neuroscribe.service.describe.activate import activate
 from neuroscribe.service.describe.files import write_describe_files
 from neuroscribe.service.executor import StageContext
 
@@ -70,34 +70,6 @@ def cluster(ctx: StageContext) -> dict:
     n_names = len(set(v.vocabulary.mapping.values()))
     ctx.progress(1, 1, f"{n_names} vocabulary names")
     return {"handoff": {"vocabulary": f"{STAGE_DIR}/vocabulary.json", "n_names": n_names}}
-
-
-def activate(ctx: StageContext) -> dict:
-    """Streaming top-k% exemplars of every unit, over the dataset and each half."""
-    from neuroscribe.workers.describe.stages import VocabularyArtefact, exemplars_stage
-    v = VocabularyArtefact.from_json(_read(ctx, "vocabulary.json"))
-    subject = runtime.load_subject(ctx.job.model, ctx.settings, ctx.state)
-    n = len(ctx.job.dataset.texts)
-    ctx.progress(0, n, "capturing responses")
-    ex = exemplars_stage(ctx.job, subject, v, progress=False)
-    from neuroscribe.workers.describe.calibration_sample import calibration_sample
-
-    sample = calibration_sample(ctx.job, subject, v.halves)  # contrast for the explanations (None: not asked)
-    from neuroscribe.workers.describe.token_evidence import token_evidence_stage
-
-    evidence = token_evidence_stage(ctx.job, subject, ex, progress=False)  # the model is loaded here only
-    final = ctx.artefacts / STAGE_DIR / "exemplars"
-    tmp = final.with_name(f".exemplars.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    ex.save(tmp)
-    if sample is not None:
-        sample.save(tmp)
-    if evidence is not None:
-        evidence.save(tmp)
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
-    ctx.progress(n, n, f"{ex.rows.shape[0]} units, {ex.k} exemplars each")
-    return {"handoff": {"exemplars": f"{STAGE_DIR}/exemplars", "k": ex.k}}
 
 
 def analyse(ctx: StageContext) -> dict:

@@ -10,13 +10,13 @@ import click
 from neuroscribe.errors import InvalidInput
 from neuroscribe.jobs import Pooling, RankJob, SubjectModelSpec
 from neuroscribe.service.cli_atlas import index_after_run
-from neuroscribe.service.cli_common import apply_options, run_options, MODEL_FIELDS, as_field, doc as _doc, silence_libraries, user_errors
+from neuroscribe.service.cli_common import apply_options, run_options, MODEL_FIELDS, as_field, dataset_ref, doc as _doc, local_job, silence_libraries, user_errors
 from neuroscribe.service.cli_service import submit_and_print, submit_options
 from neuroscribe.settings import Settings
 from neuroscribe.jobs.rank import METHODS, InterventionSpec, ProbingSpec, RankingSpec
 from neuroscribe.service.describe.cli import parse_label_names
 
-__all__ = ["register", "rank_job_options", "build_rank_job", "parse_label_map", "RANK_FIELDS"]
+__all__ = ["register", "rank_job_options", "build_rank_job", "load_rank_dataset", "parse_label_map", "RANK_FIELDS"]
 
 # an error's field (of RankJob, or of a check) -> the option it comes from, where the names differ
 # (a field named like its option, e.g. layer, ks, methods, needs no entry): see cli_common.user_errors
@@ -56,7 +56,8 @@ _OPTIONS = [
     click.option("--revision", default=None, help=_doc(SubjectModelSpec, "revision")),
     click.option("--dataset", type=click.Path(path_type=Path), required=True, metavar="FILE",
                  help="Labelled examples: .tsv, .csv or .jsonl with a text and a label column, .txt with "
-                      "'TEXT<TAB>LABEL' lines, or 'amazon' (the packaged sentiment sentences)."),
+                      "'TEXT<TAB>LABEL' lines, or 'amazon' (the packaged sentiment sentences). `submit rank` also "
+                      "takes sha256:HEX, a dataset uploaded with `neuroscribe datasets upload --kind rank`."),
     click.option("--text-col", default=None,
                  help="Column (tsv/csv) or key (jsonl) of the text [default: text]. Not for .txt files or "
                       "'amazon', whose columns are fixed."),
@@ -117,14 +118,9 @@ def build_rank_job(*, model, revision, dataset, text_col, label_col, word_col, l
     """The ``RankJob`` of the command line; every error names its field, before any model runs.
     ``text_col`` / ``label_col`` / ``word_col``: None when not given (text / label for tables; a
     .txt file or 'amazon' takes none)."""
-    from neuroscribe.workers.rank.attributes import load_attribute_data
-
-    data = load_attribute_data(dataset, text_col=text_col, label_col=label_col, word_col=word_col)
-    extra = {"continuations": parse_label_map(continuations, "continuations"),
-             "label_texts": parse_label_map(label_texts, "label_texts"),
-             "label_names": parse_label_names(tuple(label_names)) or None}
-    with as_field("dataset"):  # dataset.continuations, dataset.label_texts...
-        data = type(data)(**{**data.model_dump(), **{k: v for k, v in extra.items() if v is not None}})
+    shaping = dict(text_col=text_col, label_col=label_col, word_col=word_col, continuations=continuations,
+                   label_texts=label_texts, label_names=label_names)
+    data = dataset_ref(dataset, **shaping) or load_rank_dataset(dataset, **shaping)
     # the specs as dicts: the job validates them, so an error names its path (interventions.n_random...)
     subject = dict(name=model, revision=revision, site=site, pooling=pooling, batch_size=batch_size,
                    max_length=max_length, device=device, trust_remote_code=trust_remote_code)
@@ -142,6 +138,19 @@ def build_rank_job(*, model, revision, dataset, text_col, label_col, word_col, l
                    rank_fraction=None if same_examples else rank_fraction,
                    probing=dict(probe=probe, seeds=seeds), interventions=spec, seed=seed,
                    ranking=dict(linear_tol=linear_tol, linear_max_iter=linear_max_iter, stability=stability), **extra_k)
+
+
+def load_rank_dataset(dataset, *, text_col=None, label_col=None, word_col=None, continuations=(), label_texts=(),
+                      label_names=()):
+    """The ``AttributeDataSpec`` of ``--dataset FILE`` and the options that shape it (job or upload)."""
+    from neuroscribe.workers.rank.attributes import load_attribute_data
+
+    data = load_attribute_data(dataset, text_col=text_col, label_col=label_col, word_col=word_col)
+    extra = {"continuations": parse_label_map(continuations, "continuations"),
+             "label_texts": parse_label_map(label_texts, "label_texts"),
+             "label_names": parse_label_names(tuple(label_names)) or None}
+    with as_field("dataset"):  # dataset.continuations, dataset.label_texts...
+        return type(data)(**{**data.model_dump(), **{k: v for k, v in extra.items() if v is not None}})
 
 
 def register(cli: click.Group, submit: click.Group) -> None:
@@ -163,7 +172,8 @@ def register(cli: click.Group, submit: click.Group) -> None:
         if quiet:
             silence_libraries()
         settings = Settings.from_env()
-        run_rank_job(build_rank_job(**options), out, force=force, progress=not quiet, settings=settings)
+        run_rank_job(local_job(build_rank_job(**options), "rank"), out, force=force, progress=not quiet,
+                     settings=settings)
         index_after_run(out, settings, quiet)
 
     @submit.command("rank")
@@ -172,5 +182,6 @@ def register(cli: click.Group, submit: click.Group) -> None:
     @user_errors(fields=RANK_FIELDS)
     def submit_rank_cmd(url, api_key, idempotency_key, wait_, **options):
         """Submit a rank job: the same options as `neuroscribe rank`, run by the service's workers
-        (activate -> analyse). The examples travel inside the job. Prints the job id."""
+        (activate -> analyse). The examples travel inside the job, or --dataset sha256:HEX names a dataset
+        uploaded before (`neuroscribe datasets upload --kind rank`). Prints the job id."""
         submit_and_print(build_rank_job(**options), url, api_key, idempotency_key, wait_)

@@ -23,6 +23,12 @@ entries do not), lays them out (active units, k + most candidates of one unit), 
 largest per row with ``np.partition``: no Python loop over units, and never more than k + b rows
 per unit held. Rows must be in [0, 2**32) and no row may come twice (overlapping chunks are
 rejected). ``bench/bench_exemplars.py`` measures it against the dense approach.
+
+Merging: the top k of a union of disjoint rows is the top k of the union of each part's top k, so
+trackers fed different rows (shards of a dataset, in one shared row numbering) merge exactly:
+``TopKExemplars.candidates`` (also with fewer than k rows seen) and ``merge_candidates``, which
+re-encodes (row, value) into the same keys (a decoded -0.0 is +0.0 and NaN the one NaN code, so
+the keys are the originals) and keeps the k largest.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ import numpy as np
 
 from neuroscribe.errors import InvalidInput
 
-__all__ = ["n_exemplars", "TopKExemplars", "dense_topk", "row_chunks", "top_exemplars"]
+__all__ = ["n_exemplars", "TopKExemplars", "dense_topk", "merge_candidates", "row_chunks", "top_exemplars"]
 
 _INF = 0x7F800000  # float32 +inf bit pattern: codes of non-NaN values lie in [-_INF, _INF]
 _NAN_CODE = -_INF - 1  # below -inf
@@ -271,6 +277,60 @@ class TopKExemplars:
             raise InvalidInput("k", f"{self.k} exemplars per unit asked, but only {self.rows_seen} rows were given")
         keys = np.sort(self._buf, axis=1)[:, ::-1]
         return _decode(keys)
+
+    def candidates(self) -> tuple[np.ndarray, np.ndarray]:
+        """What ``result`` gives, also with fewer than k rows seen: (indices, values), each
+        (units, min(k, rows_seen)), best first. Candidates of disjoint rows merge exactly
+        (``merge_candidates``)."""
+        keys = np.sort(self._buf, axis=1)[:, ::-1][:, : min(self.k, self.rows_seen)]
+        return _decode(keys)
+
+
+# --------------------------------------------------------------------------- merging
+
+
+def _encode(rows: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """The keys of (row, value) pairs (``_decode`` inverts it for values it produced)."""
+    return ((_codes(values).astype(np.int64) + _SHIFT).astype(np.uint64) << np.uint64(32)) | (
+        _ROW_MASK - rows).astype(np.uint64)
+
+
+def merge_candidates(parts: Iterable[tuple[np.ndarray, np.ndarray]], k: int,
+                     slab: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """The k best of the union of ``parts``: (indices (units, m_i) int64, values (units, m_i)
+    float32) per part, e.g. ``TopKExemplars.candidates`` of trackers fed disjoint rows, each part's
+    rows in one shared numbering. The order is the tracker's (larger value first, then the lower
+    row; NaN last), so merging the candidates of disjoint chunks gives what one tracker fed every
+    chunk gives, in any order of the parts. Needs at least k candidates per unit in all, and no
+    row twice for a unit (disjoint parts). ``slab`` units at a time bound the temporaries."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise InvalidInput("k", f"must be an integer >= 1, got {k!r}")
+    keys = None
+    for i, (rows, values) in enumerate(parts):
+        rows, values = np.asarray(rows), np.asarray(values)
+        if (rows.ndim != 2 or rows.shape != values.shape or rows.dtype.kind not in "iu"
+                or values.dtype not in (np.float16, np.float32)):
+            raise InvalidInput(f"parts.{i}", f"need integer rows and float32 values of one (units, m) shape, got "
+                                             f"{rows.dtype} {rows.shape} and {values.dtype} {values.shape}")
+        if rows.size and (rows.min() < 0 or rows.max() >= _ROWS):
+            raise InvalidInput(f"parts.{i}", "rows outside [0, 2**32)")
+        if keys is not None and rows.shape[0] != keys.shape[0]:
+            raise InvalidInput(f"parts.{i}", f"has {rows.shape[0]} units, expected {keys.shape[0]}")
+        if keys is None:
+            keys = np.zeros((rows.shape[0], 0), np.uint64)
+        merged = np.empty((keys.shape[0], min(k, keys.shape[1] + rows.shape[1])), np.uint64)
+        for s in range(0, keys.shape[0], slab):
+            both = np.concatenate([keys[s:s + slab], _encode(rows[s:s + slab], values[s:s + slab])], axis=1)
+            width = both.shape[1] - merged.shape[1]
+            if width > 0:
+                both.partition(width, axis=1)  # the k largest keys at [width:]
+            merged[s:s + slab] = np.sort(both[:, width:], axis=1)[:, ::-1]
+        if (merged.shape[1] > 1 and (merged[:, 1:] == merged[:, :-1]).any()):
+            raise InvalidInput(f"parts.{i}", "the same (row, value) comes twice for a unit: the parts overlap")
+        keys = merged
+    if keys is None or keys.shape[1] < k:
+        raise InvalidInput("k", f"{k} exemplars per unit asked, but the parts hold {0 if keys is None else keys.shape[1]}")
+    return _decode(keys)
 
 
 # --------------------------------------------------------------------------- reference and helpers

@@ -41,8 +41,8 @@ from neuroscribe.workers.describe.descriptions import assign, exemplar_hubs, min
 from neuroscribe.workers.describe.descriptors import generate_descriptors
 from neuroscribe.workers.describe.intervals import BOOTSTRAP, CONFIDENCE, difference_intervals, pr_intervals
 from neuroscribe.workers.describe.heldout import held_out_verification, rare_label_warnings
-from neuroscribe.workers.describe.exemplar_stream import (QUANTILE_METHOD, ExemplarsArtefact, first_occurrences,
-                                                          firing_rule, occurrences)
+from neuroscribe.workers.describe.exemplar_stream import (QUANTILE_METHOD, WINDOW, ExemplarsArtefact,
+                                                          first_occurrences, firing_rule, occurrences)
 from neuroscribe.workers.describe.artefacts import DescriptorsArtefact, VocabularyArtefact, vote
 from neuroscribe.workers.describe.vocabulary import Vocabulary, build_vocabulary
 
@@ -138,24 +138,35 @@ def vocabulary_stage(job: DescribeJob, descriptors: DescriptorsArtefact, embed=N
     return VocabularyArtefact(vocab, sets, halves)
 
 
-def exemplars_stage(job: DescribeJob, subject, vocab: VocabularyArtefact, *, window: int = 2048,
-                    progress: bool = True) -> ExemplarsArtefact:
-    from neuroscribe.workers.describe.exemplar_stream import stream_exemplars
-
+def exemplars_options(job: DescribeJob, subject, vocab: VocabularyArtefact, *, window: int = WINDOW) -> dict:
+    """The options of ``stream_exemplars`` (and of its shards, ``exemplar_shards``) for ``job``."""
     spec = job.model
-    rule = firing_rule(subject.model_type, spec.site)
-    ex = stream_exemplars(subject, job.dataset.texts, top_percent=job.top_k_percent,
-                          halves=[np.asarray(h) for h in vocab.halves], site=spec.site, pooling=spec.pooling.value,
-                          layers=spec.layers, batch_size=spec.batch_size, max_length=spec.max_length, window=window,
-                          rule=rule, keep_half=1 if len(vocab.halves) == 2 else None, progress=progress)
+    return dict(top_percent=job.top_k_percent, halves=[np.asarray(h) for h in vocab.halves], site=spec.site,
+                pooling=spec.pooling.value, layers=spec.layers, batch_size=spec.batch_size,
+                max_length=spec.max_length, window=window, rule=firing_rule(subject.model_type, spec.site),
+                keep_half=1 if len(vocab.halves) == 2 else None)
+
+
+def exemplars_artefact(job: DescribeJob, subject, ex) -> ExemplarsArtefact:
+    """The stage's artefact of streamed (or merged) exemplars ``ex``, with the subject's provenance."""
     from neuroscribe.workers.activations.sites import get_site
 
+    spec = job.model
     info = {"model_id": subject.model_id, "revision": subject.revision, "weight_sha256": subject.weight_sha256,
             "model_type": subject.model_type, "site": get_site(subject.model_type, spec.site).name,
             "pooling": spec.pooling.value, "environment": subject.environment(), "n_saturated": ex.n_saturated,
-            "firing_rule": rule}
+            "firing_rule": firing_rule(subject.model_type, spec.site)}
     return ExemplarsArtefact(ex.layers, ex.units_per_layer, ex.k, ex.rows, ex.values, ex.halves, info, ex.firing,
                              ex.heldout, ex.summary)
+
+
+def exemplars_stage(job: DescribeJob, subject, vocab: VocabularyArtefact, *, window: int = WINDOW,
+                    progress: bool = True) -> ExemplarsArtefact:
+    from neuroscribe.workers.describe.exemplar_stream import stream_exemplars
+
+    ex = stream_exemplars(subject, job.dataset.texts, progress=progress,
+                          **exemplars_options(job, subject, vocab, window=window))
+    return exemplars_artefact(job, subject, ex)
 
 
 def vocabulary_warnings(v: Vocabulary) -> list[str]:
