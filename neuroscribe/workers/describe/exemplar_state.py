@@ -43,6 +43,17 @@ FORMAT = 1  # of the saved shard
 _NPZ, _JSON = "exemplar_shard.npz", "exemplar_shard.json"
 
 
+def _savez_fast(path: Path, arrays: dict) -> None:
+    """An ``.npz`` (``np.load`` reads it) deflated at level 1: at MiniLM's 9,216 units the default level 6
+    of ``np.savez_compressed`` took 3.3 s of a 2,048-sentence shard's 9.4 s, level 1 a fraction of it."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+        for name, arr in arrays.items():
+            with zf.open(f"{name}.npy", "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, np.asanyarray(arr), allow_pickle=False)
+
+
 @dataclass
 class StreamedExemplars:
     """Exemplar rows (global, distinct texts) and responses per unit; units are layer-major: unit
@@ -174,7 +185,7 @@ class ExemplarShard:
             arrays[f"set{i}_rows"], arrays[f"set{i}_values"] = r, v
         if self.kept is not None:
             arrays["kept"] = self.kept
-        np.savez_compressed(directory / _NPZ, **arrays)
+        _savez_fast(directory / _NPZ, arrays)
         (directory / _JSON).write_text(json.dumps(self.meta(), indent=1), encoding="utf-8")
 
     @staticmethod
