@@ -193,7 +193,8 @@ def _run_one(msg: dict, handlers: dict, state: dict, settings: Settings, conn) -
                        report=lambda d, t=None, m=None: _send(conn, {"type": "progress", "done": d, "total": t,
                                                                      "message": m}))
     try:
-        sync.pull(open_store(settings), job_id, ctx.artefacts)  # the earlier stages' files, from the store
+        sibling = stage if ctx.shard and ctx.shard.get("id") != "reduce" else None  # a shard: not its siblings'
+        sync.pull(open_store(settings), job_id, ctx.artefacts, shard_of=sibling)  # the earlier stages' files
         out = handler(ctx)
         if not isinstance(out, dict) or not ({"handoff", "result"} & out.keys()):
             raise TypeError(f"handler for {stage!r} returned {type(out).__name__}, not a dict with handoff or result")

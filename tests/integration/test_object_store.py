@@ -359,6 +359,8 @@ def test_files_a_later_stage_deletes_are_not_fetched_again_and_concurrent_shards
     sync.push(store, JOB, b, sync.commit_name("activate", {"id": "0000"}))
     _write(c, {"stage/shards/activate/0001/s.npz": b"shard 1"})  # pulled before shard 0 committed
     sync.push(store, JOB, c, sync.commit_name("activate", {"id": "0001"}))
+    sibling = tmp_path / "S" / JOB  # a third shard, pulling now: the earlier stages, not its siblings' states
+    assert sync.pull(store, JOB, sibling, shard_of="activate").keys() == {"stage/vocabulary.json"}
     sync.pull(store, JOB, d)  # the reduce: both shards' states, then it deletes them
     assert _tree(d).keys() == {"stage/vocabulary.json", "stage/shards/activate/0000/s.npz",
                                "stage/shards/activate/0001/s.npz"}
@@ -368,3 +370,52 @@ def test_files_a_later_stage_deletes_are_not_fetched_again_and_concurrent_shards
     sync.push(store, JOB, d, sync.commit_name("activate", {"id": "reduce"}))
     e = tmp_path / "E" / JOB  # the next stage fetches the merge, not the shards
     assert sync.pull(store, JOB, e).keys() == {"stage/vocabulary.json", "stage/exemplars/e.npz"}
+
+
+def test_a_sharded_activate_stage_across_three_roots_gives_the_embedded_result(describe_job, endpoint, tmp_path,
+                                                                             monkeypatch):
+    """The activate stage split into 3 shards (shard rows 8, windows of 8: 20 sentences), the split, each
+    shard and the reduce on different roots, through one s3:// URL: the result equals the embedded run's,
+    the reduce's commit lists the shard states as removed, and later stages never fetch them."""
+    from neuroscribe.jobs import DescribeJob
+    from neuroscribe.service.describe.embedded import run_describe_job
+    from neuroscribe.service.queue import InMemoryQueue
+    from neuroscribe.settings import Settings
+
+    s3_env(monkeypatch)
+    job, model = describe_job
+    url = f"s3://{make_bucket(endpoint)}/neuroscribe"
+
+    def settings_of(root):
+        return Settings.build(artefacts=root, cache_dir=tmp_path / "cache", models=(model,), artefacts_url=url,
+                              s3_endpoint_url=endpoint, shard_rows=8, exemplar_window=8)
+
+    a, b, c = tmp_path / "rootA", tmp_path / "rootB", tmp_path / "rootC"
+    q = InMemoryQueue(lease_s=60.0, max_attempts=1)
+    rec = q.submit(job)
+    plan = [("generate", a), ("cluster", b), ("activate", a),  # the split
+            ("activate", b), ("activate", c), ("activate", a),  # shards 0000, 0001, 0002
+            ("activate", b), ("analyse", c), ("explain", a)]  # the reduce, then the rest
+    _run_stages(q, plan, settings_of)
+    done = q.get(rec.id)
+    assert done.status.value == "succeeded", done.error
+    assert done.progress["activate"].message.startswith("3 of 3 shards committed")
+    store = ObjectStore(url, endpoint_url=endpoint)
+    reduce = json.loads(store.read_bytes(f"jobs/{rec.id}/commits/activate.reduce.json"))
+    assert reduce["removed"] and all(p.startswith("stage/shards/activate/") for p in reduce["removed"])
+    assert {p.split("/")[3] for p in reduce["removed"]} == {"0000", "0001", "0002"}
+    # once the reduce removed the shard states, every later pull deletes a copy's own (unchanged) ones
+    # too, and none is fetched or published again
+    for root in (a, b, c):
+        assert not list((root / rec.id).rglob("exemplar_shard.npz")), root.name
+    later = [json.loads(store.read_bytes(f"jobs/{rec.id}/commits/{s}.json")) for s in ("analyse", "explain")]
+    assert not [f["path"] for commit in later for f in commit["files"] if f["path"].startswith("stage/shards/")]
+
+    embedded = run_describe_job(DescribeJob.model_validate(job), tmp_path / "embedded", progress=False,
+                                log=lambda _m: None,
+                                settings=Settings.build(cache_dir=tmp_path / "cache", exemplar_window=8))
+    served = json.loads((a / rec.id / "result" / "descriptions.json").read_text())
+    want = embedded.model_dump(mode="json")
+    for d in (served, want):
+        d["provenance"].pop("created_at")
+    assert served == want

@@ -132,6 +132,20 @@ def read_commits(store: ArtefactStore, job_id: str) -> list[Commit]:
     return sorted(out, key=lambda c: (c.seq, c.name))
 
 
+def _removed(commits: list[Commit]) -> dict[str, str]:
+    """Paths a commit removed and no later one wrote again: path -> the sha256 it had before."""
+    files: dict[str, _File] = {}
+    gone: dict[str, str] = {}
+    for c in commits:
+        for path in c.removed:
+            if path in files:
+                gone[path] = files.pop(path).sha256
+        for f in c.files:
+            files[f.path] = f
+            gone.pop(f.path, None)
+    return gone
+
+
 def _effective(commits: list[Commit]) -> dict[str, _File]:
     files: dict[str, _File] = {}
     for c in commits:
@@ -207,17 +221,27 @@ def _local_files(local_dir: Path) -> list[tuple[str, Path]]:
 # ---------------------------------------------------------------- pull, push, forget
 
 
-def pull(store: ArtefactStore, job_id: str, local_dir: Path) -> dict[str, str]:
-    """Fetch into ``local_dir`` every file the job's commits list; ``{path: sha256}`` of them."""
+def pull(store: ArtefactStore, job_id: str, local_dir: Path, *, shard_of: str | None = None) -> dict[str, str]:
+    """Fetch into ``local_dir`` every file the job's commits list; ``{path: sha256}`` of them.
+    ``shard_of`` (a stage): the caller runs one shard of it, which needs none of its sibling shards'
+    commits (``STAGE.<id>``: only the reduce reads them)."""
     local_dir = Path(local_dir)
     if shares_folder(store, local_dir):
         return {}
-    files = _effective(read_commits(store, job_id))
+    commits = read_commits(store, job_id)
+    if shard_of:
+        commits = [c for c in commits if not c.name.startswith(f"{shard_of}.")]
+    files = _effective(commits)
     if not files:
         return {}
     local_dir.mkdir(parents=True, exist_ok=True)
     root = local_dir.resolve()
     known = _load_marker(local_dir)
+    for path, sha in _removed(commits).items():  # a later stage deleted them: so does this copy,
+        target = local_dir / path  # unless changed here since (then it is this folder's own file)
+        if _known_sha(target, known.get(path)) == sha and target.resolve().is_relative_to(root):
+            target.unlink(missing_ok=True)
+            known.pop(path, None)
     try:
         for path, f in files.items():
             target = local_dir / path
