@@ -19,7 +19,7 @@ from typing import Iterator
 
 from neuroscribe.errors import InvalidInput
 
-__all__ = ["atomic_output_dir", "write_json", "write_text", "write_bytes_atomic", "csv_text", "check_output_dir", "RESULT_MARKER", "summary_tail"]
+__all__ = ["atomic_output_dir", "current_umask", "write_json", "write_text", "write_bytes_atomic", "csv_text", "check_output_dir", "RESULT_MARKER", "summary_tail"]
 
 RESULT_MARKER = "job.json"  # every result folder holds it; --force replaces only such folders
 
@@ -52,7 +52,8 @@ def check_output_dir(out: str | Path, *, force: bool) -> Path:
     return out
 
 
-def _umask() -> int:
+def current_umask() -> int:
+    """The process's umask (read without changing it for longer than the call)."""
     mask = os.umask(0)
     os.umask(mask)
     return mask
@@ -68,7 +69,7 @@ def atomic_output_dir(out: str | Path, *, force: bool = False) -> Iterator[Path]
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     except OSError as e:
         raise InvalidInput("out", f"cannot create {out}: {e.strerror or e}") from None
-    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private; a result folder is an ordinary folder
+    os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes it private; a result folder is an ordinary folder
     try:
         yield tmp
         old = None

@@ -21,24 +21,18 @@ import shutil
 from pathlib import Path
 
 from neuroscribe.service import runtime
+from neuroscribe.service.describe.stage_files import STAGE_DIR, read_stage_json
 from neuroscribe.service.executor import StageContext
 
 __all__ = ["activate", "SHARD_DIR"]
 
-STAGE_DIR = "stage"
 SHARD_DIR = f"{STAGE_DIR}/shards/activate"
 
 
 def _vocabulary(ctx: StageContext):
-    import json
-
     from neuroscribe.workers.describe.stages import VocabularyArtefact
 
-    path = ctx.artefacts / STAGE_DIR / "vocabulary.json"
-    try:
-        return VocabularyArtefact.from_json(json.loads(path.read_text(encoding="utf-8")))
-    except FileNotFoundError:
-        raise RuntimeError(f"an earlier stage's file is missing: {path}") from None
+    return VocabularyArtefact.from_json(read_stage_json(ctx, "vocabulary.json"))
 
 
 def _publish(tmp: Path, final: Path) -> None:

@@ -15,27 +15,17 @@ whole files only):
 
 from __future__ import annotations
 
-import json
-
 from neuroscribe import __version__
 from neuroscribe.service import runtime
 from neuroscribe.service.artefacts import atomic_output_dir, write_json
 from neuroscribe.service.describe.activate import activate
 from neuroscribe.service.describe.files import write_describe_files
+from neuroscribe.service.describe.stage_files import STAGE_DIR, read_stage_json
 from neuroscribe.service.executor import StageContext
 
 __all__ = ["HANDLERS", "generate", "cluster", "activate", "analyse", "explain"]
 
-STAGE_DIR = "stage"
 RESULT_DIR = "result"
-
-
-def _read(ctx: StageContext, name: str) -> dict:
-    path = ctx.artefacts / STAGE_DIR / name
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RuntimeError(f"an earlier stage's file is missing: {path}") from None
 
 
 def generate(ctx: StageContext) -> dict:
@@ -58,7 +48,7 @@ def cluster(ctx: StageContext) -> dict:
     """The vocabulary (sentence-transformers + HDBSCAN) and the split in halves."""
     from neuroscribe.workers.describe.stages import DescriptorsArtefact, vocabulary_stage
 
-    d = DescriptorsArtefact.from_json(_read(ctx, "descriptors.json"))
+    d = DescriptorsArtefact.from_json(read_stage_json(ctx, "descriptors.json"))
     ctx.progress(0, 1, "clustering descriptors")
     embed = ctx.state.get("embedder")
     if embed is None:
@@ -77,8 +67,8 @@ def analyse(ctx: StageContext) -> dict:
     from neuroscribe.workers.describe.stages import DescriptorsArtefact, ExemplarsArtefact, VocabularyArtefact, analysis_stage
 
     job = ctx.job
-    d = DescriptorsArtefact.from_json(_read(ctx, "descriptors.json"))
-    v = VocabularyArtefact.from_json(_read(ctx, "vocabulary.json"))
+    d = DescriptorsArtefact.from_json(read_stage_json(ctx, "descriptors.json"))
+    v = VocabularyArtefact.from_json(read_stage_json(ctx, "vocabulary.json"))
     ex = ExemplarsArtefact.load(ctx.artefacts / STAGE_DIR / "exemplars")
     ctx.progress(0, 1, "assigning descriptors")
     result = analysis_stage(job, d, v, ex, neuroscribe_version=__version__)
@@ -96,9 +86,9 @@ def explain(ctx: StageContext) -> dict:
     from neuroscribe.workers.describe.token_evidence import TokenEvidence
 
     job = ctx.job
-    d = DescriptorsArtefact.from_json(_read(ctx, "descriptors.json"))
-    v = VocabularyArtefact.from_json(_read(ctx, "vocabulary.json"))
-    result = DescribeResult.model_validate(_read(ctx, "analysis.json"))
+    d = DescriptorsArtefact.from_json(read_stage_json(ctx, "descriptors.json"))
+    v = VocabularyArtefact.from_json(read_stage_json(ctx, "vocabulary.json"))
+    result = DescribeResult.model_validate(read_stage_json(ctx, "analysis.json"))
     if job.explain_units:
         from neuroscribe.workers.describe.explanations import explain_stage
 

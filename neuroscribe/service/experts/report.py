@@ -17,7 +17,7 @@ from pathlib import Path
 
 from neuroscribe.errors import InvalidInput
 from neuroscribe.jobs import ExpertsResult
-from neuroscribe.service.artefacts import write_text
+from neuroscribe.service.artefacts import current_umask, write_text
 from neuroscribe.service.experts.glance import experts_glance
 from neuroscribe.service.report.folder import read_result
 from neuroscribe.service.report.glance import glance_section
@@ -53,7 +53,7 @@ def write_report(result_dir: str | Path, result: ExpertsResult | None = None) ->
     final = root / REPORT_DIR
     try:
         sections = [s for s in (build(result, tmp) for build in SECTIONS) if s is not None]
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private
+        os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes it private
         if final.exists():
             shutil.rmtree(final)
         os.rename(tmp, final)
@@ -85,9 +85,3 @@ def _relocate(section, tmp: Path, final: Path):
     figs = tuple(replace(f, png=final / f.png.relative_to(tmp), csv=final / f.csv.relative_to(tmp)) for f in section.figures)
     files = tuple(f.replace(tmp.name + "/", REPORT_DIR + "/", 1) for f in section.files)
     return replace(section, figures=figs, files=files)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

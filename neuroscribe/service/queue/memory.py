@@ -56,7 +56,7 @@ class InMemoryQueue(JobQueue):
     def __init__(self, *, lease_s: float = 30.0, max_attempts: int = 3, retention: Retention | None = None,
                  max_shards_in_flight: int = 4):
         self.max_shards_in_flight = max(1, int(max_shards_in_flight))
-        self._shards: dict[tuple[str, str], dict] = {}  # (job, stage) -> total, out, wait, job, handoff
+        self._shards: dict[str, dict[str, dict]] = {}  # job -> stage -> total, out, wait, job, handoff
         self.lease_s = float(lease_s)
         self.max_attempts = int(max_attempts)
         self.retention = retention or Retention()
@@ -219,7 +219,7 @@ class InMemoryQueue(JobQueue):
                 self._finish(rec, JobStatus.cancelled, error="cancelled before it started")
             return None  # dropped: a cancelled job never starts
         payload = json.loads(msg.data)
-        sid, st = shard_id(payload), self._shards.get((msg.job_id, msg.stage))
+        sid, st = shard_id(payload), self._shards.get(msg.job_id, {}).get(msg.stage)
         if sid and (st is None or sid in st["out"]):
             return None  # a duplicate of a committed shard (or of a reduce whose split is gone): dropped
         if sid == REDUCE:
@@ -345,7 +345,7 @@ class InMemoryQueue(JobQueue):
 
     def _view(self, rec: JobRecord) -> JobRecord:
         out = rec.model_copy(deep=True)
-        split = {stage: (len(st["out"]), st["total"]) for (j, stage), st in self._shards.items() if j == rec.id}
+        split = {stage: (len(st["out"]), st["total"]) for stage, st in self._shards.get(rec.id, {}).items()}
         if split:
             out.progress = merged_progress(out.progress, split)
         return out
@@ -354,15 +354,15 @@ class InMemoryQueue(JobQueue):
         job = json.loads(m.data)["job"]
         bodies = shard_payloads(job, handoff, shards)
         k = self.max_shards_in_flight
-        self._shards[(m.job_id, m.stage)] = {"total": len(bodies), "out": {}, "wait": deque(bodies[k:]), "job": job,
-                                             "handoff": handoff}
+        self._shards.setdefault(m.job_id, {})[m.stage] = {"total": len(bodies), "out": {}, "wait": deque(bodies[k:]),
+                                                          "job": job, "handoff": handoff}
         for body in bodies[:k]:
             self._enqueue(m.job_id, m.stage, body)
         rec.status, rec.attempts, rec.updated_at = JobStatus.queued, 0, time.time()
         return True
 
     def _commit_shard(self, rec: JobRecord, m: _Msg, sid: str, output) -> bool:
-        st = self._shards.get((m.job_id, m.stage))
+        st = self._shards.get(m.job_id, {}).get(m.stage)
         if st is None or sid in st["out"]:
             return False  # committed before
         st["out"][sid] = output
@@ -375,8 +375,7 @@ class InMemoryQueue(JobQueue):
         return True
 
     def _forget(self, job_id: str) -> None:
-        for key in [k for k in self._shards if k[0] == job_id]:
-            del self._shards[key]
+        self._shards.pop(job_id, None)
         del self._jobs[job_id]
         self._results.pop(job_id, None)
         for scope, (jid, _, _) in list(self._idem.items()):

@@ -90,8 +90,12 @@ class RedisQueue(RedisLifecycle, JobQueue):
     def _shwait(self, job_id: str, stage: str) -> str:
         return f"{self.prefix}:shwait:{job_id}:{stage}"
 
-    def _shard_keys(self, job_id: str) -> list[str]:
-        return [k for stage in all_stages() for k in (self._shout(job_id, stage), self._shwait(job_id, stage))]
+    def _shred(self, job_id: str, stage: str) -> str:
+        return f"{self.prefix}:shred:{job_id}:{stage}"
+
+    def _shard_keys(self, job_id: str, stages=None) -> list[str]:
+        return [k for stage in (stages or all_stages())
+                for k in (self._shout(job_id, stage), self._shwait(job_id, stage), self._shred(job_id, stage))]
 
     def _group(self, stage: str) -> None:
         if stage in self._groups:
@@ -241,23 +245,23 @@ class RedisQueue(RedisLifecycle, JobQueue):
             return self._complete_split(delivery, sid, handoff, shards)
         ok = self._complete(delivery, handoff, result, summary)
         if ok and sid == REDUCE:
-            self.r.delete(self._shout(delivery.job_id, delivery.stage), self._shwait(delivery.job_id, delivery.stage))
+            self.r.delete(*self._shard_keys(delivery.job_id, [delivery.stage]))
         return ok
 
     def _complete_split(self, d: Delivery, sid: str, handoff, shards) -> bool:
         """Split an ordinary delivery into shards, or commit a shard (``shards.py``)."""
-        keys = [self._stream(d.stage), self._job(d.job_id), self._shout(d.job_id, d.stage),
-                self._shwait(d.job_id, d.stage)]
+        keys = [self._stream(d.stage), self._job(d.job_id), *self._shard_keys(d.job_id, [d.stage])]
         head = [GROUP, d.delivery_id, d.consumer, repr(time.time()), d.stage]
         if shards is not None:
             shards = check_shards(shards)
             if sid:
                 raise QueueError(f"shards: a shard ({sid}) cannot split its stage again")
             bodies = shard_payloads(d.payload["job"], handoff, shards)
-            got = self._scripts["SPLIT"](keys=keys, args=head + [self.max_shards_in_flight, len(bodies), *bodies])
-        else:
-            body = reduce_payload(d.payload["job"], d.payload.get("handoff"), int(d.shard.get("of", 0)))
-            got = self._scripts["SHARD_DONE"](keys=keys, args=head + [sid, json.dumps(handoff), body])
+            reduce = reduce_payload(d.payload["job"], handoff, len(bodies))
+            got = self._scripts["SPLIT"](keys=keys, args=head + [self.max_shards_in_flight, len(bodies), reduce,
+                                                                 *bodies])
+        else:  # the reduce's body was kept at the split: a shard's commit sends its output only
+            got = self._scripts["SHARD_DONE"](keys=keys, args=head + [sid, json.dumps(handoff)])
         return int(got) == 1
 
     def _complete(self, delivery: Delivery, handoff, result, summary) -> bool:

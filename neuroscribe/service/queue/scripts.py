@@ -7,7 +7,7 @@ zset of ids by creation time, ``P:jobs:u:OWNER`` the same per owner, ``P:idem:SC
 (expires; SCOPE hashes the owner and the key), ``P:s:STAGE`` stream (group ``workers``; fields job, data, failures), ``P:delayed:STAGE`` zset
 of retries by due time (ms), ``P:dead:STAGE`` dead-letter stream (job, stage, reason, data); a split
 stage (``shards.py``): ``P:shout:ID:STAGE`` hash shard id -> output, ``P:shwait:ID:STAGE`` list of the
-shard bodies not yet in the stream, and the job hash's ``shards:STAGE`` / ``shards_done:STAGE`` counts.
+shard bodies not yet in the stream, ``P:shred:ID:STAGE`` the reduce's body, and the job hash's ``shards:STAGE`` / ``shards_done:STAGE`` counts.
 """
 
 # KEYS: job hash, jobs zset, idem key (or ""), stream, owner's jobs zset (or "")
@@ -67,15 +67,17 @@ redis.call('HSET', KEYS[2], 'status', 'queued', 'updated_at', ARGV[5])
 return 1
 """
 
-# Split a stage into shards (queue/shards.py). KEYS: stream, job hash, shard outputs hash, waiting list
-# ARGV: group, id, consumer, now, this stage, shards in flight, total, then one body per shard
+# Split a stage into shards (queue/shards.py). KEYS: stream, job hash, shard outputs hash, waiting list,
+# reduce body. ARGV: group, id, consumer, now, this stage, shards in flight, total, the reduce's body (kept
+# for the last commit), then one body per shard
 SPLIT = _OWNER + _ACK + """
 if redis.call('HGET', KEYS[2], 'stage') ~= ARGV[5] then return 0 end
 local job = redis.call('HGET', KEYS[2], 'id')
 redis.call('DEL', KEYS[3], KEYS[4])
+redis.call('SET', KEYS[5], ARGV[8])
 local k = tonumber(ARGV[6])
-for i = 8, #ARGV do
-  if i - 8 < k then
+for i = 9, #ARGV do
+  if i - 9 < k then
     redis.call('XADD', KEYS[1], '*', 'job', job, 'data', ARGV[i], 'failures', 0)
   else
     redis.call('RPUSH', KEYS[4], ARGV[i])
@@ -87,8 +89,8 @@ return 1
 """
 
 # Commit one shard: its output kept once (HSETNX), the next waiting shard let in, and the reduce
-# queued by the commit that completes the count. KEYS: stream, job hash, shard outputs hash, waiting list
-# ARGV: group, id, consumer, now, this stage, shard id, output, reduce body
+# queued by the commit that completes the count. KEYS: stream, job hash, shard outputs hash, waiting list,
+# reduce body. ARGV: group, id, consumer, now, this stage, shard id, output
 SHARD_DONE = _OWNER + _ACK + """
 if redis.call('HGET', KEYS[2], 'stage') ~= ARGV[5] then return 0 end
 if redis.call('HSETNX', KEYS[3], ARGV[6], ARGV[7]) == 0 then return 0 end  -- committed before
@@ -98,7 +100,7 @@ if nxt then redis.call('XADD', KEYS[1], '*', 'job', job, 'data', nxt, 'failures'
 local done = redis.call('HLEN', KEYS[3])
 redis.call('HSET', KEYS[2], 'shards_done:' .. ARGV[5], done, 'updated_at', ARGV[4])
 if done == tonumber(redis.call('HGET', KEYS[2], 'shards:' .. ARGV[5])) then
-  redis.call('XADD', KEYS[1], '*', 'job', job, 'data', ARGV[8], 'failures', 0)
+  redis.call('XADD', KEYS[1], '*', 'job', job, 'data', redis.call('GET', KEYS[5]), 'failures', 0)
   redis.call('HSET', KEYS[2], 'status', 'queued')
 end
 return 1

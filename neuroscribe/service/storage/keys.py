@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from neuroscribe.errors import InvalidInput
 
-__all__ = ["check_key", "check_prefix", "join", "MAX_KEY"]
+__all__ = ["check_key", "check_prefix", "MAX_KEY"]
 
 MAX_KEY = 1024
 
@@ -42,8 +42,3 @@ def check_prefix(prefix, *, field: str = "prefix") -> str:
     if isinstance(prefix, str) and prefix.endswith("/") and len(prefix) > 1:
         prefix = prefix[:-1]
     return check_key(prefix, field=field)
-
-
-def join(*parts: str) -> str:
-    """Keys joined with '/' (each part checked)."""
-    return check_key("/".join(parts))

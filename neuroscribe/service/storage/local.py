@@ -14,16 +14,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from neuroscribe.service.artefacts import current_umask
 from neuroscribe.service.storage.base import ArtefactStore
 from neuroscribe.service.storage.keys import check_key, check_prefix
 
 __all__ = ["LocalStore"]
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 class LocalStore(ArtefactStore):
@@ -61,7 +56,7 @@ class LocalStore(ArtefactStore):
                 fill(f)
                 f.flush()
                 os.fsync(f.fileno())
-            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; an artefact is an ordinary file
+            os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes it private; an artefact is an ordinary file
             os.replace(tmp, target)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

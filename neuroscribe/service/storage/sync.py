@@ -132,8 +132,9 @@ def read_commits(store: ArtefactStore, job_id: str) -> list[Commit]:
     return sorted(out, key=lambda c: (c.seq, c.name))
 
 
-def _removed(commits: list[Commit]) -> dict[str, str]:
-    """Paths a commit removed and no later one wrote again: path -> the sha256 it had before."""
+def _effective(commits: list[Commit]) -> tuple[dict[str, _File], dict[str, str]]:
+    """What the commits hold, applied in order: path -> file, and the paths a commit removed and no
+    later one wrote again -> the sha256 they had before."""
     files: dict[str, _File] = {}
     gone: dict[str, str] = {}
     for c in commits:
@@ -143,17 +144,7 @@ def _removed(commits: list[Commit]) -> dict[str, str]:
         for f in c.files:
             files[f.path] = f
             gone.pop(f.path, None)
-    return gone
-
-
-def _effective(commits: list[Commit]) -> dict[str, _File]:
-    files: dict[str, _File] = {}
-    for c in commits:
-        for path in c.removed:
-            files.pop(path, None)
-        for f in c.files:
-            files[f.path] = f
-    return files
+    return files, gone
 
 
 # ---------------------------------------------------------------- the local folder
@@ -231,13 +222,13 @@ def pull(store: ArtefactStore, job_id: str, local_dir: Path, *, shard_of: str | 
     commits = read_commits(store, job_id)
     if shard_of:
         commits = [c for c in commits if not c.name.startswith(f"{shard_of}.")]
-    files = _effective(commits)
+    files, gone = _effective(commits)
     if not files:
         return {}
     local_dir.mkdir(parents=True, exist_ok=True)
     root = local_dir.resolve()
     known = _load_marker(local_dir)
-    for path, sha in _removed(commits).items():  # a later stage deleted them: so does this copy,
+    for path, sha in gone.items():  # a later stage deleted them: so does this copy,
         target = local_dir / path  # unless changed here since (then it is this folder's own file)
         if _known_sha(target, known.get(path)) == sha and target.resolve().is_relative_to(root):
             target.unlink(missing_ok=True)
@@ -280,7 +271,7 @@ def push(store: ArtefactStore, job_id: str, local_dir: Path, stage: str) -> list
     if shares_folder(store, local_dir):
         return []
     others = [c for c in read_commits(store, job_id) if c.name != name]
-    committed = _effective(others)
+    committed, _ = _effective(others)
     known = _load_marker(local_dir) if local_dir.is_dir() else {}
     entries = []
     for rel, path in _local_files(local_dir) if local_dir.is_dir() else ():

@@ -11,7 +11,7 @@ row) and ``exemplar_shards`` (one state per shard of rows, merged in any order).
   and the kept half's block of responses; ``shard()`` exports them as an ``ExemplarShard``.
 * ``ExemplarShard``: per set its candidates (global rows and values, best first, min(k, rows of the
   set seen) of them), the histogram counts, the moments, the saturation count, the kept half's
-  responses of its rows. ``save`` / ``load``: ``exemplar_shard.npz`` (compressed, no pickle) and
+  responses of its rows. ``save`` / ``load``: ``exemplar_shard.npz`` (deflated, no pickle) and
   ``exemplar_shard.json``.
 * ``merge_shards``: checks that the shards are of one job and tile the rows exactly, adds counts and
   sums, merges the candidates in the trackers' total order (``exemplars.merge_candidates``), and
@@ -46,8 +46,6 @@ _NPZ, _JSON = "exemplar_shard.npz", "exemplar_shard.json"
 def _savez_fast(path: Path, arrays: dict) -> None:
     """An ``.npz`` (``np.load`` reads it) deflated at level 1: at MiniLM's 9,216 units the default level 6
     of ``np.savez_compressed`` took 3.3 s of a 2,048-sentence shard's 9.4 s, level 1 a fraction of it."""
-    import zipfile
-
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
         for name, arr in arrays.items():
             with zf.open(f"{name}.npy", "w", force_zip64=True) as f:
